@@ -1,0 +1,93 @@
+"""Training throughput of the demo configuration: the real data pipeline vs the compute-only limit.
+
+Measured in one run on the same model and batch:
+
+- ``pipeline``: sample quadruplets from a decoded synthetic collection, gather the frames,
+  convert to float, forward + backward + SGD step (what ``tcdn train`` does per step);
+- ``compute``: the same step on a random tensor already in memory.
+
+Prints steps/s of each and their ratio (the target is >= 0.9). Run: ``make bench`` or
+``python benchmarks/bench_train.py [--steps N] [--image-size S]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+from tcdn.data.samplers import QuadrupletSampler
+from tcdn.data.synthetic import SyntheticConfig, generate
+from tcdn.data.video import load_frames
+from tcdn.losses import QuadrupletLoss
+from tcdn.pipeline import DEMO_SIZE, demo_train_config
+from tcdn.train import channel_mean, model_from_config, to_input
+
+
+def _time_steps(step, n: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        step()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        step()
+    return n / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=10, help="timed steps per mode (default: 10)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    cfg = demo_train_config(steps=1, seed=0).resolved()
+    batch = cfg.batch_size or 40
+    with tempfile.TemporaryDirectory() as tmp:
+        generate(tmp, SyntheticConfig(), progress=False)
+        frames = load_frames(tmp, size=DEMO_SIZE, progress=False)
+    torch.manual_seed(0)
+    model = model_from_config(cfg)
+    loss_fn = QuadrupletLoss(cfg.margin or 0.5)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+    sampler = QuadrupletSampler(frames.lengths, window=cfg.window, far=cfg.far, seed=0)
+    mean = channel_mean(frames.frames)
+    fixed = torch.randn(4 * batch, 3, DEMO_SIZE, DEMO_SIZE)
+
+    def train_on(x: torch.Tensor) -> None:
+        emb = model(x).view(4, batch, -1)
+        loss = loss_fn(*emb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def pipeline_step() -> None:
+        idx = sampler.sample(batch)
+        train_on(to_input(frames.frames[idx.T.reshape(-1)], mean))
+
+    def data_only() -> None:
+        idx = sampler.sample(batch)
+        to_input(frames.frames[idx.T.reshape(-1)], mean)
+
+    # Interleave the modes so that drift of the machine's speed hits both alike.
+    rates: dict[str, list[float]] = {"pipeline": [], "compute": [], "data": []}
+    for _ in range(3):
+        rates["compute"].append(_time_steps(lambda: train_on(fixed), args.steps))
+        rates["pipeline"].append(_time_steps(pipeline_step, args.steps))
+        rates["data"].append(_time_steps(data_only, args.steps * 10))
+    med = {k: float(np.median(v)) for k, v in rates.items()}
+    print(f"demo configuration: AlexNet {DEMO_SIZE}x{DEMO_SIZE}, {batch} quadruplets = {4 * batch} frames/step, "
+          f"{torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(f"compute-only (tensor in memory): {med['compute']:8.3f} steps/s  ({med['compute'] * batch:7.1f} tuples/s)")
+    print(f"real data pipeline             : {med['pipeline']:8.3f} steps/s  ({med['pipeline'] * batch:7.1f} tuples/s)")
+    print(f"data alone (sample+gather+float): {med['data']:8.1f} batches/s ({med['data'] * 4 * batch:9.0f} frames/s)")
+    print(f"ratio pipeline / compute-only  : {med['pipeline'] / med['compute']:8.3f}  (target >= 0.9)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+"""Tuple samplers for temporal-coherence training (SPEC §2).
+
+A sampler sees a collection only through the lengths of its videos (frames of video ``v`` are
+the global rows ``offsets[v] .. offsets[v + 1] - 1``) and returns global frame indices. It owns a
+seeded :class:`numpy.random.Generator`, so a run is reproducible whatever loads the frames, and
+its state can be saved in a checkpoint and restored.
+
+- :class:`QuadrupletSampler` for Lq: ``(q, p, f, o) = (V_i[t], V_i[t + w], V_i[t + n], V_j[t'])``.
+- :class:`PairSampler` for Ls: ``(V_i[t], V_i[t + w])`` with ``y = 1`` or ``(V_i[t], V_j[t'])`` with ``y = 0``.
+
+In the MU view ("more unsupervised", SPEC §2) the videos are concatenated in a seeded random
+order into one long stream; positives may straddle the join of two videos and negatives are any
+frame farther than ``n`` (Lq) or ``w`` (Ls) from the query.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from tcdn.errors import TcdnError
+
+log = logging.getLogger(__name__)
+
+
+class _TupleSampler:
+    """Shared machinery: video lengths, usable videos, the generator and its state."""
+
+    #: how far past the query the tuple reaches, as a function of the video; set by subclasses
+    min_length: int = 2
+
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        *,
+        reach: int,
+        seed: int = 0,
+        mu: bool = False,
+        names: Sequence[str] | None = None,
+    ) -> None:
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        if self.lengths.ndim != 1 or len(self.lengths) == 0:
+            raise TcdnError("a sampler needs at least one video")
+        self.offsets = np.concatenate([[0], np.cumsum(self.lengths)])
+        self.names = list(names) if names is not None else [f"video {i}" for i in range(len(self.lengths))]
+        self.reach = int(reach)
+        self.mu = bool(mu)
+        self.seed = int(seed)
+        self.rng = np.random.default_rng(seed)
+        self.n_frames = int(self.offsets[-1])
+
+        if self.mu:
+            order = np.random.default_rng([self.seed, 1]).permutation(len(self.lengths))
+            self.stream = np.concatenate([np.arange(self.offsets[v], self.offsets[v + 1]) for v in order])
+            if self.n_frames < 2 * self.reach + 2:
+                raise TcdnError(
+                    f"the MU stream has {self.n_frames} frames, too few for tuples reaching {self.reach} frames "
+                    "ahead with a negative outside that window: add videos or lower --far"
+                )
+            return
+
+        short = np.flatnonzero(self.lengths < self.min_length)
+        for v in short:
+            log.warning(
+                "skipping %s: %d frame(s), fewer than the %d a tuple needs",
+                self.names[v],
+                self.lengths[v],
+                self.min_length,
+            )
+        self.usable = np.flatnonzero(self.lengths >= self.min_length)
+        if len(self.usable) == 0:
+            raise TcdnError(
+                f"no video has the {self.min_length} frames a tuple needs "
+                f"(longest: {int(self.lengths.max())} frames): use longer videos"
+            )
+        if np.count_nonzero(self.lengths) < 2:
+            only = self.names[int(np.argmax(self.lengths))]
+            raise TcdnError(
+                f"the collection holds one video with frames ({only}), so no negative (a frame of another "
+                "video) exists: add videos, or pass --mu to treat the video as one untrimmed stream"
+            )
+        # Reach of each video: clamp to what the video has (SPEC §2).
+        self.video_reach = np.minimum(self.reach, self.lengths - 1)
+        clamped = np.flatnonzero((self.video_reach < self.reach) & (self.lengths >= self.min_length))
+        self.n_clamped = len(clamped)
+        if self.n_clamped:
+            log.warning(
+                "%d of %d videos are shorter than %d frames: their far frame is clamped to the last frame "
+                "(e.g. %s, %d frames)",
+                self.n_clamped,
+                len(self.lengths),
+                self.reach + 1,
+                self.names[clamped[0]],
+                self.lengths[clamped[0]],
+            )
+
+    # -- state -------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"seed": self.seed, "bit_generator": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if int(state["seed"]) != self.seed:
+            raise TcdnError(f"sampler state was saved with seed {state['seed']}, this run uses {self.seed}")
+        self.rng.bit_generator.state = state["bit_generator"]
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _queries(self, batch: int, reach: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
+        """Pick ``batch`` query frames: a usable video uniformly, then a start ``t`` with ``t + reach`` inside it.
+
+        Returns the global index of the query and the video of each query.
+        """
+        videos = self.usable[self.rng.integers(0, len(self.usable), size=batch)]
+        span = self.lengths[videos] - (reach[videos] if isinstance(reach, np.ndarray) else reach)
+        t = (self.rng.random(batch) * span).astype(np.int64)
+        return self.offsets[videos] + t, videos
+
+    def _negatives_other_video(self, videos: np.ndarray) -> np.ndarray:
+        """A frame drawn uniformly over all frames of the collection outside each query's video."""
+        lo, n = self.offsets[videos], self.lengths[videos]
+        r = (self.rng.random(len(videos)) * (self.n_frames - n)).astype(np.int64)
+        return np.where(r < lo, r, r + n)
+
+    def _mu_queries(self, batch: int, reach: int) -> np.ndarray:
+        """Positions in the MU stream of ``batch`` queries with ``pos + reach`` inside the stream."""
+        return self.rng.integers(0, self.n_frames - reach, size=batch)
+
+    def _mu_negatives(self, pos: np.ndarray, window: int) -> np.ndarray:
+        """Stream positions uniformly outside ``[pos - window, pos + window]``."""
+        lo = np.maximum(pos - window, 0)
+        hi = np.minimum(pos + window, self.n_frames - 1)
+        excluded = hi - lo + 1
+        r = (self.rng.random(len(pos)) * (self.n_frames - excluded)).astype(np.int64)
+        return np.where(r < lo, r, r + excluded)
+
+
+class QuadrupletSampler(_TupleSampler):
+    """Quadruplets ``(q, p, f, o)`` for the Quadruplet loss Lq.
+
+    ``q = V_i[t]``, ``p = V_i[t + w]``, ``f = V_i[t + n]`` (``n`` clamped to the video's length),
+    ``o`` = a frame of another video drawn uniformly over the collection.
+
+    Parameters
+    ----------
+    lengths
+        Number of frames of each video.
+    window
+        ``w``, the offset of the positive (1 in the paper).
+    far
+        ``n``, the offset of the far frame (20 in the paper). Must exceed ``window``.
+    seed
+        Seed of the sampler's own generator.
+    mu
+        Sample from the MU stream instead of from separate videos.
+    names
+        Video names, for messages.
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        *,
+        window: int = 1,
+        far: int = 20,
+        seed: int = 0,
+        mu: bool = False,
+        names: Sequence[str] | None = None,
+    ) -> None:
+        if window < 1:
+            raise TcdnError(f"window (w) must be >= 1, got {window}")
+        if far <= window:
+            raise TcdnError(f"far offset (n) must be larger than the window (w): got n={far}, w={window}")
+        self.window = int(window)
+        self.far = int(far)
+        # q, p = q + w and a far frame at least one past p: the shortest usable video.
+        self.min_length = self.window + 2
+        super().__init__(lengths, reach=far, seed=seed, mu=mu, names=names)
+
+    def sample(self, batch: int) -> np.ndarray:
+        """``(batch, 4)`` global frame indices, columns ``q, p, f, o``."""
+        if self.mu:
+            pos = self._mu_queries(batch, self.far)
+            neg = self._mu_negatives(pos, self.far)
+            cols = [pos, pos + self.window, pos + self.far, neg]
+            return np.stack([self.stream[c] for c in cols], axis=1)
+        q, videos = self._queries(batch, self.video_reach)
+        far = self.video_reach[videos]
+        return np.stack([q, q + self.window, q + far, self._negatives_other_video(videos)], axis=1)
+
+
+class PairSampler(_TupleSampler):
+    """Pairs for the Siamese loss Ls: ``(V_i[t], V_i[t + w])`` with ``y = 1``, or ``(V_i[t], V_j[t'])`` with ``y = 0``.
+
+    Parameters
+    ----------
+    negative_share
+        Fraction of the pairs in a batch that are negatives (SPEC §2: 0.5 by default).
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        *,
+        window: int = 1,
+        negative_share: float = 0.5,
+        seed: int = 0,
+        mu: bool = False,
+        names: Sequence[str] | None = None,
+    ) -> None:
+        if window < 1:
+            raise TcdnError(f"window (w) must be >= 1, got {window}")
+        if not 0.0 <= negative_share <= 1.0:
+            raise TcdnError(f"negative share must be in [0, 1], got {negative_share}")
+        self.window = int(window)
+        self.negative_share = float(negative_share)
+        self.min_length = self.window + 1
+        super().__init__(lengths, reach=window, seed=seed, mu=mu, names=names)
+
+    def sample(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(batch, 2)`` global frame indices and ``(batch,)`` labels ``y`` (1 = same video, adjacent)."""
+        n_neg = int(round(batch * self.negative_share))
+        y = np.concatenate([np.zeros(n_neg, dtype=np.int64), np.ones(batch - n_neg, dtype=np.int64)])
+        if self.mu:
+            pos = self._mu_queries(batch, self.window)
+            other = np.where(y == 1, pos + self.window, self._mu_negatives(pos, self.window))
+            return np.stack([self.stream[pos], self.stream[other]], axis=1), y
+        q, videos = self._queries(batch, self.window)
+        other = np.where(y == 1, q + self.window, self._negatives_other_video(videos))
+        return np.stack([q, other], axis=1), y

@@ -1,0 +1,220 @@
+"""Seeded synthetic labelled videos: tcdn's built-in data.
+
+A *category* is a scene that every video of it shares and that a single frame shows: a
+background texture (stripe orientation and spacing) and three objects of given shapes in a given
+arrangement, one of which moves in a category-specific way (an "action"). Each *video* adds its own
+nuisance, weaker than the category but strong enough that raw pixels are not the best features:
+its colours, the placement and size of the scene, the speed of the motion, and a slow camera
+drift, zoom and lighting change within the video. Adjacent frames change slowly.
+
+The videos are written as real files (H.264 mp4 through PyAV), one sub-folder per category, with
+a ``labels.csv`` (``video,label,frames``) beside them, so the rest of the pipeline reads them
+exactly as it reads a user's folder.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import csv
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from tcdn.errors import TcdnError
+
+log = logging.getLogger(__name__)
+
+SHAPES = ("disc", "square", "triangle", "cross", "ring", "bar")
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """What to generate. The defaults are the demo's collection."""
+
+    n_classes: int = 6
+    videos_per_class: int = 10
+    min_frames: int = 60
+    max_frames: int = 120
+    size: int = 64
+    fps: int = 25
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.n_classes < 2:
+            raise TcdnError(f"n_classes must be >= 2, got {self.n_classes}")
+        if self.videos_per_class < 1:
+            raise TcdnError(f"videos_per_class must be >= 1, got {self.videos_per_class}")
+        if not 3 <= self.min_frames <= self.max_frames:
+            raise TcdnError(f"need 3 <= min_frames <= max_frames, got {self.min_frames}, {self.max_frames}")
+        if self.size < 16 or self.size % 2:
+            raise TcdnError(f"size must be an even number >= 16, got {self.size}")
+
+
+@dataclass(frozen=True)
+class _Category:
+    stripe_angle: float
+    stripe_period: float
+    shapes: tuple[int, int, int]
+    positions: np.ndarray  # (3, 2) in a unit layout centred on 0
+    radii: np.ndarray  # (3,)
+    mover: int  # which object moves
+    motion: np.ndarray  # (2,) direction of the motion (unit layout units)
+    motion_kind: int  # 0 = oscillate along a line, 1 = circle, 2 = pulse in size
+
+
+def _categories(n: int, rng: np.random.Generator) -> list[_Category]:
+    cats = []
+    for k in range(n):
+        # Spread the stripe orientations so that categories differ in texture as well as layout.
+        angle = np.pi * (k / n) + rng.uniform(-0.1, 0.1)
+        shapes = tuple(int(s) for s in rng.choice(len(SHAPES), size=3, replace=False))
+        positions = rng.uniform(-0.55, 0.55, size=(3, 2))
+        cats.append(
+            _Category(
+                stripe_angle=float(angle),
+                stripe_period=float(rng.uniform(0.25, 0.6)),
+                shapes=(shapes[0], shapes[1], shapes[2]),
+                positions=positions,
+                radii=rng.uniform(0.16, 0.3, size=3),
+                mover=int(rng.integers(3)),
+                motion=rng.normal(size=2) / 1.5,
+                motion_kind=int(rng.integers(3)),
+            )
+        )
+    return cats
+
+
+def _shape_mask(kind: int, x: np.ndarray, y: np.ndarray, r: float) -> np.ndarray:
+    """Boolean mask of a shape of radius ``r`` centred at 0 in coordinates ``x, y``."""
+    ax, ay = np.abs(x), np.abs(y)
+    name = SHAPES[kind]
+    if name == "disc":
+        return x * x + y * y <= r * r
+    if name == "square":
+        return np.maximum(ax, ay) <= r * 0.85
+    if name == "triangle":
+        return (y <= r * 0.8) & (y >= 1.7 * ax - r)
+    if name == "cross":
+        return ((ax <= r * 0.3) & (ay <= r)) | ((ay <= r * 0.3) & (ax <= r))
+    if name == "ring":
+        d2 = x * x + y * y
+        return (d2 <= r * r) & (d2 >= (0.55 * r) ** 2)
+    return (ax <= r) & (ay <= r * 0.35)  # bar
+
+
+def _palette(rng: np.random.Generator) -> np.ndarray:
+    """Four colours (background light / dark stripe, objects) around a random hue: the video's colours."""
+    hue = rng.uniform()
+    cols = []
+    for dh, s, v in ((0.0, 0.35, 0.75), (0.0, 0.45, 0.5), (0.33, 0.8, 0.95), (0.6, 0.8, 0.3)):
+        cols.append(colorsys.hsv_to_rgb((hue + dh + rng.uniform(-0.05, 0.05)) % 1.0, s, v))
+    return np.asarray(cols, dtype=np.float32)
+
+
+def render_video(cat: _Category, n_frames: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """``(n_frames, size, size, 3)`` uint8 frames of one video of category ``cat``."""
+    pal = _palette(rng)
+    obj_colours = [pal[2], pal[3], pal[2] * 0.5 + pal[3] * 0.5]
+    scale = rng.uniform(0.8, 1.15)  # size of the scene in this video
+    centre = rng.uniform(-0.2, 0.2, size=2)  # placement
+    speed = rng.uniform(0.6, 1.6)  # speed of the action
+    phase = rng.uniform(0, 2 * np.pi)
+    drift = rng.normal(size=2) * 0.25  # camera drift over the whole video
+    zoom = rng.uniform(-0.12, 0.12)  # zoom over the whole video
+    light = rng.uniform(-0.2, 0.2)  # lighting change over the whole video
+
+    lin = (np.arange(size, dtype=np.float32) + 0.5) / size * 2 - 1
+    gx, gy = np.meshgrid(lin, lin)
+    stripe_dir = np.array([np.cos(cat.stripe_angle), np.sin(cat.stripe_angle)], dtype=np.float32)
+    frames = np.empty((n_frames, size, size, 3), dtype=np.uint8)
+    for t in range(n_frames):
+        u = t / max(n_frames - 1, 1)
+        s = scale * (1 + zoom * u)
+        c = centre + drift * u
+        # Scene coordinates of every pixel.
+        x, y = (gx - c[0]) / s, (gy - c[1]) / s
+        stripes = np.sin(2 * np.pi * (x * stripe_dir[0] + y * stripe_dir[1]) / cat.stripe_period) > 0
+        img = np.where(stripes[..., None], pal[0], pal[1])
+        omega = 2 * np.pi * speed * t / 25.0 + phase
+        for j in range(3):
+            pos = cat.positions[j].copy()
+            r = float(cat.radii[j])
+            if j == cat.mover:
+                if cat.motion_kind == 0:
+                    pos = pos + cat.motion * np.sin(omega) * 0.4
+                elif cat.motion_kind == 1:
+                    pos = pos + 0.3 * np.array([np.cos(omega), np.sin(omega)])
+                else:
+                    r = r * (1 + 0.45 * np.sin(omega))
+            mask = _shape_mask(cat.shapes[j], x - pos[0], y - pos[1], r)
+            img = np.where(mask[..., None], obj_colours[j], img)
+        img = img * (1 + light * (2 * u - 1))
+        frames[t] = np.clip(img * 255 + rng.normal(0, 3, size=img.shape), 0, 255).astype(np.uint8)
+    return frames
+
+
+def write_video(path: Path, frames: np.ndarray, fps: int = 25) -> None:
+    """Encode ``(T, H, W, 3)`` uint8 frames as an H.264 mp4 (MPEG-4 part 2 if x264 is missing).
+
+    The file is written under a temporary name and renamed, so a crash never leaves a half-written
+    video that looks complete.
+    """
+    import av
+
+    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    with av.open(str(tmp), mode="w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        if codec == "libx264":
+            stream.options = {"crf": "18", "preset": "fast"}
+        for arr in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    os.replace(tmp, path)
+
+
+def generate(out_dir: str | Path, config: SyntheticConfig | None = None, progress: bool = True) -> Path:
+    """Write a synthetic labelled collection to ``out_dir``; return the path of its ``labels.csv``.
+
+    The output is a function of ``config`` alone (seeded). An existing complete collection with
+    the same config is reused.
+    """
+    cfg = config or SyntheticConfig()
+    cfg.validate()
+    out = Path(out_dir)
+    labels_path = out / "labels.csv"
+    stamp = out / ".tcdn-synthetic"
+    if labels_path.is_file() and stamp.is_file() and stamp.read_text() == repr(cfg):
+        log.info("reusing synthetic videos in %s", out)
+        return labels_path
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(cfg.seed)
+    cats = _categories(cfg.n_classes, rng)
+    rows = []
+    jobs = [(k, i) for k in range(cfg.n_classes) for i in range(cfg.videos_per_class)]
+    for k, i in tqdm(jobs, desc="writing synthetic videos", unit="video", disable=not progress):
+        vrng = np.random.default_rng([cfg.seed, k, i])
+        n_frames = int(vrng.integers(cfg.min_frames, cfg.max_frames + 1))
+        frames = render_video(cats[k], n_frames, cfg.size, vrng)
+        label = f"class{k:02d}"
+        rel = Path(label) / f"{label}_v{i:02d}.mp4"
+        (out / label).mkdir(exist_ok=True)
+        write_video(out / rel, frames, fps=cfg.fps)
+        rows.append((rel.as_posix(), label, n_frames))
+    tmp = labels_path.with_suffix(".csv.partial")
+    with tmp.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["video", "label", "frames"])
+        writer.writerows(rows)
+    os.replace(tmp, labels_path)
+    stamp.write_text(repr(cfg))
+    log.info("wrote %d synthetic videos (%d classes) to %s", len(rows), cfg.n_classes, out)
+    return labels_path

@@ -1,0 +1,203 @@
+"""Discovering actions and scenes: cluster frame features, score the clusters (SPEC §5).
+
+Scores are plain functions in the style of :mod:`sklearn.metrics.cluster`. The main one is the
+paper's conditional entropy ``H(X | Y)`` of the true class ``X`` given the cluster ``Y``, in bits:
+0 when every cluster holds one class, ``log2(#classes)`` for a random assignment of balanced classes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse.linalg import eigsh
+from sklearn.cluster import KMeans
+
+from tcdn.errors import TcdnError
+
+log = logging.getLogger(__name__)
+
+METHODS = ("kmeans", "spectral")
+DENSE_SPECTRAL_MAX = 12000  # frames; above this the dense N x N affinity is not built
+
+
+def _as_labels(labels: object, name: str) -> np.ndarray:
+    arr = np.asarray(labels)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    return arr
+
+
+def contingency(labels_true: object, labels_pred: object) -> np.ndarray:
+    """``(#classes, #clusters)`` counts of frames of each class in each cluster."""
+    t = _as_labels(labels_true, "labels_true")
+    p = _as_labels(labels_pred, "labels_pred")
+    if t.shape != p.shape:
+        raise ValueError(f"labels_true and labels_pred differ in length: {len(t)} vs {len(p)}")
+    if len(t) == 0:
+        raise ValueError("labels are empty: there is nothing to score")
+    _, ti = np.unique(t, return_inverse=True)
+    _, pi = np.unique(p, return_inverse=True)
+    c = np.zeros((ti.max() + 1, pi.max() + 1), dtype=np.int64)
+    np.add.at(c, (ti, pi), 1)
+    return c
+
+
+def conditional_entropy(labels_true: object, labels_pred: object, base: float = 2) -> float:
+    """Conditional entropy ``H(X | Y)`` of the true classes ``X`` given the clusters ``Y``.
+
+    ``H(X|Y) = sum_y p(y) sum_x p(x|y) log(1 / p(x|y))``, in units of ``log(base)`` (bits by
+    default). Lower is better: 0 means every cluster is pure. It is invariant to renaming
+    classes or clusters. Note that it rewards many small clusters; compare at equal ``K``.
+
+    Parameters
+    ----------
+    labels_true
+        ``(N,)`` class of each sample (any hashable values).
+    labels_pred
+        ``(N,)`` cluster of each sample.
+    base
+        Logarithm base (2: bits, e: nats).
+    """
+    if not (base > 0 and base != 1 and np.isfinite(base)):
+        raise ValueError(f"base must be positive and not 1, got {base}")
+    c = contingency(labels_true, labels_pred).astype(np.float64)
+    n = c.sum()
+    cluster_size = c.sum(axis=0, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p_x_given_y = np.where(c > 0, c / cluster_size, 1.0)
+        h = -(c / n * np.log(p_x_given_y)).sum()
+    return float(h / np.log(base)) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
+# -- clustering ----------------------------------------------------------------------------------
+def kmeans(features: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """One seeded K-means run (k-means++ init) -> ``(N,)`` cluster labels."""
+    return KMeans(n_clusters=k, n_init=1, random_state=seed).fit_predict(features)
+
+
+def median_sigma(features: np.ndarray, max_samples: int = 2000, seed: int = 0) -> float:
+    """Kernel width that needs no labels: the median Euclidean distance between sampled frame pairs."""
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(features), size=min(max_samples, len(features)), replace=False)
+    x = features[idx].astype(np.float64)
+    sq = (x * x).sum(1)
+    d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0)
+    med = float(np.sqrt(np.median(d2[np.triu_indices(len(x), 1)]))) if len(x) > 1 else 1.0
+    return med if med > 0 else 1.0
+
+
+def spectral_embedding(features: np.ndarray, k: int, sigma: float | None = None) -> np.ndarray:
+    """Ng-Jordan-Weiss embedding: top-``k`` eigenvectors of ``D^-1/2 A D^-1/2``, rows normalised.
+
+    ``A_ij = exp(-||x_i - x_j||² / (2 sigma²))`` (``A_ii = 0``), ``sigma`` = :func:`median_sigma`
+    when ``None``. Dense: ``N`` must be at most ``DENSE_SPECTRAL_MAX``.
+    """
+    n = len(features)
+    if n > DENSE_SPECTRAL_MAX:
+        raise TcdnError(
+            f"dense spectral clustering of {n} frames needs an {n}x{n} affinity: use --frame-stride or "
+            f"--max-frames-per-video to take at most {DENSE_SPECTRAL_MAX} frames"
+        )
+    sigma = sigma or median_sigma(features)
+    x = features.astype(np.float64)
+    sq = (x * x).sum(1)
+    d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0)
+    a = np.exp(-d2 / (2 * sigma * sigma))
+    np.fill_diagonal(a, 0.0)
+    deg = a.sum(1)
+    inv = 1.0 / np.sqrt(np.maximum(deg, 1e-300))
+    lap = a * inv[:, None] * inv[None, :]
+    if k >= n - 1:
+        _, vecs = np.linalg.eigh(lap)
+        vecs = vecs[:, -k:]
+    else:
+        _, vecs = eigsh(lap, k=k, which="LA", v0=np.ones(n))
+    norm = np.linalg.norm(vecs, axis=1, keepdims=True)
+    return vecs / np.maximum(norm, 1e-12)
+
+
+# -- experiments ---------------------------------------------------------------------------------
+@dataclass
+class Score:
+    """Conditional entropy over repeated runs."""
+
+    values: list[float]
+    n_frames: int
+    n_classes: int
+    k: int
+    first_assignment: np.ndarray | None = None  # the clusters of the first repeat
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.values))
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.values))
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "ce_mean": self.mean,
+            "ce_std": self.std,
+            "ce_values": self.values,
+            "n_frames": self.n_frames,
+            "n_classes": self.n_classes,
+            "k": self.k,
+            "repeats": len(self.values),
+        }
+
+
+def score_clusterings(
+    features_for_seed: Callable[[int], np.ndarray],
+    labels: np.ndarray,
+    *,
+    k: int | None = None,
+    methods: Sequence[str] = METHODS,
+    repeats: int = 10,
+    seed: int = 0,
+) -> dict[str, Score]:
+    """Cluster ``repeats`` times per method and score each run with :func:`conditional_entropy`.
+
+    ``features_for_seed(r)`` gives the features of repeat ``r``: the same array every time for a
+    fixed feature source, a new one for e.g. a freshly initialised network per repeat.
+    """
+    for m in methods:
+        if m not in METHODS:
+            raise TcdnError(f"unknown clustering method {m!r}; choose from {', '.join(METHODS)}")
+    n_classes = len(np.unique(labels))
+    k = k or n_classes
+    if k < 2 or k > len(labels):
+        raise TcdnError(f"the number of clusters must be in [2, {len(labels)}], got {k}")
+    values: dict[str, list[float]] = {m: [] for m in methods}
+    first: dict[str, np.ndarray] = {}
+    last_feats: np.ndarray | None = None
+    embedding: np.ndarray | None = None
+    for r in range(repeats):
+        feats = features_for_seed(r)
+        for m in methods:
+            if m == "kmeans":
+                pred = kmeans(feats, k, seed + r)
+            else:
+                if embedding is None or feats is not last_feats:  # depends only on the features
+                    embedding, last_feats = spectral_embedding(feats, k), feats
+                pred = kmeans(embedding, k, seed + r)
+            values[m].append(conditional_entropy(labels, pred))
+            if r == 0:
+                first[m] = pred
+    return {m: Score(values[m], len(labels), n_classes, k, first[m]) for m in methods}
+
+
+def random_assignment_scores(
+    labels: np.ndarray, *, k: int | None = None, methods: Sequence[str] = METHODS, repeats: int = 10, seed: int = 0
+) -> dict[str, Score]:
+    """The random-assignment baseline, computed: each frame gets a uniformly random cluster."""
+    n_classes = len(np.unique(labels))
+    k = k or n_classes
+    vals = [
+        conditional_entropy(labels, np.random.default_rng([seed, r]).integers(0, k, len(labels)))
+        for r in range(repeats)
+    ]
+    return {m: Score(list(vals), len(labels), n_classes, k) for m in methods}

@@ -1,0 +1,219 @@
+"""Temporal-coherence losses (SPEC §1): the math in plain functions, ``nn.Module`` wrappers on top.
+
+Every loss is computed per sample and averaged over the batch (``reduction="mean"``), with
+Euclidean distances ``d(a, b) = ||a - b||_2`` unless stated. The options the authors' release
+used, squared distances and L2-normalised embeddings, are available but off by default. The
+release's hinge taken once over distances summed across the batch is a bug and is not offered.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+
+
+def euclidean_distance(a: Tensor, b: Tensor, squared: bool = False) -> Tensor:
+    """Row-wise distance between ``a`` and ``b`` (both ``(B, D)``) -> ``(B,)``.
+
+    The gradient at zero distance is zero (not NaN): the square root is taken through a
+    ``where`` that never differentiates ``sqrt`` at 0.
+    """
+    sq = (a - b).pow(2).sum(dim=-1)
+    if squared:
+        return sq
+    positive = sq > 0
+    safe = torch.where(positive, sq, torch.ones_like(sq))
+    return torch.where(positive, safe.sqrt(), torch.zeros_like(sq))
+
+
+def _check_pair(a: Tensor, b: Tensor, names: str) -> None:
+    if a.ndim != 2 or a.shape != b.shape:
+        raise ValueError(f"{names} must be (B, D) tensors of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+
+
+def siamese_loss(
+    a: Tensor,
+    b: Tensor,
+    same_video: Tensor,
+    margin: float = 1.0,
+    *,
+    squared: bool = False,
+    normalize: bool = False,
+    reduction: str = "mean",
+) -> Tensor:
+    """Siamese loss Ls (paper eq. 2).
+
+    ``y = 1`` (adjacent frames of one video): ``d(a, b)``; ``y = 0`` (frames of different videos):
+    ``max(0, margin - d(a, b))``.
+
+    Parameters
+    ----------
+    a, b
+        ``(B, D)`` embeddings of the two frames of each pair.
+    same_video
+        ``(B,)`` bool or 0/1: ``y``, whether the pair is a positive.
+    margin
+        ``δ`` (1 in the paper).
+    squared
+        Use ``d²`` instead of ``d`` (the authors' release).
+    normalize
+        L2-normalise the embeddings first (the authors' release).
+    """
+    _check_pair(a, b, "a and b")
+    if same_video.shape != a.shape[:1]:
+        raise ValueError(f"same_video must have shape ({a.shape[0]},), got {tuple(same_video.shape)}")
+    if normalize:
+        a, b = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
+    d = euclidean_distance(a, b, squared=squared)
+    y = same_video.to(dtype=torch.bool)
+    loss = torch.where(y, d, F.relu(margin - d))
+    return _reduce(loss, reduction)
+
+
+def quadruplet_loss(
+    q: Tensor,
+    p: Tensor,
+    f: Tensor,
+    o: Tensor,
+    margin: float = 0.5,
+    *,
+    squared: bool = False,
+    normalize: bool = False,
+    reduction: str = "mean",
+) -> Tensor:
+    """Quadruplet loss Lq (paper eq. 3): ``d(q, p) + max(0, d(q, f) - d(q, o) + margin)``.
+
+    Parameters
+    ----------
+    q
+        ``(B, D)`` embeddings of the query frames ``V_i[t]``.
+    p
+        ``(B, D)`` embeddings of the positives ``V_i[t + w]``.
+    f
+        ``(B, D)`` embeddings of the far frames ``V_i[t + n]`` of the same video.
+    o
+        ``(B, D)`` embeddings of frames of other videos.
+    margin
+        ``α`` (0.5 in the paper).
+    """
+    for name, t in (("p", p), ("f", f), ("o", o)):
+        _check_pair(q, t, f"q and {name}")
+    if normalize:
+        q, p, f, o = (F.normalize(t, dim=-1) for t in (q, p, f, o))
+    d_qp = euclidean_distance(q, p, squared)
+    d_qf = euclidean_distance(q, f, squared)
+    d_qo = euclidean_distance(q, o, squared)
+    loss = d_qp + F.relu(d_qf - d_qo + margin)
+    return _reduce(loss, reduction)
+
+
+def contrastive_loss(
+    a: Tensor, b: Tensor, same: Tensor, margin: float = 1.0, *, reduction: str = "mean"
+) -> Tensor:
+    """SFA-style contrastive loss (Hadsell et al. 2006): ``y d² + (1 - y) max(0, margin - d)²``.
+
+    In the SFA baseline positives are contiguous frames and negatives non-contiguous frames of
+    the same video.
+    """
+    _check_pair(a, b, "a and b")
+    if same.shape != a.shape[:1]:
+        raise ValueError(f"same must have shape ({a.shape[0]},), got {tuple(same.shape)}")
+    d = euclidean_distance(a, b)
+    y = same.to(dtype=torch.bool)
+    loss = torch.where(y, d.pow(2), F.relu(margin - d).pow(2))
+    return _reduce(loss, reduction)
+
+
+def ranking_loss(q: Tensor, p: Tensor, o: Tensor, margin: float = 0.5, *, reduction: str = "mean") -> Tensor:
+    """Ld (Wang & Gupta 2015): ``max(0, D(q, p) - D(q, o) + margin)``, ``D = 1 - cosine similarity``."""
+    _check_pair(q, p, "q and p")
+    _check_pair(q, o, "q and o")
+    d_qp = 1.0 - F.cosine_similarity(q, p, dim=-1)
+    d_qo = 1.0 - F.cosine_similarity(q, o, dim=-1)
+    return _reduce(F.relu(d_qp - d_qo + margin), reduction)
+
+
+def _check_margin(margin: float) -> float:
+    margin = float(margin)
+    if not margin > 0 or margin != margin or margin == float("inf"):
+        raise ValueError(f"margin must be a positive finite number, got {margin}")
+    return margin
+
+
+def _check_reduction(reduction: str) -> str:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    return reduction
+
+
+class SiameseLoss(nn.Module):
+    """Ls as a module; see :func:`siamese_loss`. ``forward(a, b, same_video)``."""
+
+    def __init__(
+        self, margin: float = 1.0, *, squared: bool = False, normalize: bool = False, reduction: str = "mean"
+    ) -> None:
+        super().__init__()
+        self.margin = _check_margin(margin)
+        self.squared, self.normalize = bool(squared), bool(normalize)
+        self.reduction = _check_reduction(reduction)
+
+    def forward(self, a: Tensor, b: Tensor, same_video: Tensor) -> Tensor:
+        """``a``, ``b``: ``(B, D)``; ``same_video``: ``(B,)``. Returns a scalar (or ``(B,)``)."""
+        return siamese_loss(
+            a, b, same_video, self.margin, squared=self.squared, normalize=self.normalize, reduction=self.reduction
+        )
+
+
+class QuadrupletLoss(nn.Module):
+    """Lq as a module; see :func:`quadruplet_loss`. ``forward(q, p, f, o)``."""
+
+    def __init__(
+        self, margin: float = 0.5, *, squared: bool = False, normalize: bool = False, reduction: str = "mean"
+    ) -> None:
+        super().__init__()
+        self.margin = _check_margin(margin)
+        self.squared, self.normalize = bool(squared), bool(normalize)
+        self.reduction = _check_reduction(reduction)
+
+    def forward(self, q: Tensor, p: Tensor, f: Tensor, o: Tensor) -> Tensor:
+        """``q, p, f, o``: ``(B, D)`` embeddings of query, positive, far and other-video frames."""
+        return quadruplet_loss(
+            q, p, f, o, self.margin, squared=self.squared, normalize=self.normalize, reduction=self.reduction
+        )
+
+
+class ContrastiveLoss(nn.Module):
+    """SFA contrastive loss as a module; see :func:`contrastive_loss`."""
+
+    def __init__(self, margin: float = 1.0, *, reduction: str = "mean") -> None:
+        super().__init__()
+        self.margin = _check_margin(margin)
+        self.reduction = _check_reduction(reduction)
+
+    def forward(self, a: Tensor, b: Tensor, same: Tensor) -> Tensor:
+        return contrastive_loss(a, b, same, self.margin, reduction=self.reduction)
+
+
+class RankingLoss(nn.Module):
+    """Ld as a module; see :func:`ranking_loss`."""
+
+    def __init__(self, margin: float = 0.5, *, reduction: str = "mean") -> None:
+        super().__init__()
+        self.margin = _check_margin(margin)
+        self.reduction = _check_reduction(reduction)
+
+    def forward(self, q: Tensor, p: Tensor, o: Tensor) -> Tensor:
+        return ranking_loss(q, p, o, self.margin, reduction=self.reduction)

@@ -1,0 +1,132 @@
+"""AlexNet in Caffe's bvlc_alexnet layout (SPEC §3), and the authors' LRCN-style variant.
+
+conv1 96 11x11/4 -> ReLU -> LRN(5, 1e-4, 0.75) -> max-pool 3/2; conv2 256 5x5 pad 2 groups 2 ->
+ReLU -> LRN -> pool; conv3 384 3x3 pad 1; conv4 384 3x3 pad 1 g2; conv5 256 3x3 pad 1 g2 -> pool5
+-> fc6 4096 -> ReLU -> (dropout) -> fc7 (the embedding: 1024 for Lq, 4096 for Ls).
+
+Pooling uses Caffe's ceil mode. An adaptive average pool brings pool5 to 6x6 whatever the input
+size, so frames smaller than 227x227 (e.g. the 64x64 demo videos) go through the same network.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from torch import Tensor, nn
+
+from tcdn.errors import TcdnError
+
+INITS = ("kaiming", "caffe")
+
+
+class AlexNet(nn.Module):
+    """AlexNet-shaped embedding network.
+
+    Parameters
+    ----------
+    embed_dim
+        Width of fc7, the embedding the losses see.
+    fc6_dim
+        Width of fc6 (4096), whose ReLU output is the default discovery feature.
+    conv
+        ``(channels, kernel, stride, padding, groups)`` of conv1..conv5.
+    pool_size
+        Side of the adaptive pool that feeds fc6 (6 as in AlexNet at 227x227).
+    dropout
+        Dropout after fc6 during training (0 disables it).
+    lrn
+        Whether conv1 and conv2 are followed by local response normalisation.
+    init
+        ``"kaiming"`` (PyTorch's default) or ``"caffe"`` (Gaussian: std 0.01 convs, 0.005 fcs,
+        biases 0 / 1 as in bvlc_alexnet).
+    """
+
+    layer_names = ("conv1", "conv2", "conv3", "conv4", "conv5", "pool5", "fc6", "fc7")
+
+    def __init__(
+        self,
+        embed_dim: int = 1024,
+        fc6_dim: int = 4096,
+        conv: tuple[tuple[int, int, int, int, int], ...] = (
+            (96, 11, 4, 0, 1),
+            (256, 5, 1, 2, 2),
+            (384, 3, 1, 1, 1),
+            (384, 3, 1, 1, 2),
+            (256, 3, 1, 1, 2),
+        ),
+        pool_size: int = 6,
+        dropout: float = 0.5,
+        lrn: bool = True,
+        init: str = "kaiming",
+    ) -> None:
+        super().__init__()
+        if init not in INITS:
+            raise TcdnError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
+        if not 0 <= dropout < 1:
+            raise TcdnError(f"dropout must be in [0, 1), got {dropout}")
+        self.embed_dim = embed_dim
+        self.num_features = fc6_dim
+        stages: OrderedDict[str, nn.Module] = OrderedDict()
+        in_ch = 3
+        for i, (ch, k, s, p, g) in enumerate(conv, start=1):
+            layers: list[nn.Module] = [nn.Conv2d(in_ch, ch, k, stride=s, padding=p, groups=g), nn.ReLU(inplace=True)]
+            if lrn and i <= 2:
+                layers.append(nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0))
+            if i <= 2:
+                layers.append(nn.MaxPool2d(3, stride=2, ceil_mode=True))
+            stages[f"conv{i}"] = nn.Sequential(*layers)
+            in_ch = ch
+        stages["pool5"] = nn.Sequential(
+            nn.MaxPool2d(3, stride=2, ceil_mode=True), nn.AdaptiveAvgPool2d(pool_size), nn.Flatten()
+        )
+        stages["fc6"] = nn.Sequential(nn.Linear(in_ch * pool_size * pool_size, fc6_dim), nn.ReLU(inplace=True))
+        stages["fc7"] = nn.Sequential(nn.Dropout(dropout), nn.Linear(fc6_dim, embed_dim))
+        self.stages = nn.ModuleDict(stages)
+        self.init = init
+        if init == "caffe":
+            self._caffe_init()
+
+    def _caffe_init(self) -> None:
+        for name, stage in self.stages.items():
+            for m in stage.modules():
+                if isinstance(m, nn.Conv2d | nn.Linear):
+                    nn.init.normal_(m.weight, 0.0, 0.01 if isinstance(m, nn.Conv2d) else 0.005)
+                    one = name in ("conv2", "conv4", "conv5", "fc6")
+                    nn.init.constant_(m.bias, 1.0 if one else 0.0)
+
+    def forward_features(self, x: Tensor, layer: str = "fc6") -> Tensor:
+        """Run up to ``layer`` (one of :attr:`layer_names`) and return its output, flattened to ``(B, D)``.
+
+        Convolution and fc6 outputs are taken after their ReLU; fc7 is the embedding.
+        """
+        if layer not in self.layer_names:
+            raise TcdnError(f"unknown layer {layer!r}; this network has {', '.join(self.layer_names)}")
+        for name, stage in self.stages.items():
+            x = stage(x)
+            if name == layer:
+                return x.flatten(1)
+        raise AssertionError("unreachable")
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, 3, H, W)`` normalised frames -> ``(B, embed_dim)`` embeddings."""
+        for stage in self.stages.values():
+            x = stage(x)
+        return x
+
+
+def alexnet(embed_dim: int = 1024, **kwargs: object) -> AlexNet:
+    """The paper's network: bvlc_alexnet up to fc6, then an fc7 embedding of ``embed_dim``."""
+    return AlexNet(embed_dim=embed_dim, **kwargs)  # type: ignore[arg-type]
+
+
+def alexnet_lrcn(embed_dim: int = 1024, **kwargs: object) -> AlexNet:
+    """The authors' release: LRCN's single-frame net (conv1 96 7x7/2, conv2 384, conv3/4 512, conv5 384), no dropout."""
+    kwargs.setdefault("dropout", 0.0)
+    conv = ((96, 7, 2, 0, 1), (384, 5, 2, 1, 2), (512, 3, 1, 1, 1), (512, 3, 1, 1, 2), (384, 3, 1, 1, 2))
+    return AlexNet(embed_dim=embed_dim, conv=conv, **kwargs)  # type: ignore[arg-type]
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+

@@ -173,7 +173,7 @@ def test_length_mismatch_raises():
         conditional_entropy([0, 1, 2], [0, 1])
 
 
-@pytest.mark.parametrize("base", [1, 1.0, 0, -2])
+@pytest.mark.parametrize("base", [1, 1.0, 0, -2, float("nan"), float("inf")])
 def test_bad_base_raises(base):
     with pytest.raises(ValueError, match="base"):
         conditional_entropy([0, 1], [0, 1], base=base)

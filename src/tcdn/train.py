@@ -72,6 +72,8 @@ class TrainConfig:
     threads: int | None = None
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, _coerce(f.name, getattr(self, f.name), str(f.type)))
         self.validate()
 
     @property
@@ -112,17 +114,21 @@ class TrainConfig:
         need(self.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
         need(self.keep_last >= 1, "keep_last", "must be >= 1")
         need(self.log_every >= 1, "log_every", "must be >= 1")
+        need(self.threads is None or self.threads >= 1, "threads", "must be >= 1 (or null for torch's choice)")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+        """Build a config from plain values (e.g. YAML), converting numbers written as text."""
+        fields = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(fields))
         if unknown:
-            raise TcdnError(f"unknown training option(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**data)
+            raise TcdnError(
+                f"unknown training option(s): {', '.join(unknown)}; known: {', '.join(sorted(fields))}"
+            )
+        return cls(**{k: _coerce(k, v, fields[k]) for k, v in data.items()})
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
@@ -133,6 +139,41 @@ class TrainConfig:
         if not isinstance(data, dict):
             raise TcdnError(f"config file {path} must hold a mapping of option: value")
         return cls.from_dict(data)
+
+
+def _coerce(name: str, value: Any, annotation: str) -> Any:
+    """Check ``value`` against a field's annotation; accept numbers written as text (YAML reads
+    ``1e-3`` as a string) and whole floats for integers. Raise :class:`TcdnError` otherwise."""
+    if value is None and "None" in annotation:
+        return None
+    base = annotation.split("|")[0].strip()
+    try:
+        if base == "bool":
+            if isinstance(value, bool):
+                return value
+            raise ValueError
+        if base == "int":
+            if isinstance(value, bool):
+                raise ValueError
+            number = float(value) if isinstance(value, str) else value
+            if not isinstance(number, int | float) or number != int(number):
+                raise ValueError
+            return int(number)
+        if base == "float":
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if base == "str":
+            if not isinstance(value, str):
+                raise ValueError
+            return value
+        if base.startswith("dict"):
+            if not isinstance(value, dict):
+                raise ValueError
+            return dict(value)
+    except (TypeError, ValueError, OverflowError):
+        raise TcdnError(f"invalid training option {name}={value!r}: expected {annotation}") from None
+    return value
 
 
 # -- frames -> tensors ---------------------------------------------------------------------------
@@ -183,9 +224,23 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
-def model_from_config(cfg: TrainConfig) -> nn.Module:
+def model_from_config(cfg: TrainConfig, check_input: bool = False) -> nn.Module:
+    """The network a config describes; with ``check_input``, also check it accepts ``image_size`` frames."""
     cfg = cfg.resolved()
-    return build_model(cfg.model, embed_dim=cfg.embed_dim, **cfg.model_options)
+    try:
+        model = build_model(cfg.model, embed_dim=cfg.embed_dim, **cfg.model_options)
+    except TypeError as exc:
+        raise TcdnError(f"invalid model_options {cfg.model_options} for model {cfg.model!r}: {exc}") from None
+    if check_input:
+        try:
+            with torch.no_grad():
+                model.eval()(torch.zeros(1, 3, cfg.image_size, cfg.image_size))
+        except RuntimeError as exc:
+            raise TcdnError(
+                f"image_size={cfg.image_size} is too small for model {cfg.model!r} ({exc}); use larger frames"
+            ) from None
+        model.train()
+    return model
 
 
 def model_from_checkpoint(ckpt: dict[str, Any]) -> tuple[nn.Module, np.ndarray, TrainConfig]:
@@ -251,7 +306,7 @@ def train(
         )
 
     torch.manual_seed(cfg.seed)
-    model = model_from_config(cfg).to(device)
+    model = model_from_config(cfg, check_input=True).to(device)
     sampler = _make_sampler(cfg, frames)
     criterion: nn.Module
     if cfg.loss == "lq":

@@ -41,7 +41,7 @@ class VideoEntry:
 
 def _read_labels_csv(csv_path: Path, root: Path) -> list[VideoEntry]:
     try:
-        with csv_path.open(newline="") as fh:
+        with csv_path.open(newline="", encoding="utf-8-sig") as fh:  # -sig: tolerate a spreadsheet's BOM
             rows = list(csv.DictReader(fh))
             header = rows[0].keys() if rows else []
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
@@ -71,10 +71,14 @@ def _read_labels_csv(csv_path: Path, root: Path) -> list[VideoEntry]:
             f"label file {csv_path} names {len(missing)} video(s) that do not exist under {root}: {shown}. "
             "Fix the paths (relative to the collection folder) or remove those lines."
         )
-    names = [e.name for e in entries]
-    if len(set(names)) != len(names):
-        dup = sorted({n for n in names if names.count(n) > 1})
-        raise TcdnError(f"label file {csv_path} lists the same video more than once: {', '.join(dup[:5])}")
+    seen: dict[Path, str] = {}
+    for e in entries:
+        key = e.path.resolve()
+        if key in seen:
+            raise TcdnError(
+                f"label file {csv_path} lists the same video twice ({seen[key]!r} and {e.name!r}): keep one line"
+            )
+        seen[key] = e.name
     return entries
 
 
@@ -110,9 +114,9 @@ def find_videos(root: str | Path, labels_csv: str | Path | None = None) -> list[
 
     entries = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        if path.suffix.lower() not in VIDEO_EXTENSIONS:
-            continue
         rel = path.relative_to(root)
+        if path.suffix.lower() not in VIDEO_EXTENSIONS or any(part.startswith(".") for part in rel.parts):
+            continue  # not a video, or hidden (e.g. a half-written .NAME.partial.mp4)
         label = rel.parts[0] if len(rel.parts) > 1 else None
         entries.append(VideoEntry(path=path, name=rel.as_posix(), label=label))
     if not entries:
@@ -231,6 +235,7 @@ class FrameSet:
             frames=np.concatenate(parts) if parts else self.frames[:0],
             videos=[self.videos[v] for v in video_ids],
             offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+            skipped=list(self.skipped),
         )
 
 

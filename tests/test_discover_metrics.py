@@ -228,15 +228,23 @@ def _rings(n_per: int = 150, seed: int = 0):
     return np.c_[r * np.cos(theta), r * np.sin(theta)], np.repeat([0, 1], n_per)
 
 
-def test_spectral_separates_concentric_rings():
+@pytest.mark.parametrize("sigma", ["local", 0.5])
+def test_spectral_separates_concentric_rings(sigma):
+    # The default local-scaling width needs no tuning; a fixed width of 0.5 works too.
     x, y = _rings()
-    emb = spectral_embedding(x, 2, sigma=0.5)
+    emb = spectral_embedding(x, 2, sigma=sigma)
     assert emb.shape == (len(x), 2)
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-9)  # rows normalised
     for seed in range(3):
         assert conditional_entropy(y, kmeans(emb, 2, seed)) == pytest.approx(0.0, abs=1e-12)
         # k-means on the raw coordinates cuts the rings with a line: far from pure
         assert conditional_entropy(y, kmeans(x, 2, seed)) > 0.5
+
+
+def test_spectral_bad_sigma():
+    x, _ = _rings(20)
+    with pytest.raises(TcdnError, match="sigma"):
+        spectral_embedding(x, 2, sigma=-1.0)
 
 
 def test_score_clusterings_shape_and_values():

@@ -89,23 +89,41 @@ def median_sigma(features: np.ndarray, max_samples: int = 2000, seed: int = 0) -
     return med if med > 0 else 1.0
 
 
-def spectral_embedding(features: np.ndarray, k: int, sigma: float | None = None) -> np.ndarray:
+def spectral_embedding(
+    features: np.ndarray, k: int, sigma: float | str = "local", n_neighbors: int = 7
+) -> np.ndarray:
     """Ng-Jordan-Weiss embedding: top-``k`` eigenvectors of ``D^-1/2 A D^-1/2``, rows normalised.
 
-    ``A_ij = exp(-||x_i - x_j||² / (2 sigma²))`` (``A_ii = 0``), ``sigma`` = :func:`median_sigma`
-    when ``None``. Dense: ``N`` must be at most ``DENSE_SPECTRAL_MAX``.
+    The Gaussian affinity's width needs no labels:
+
+    - ``sigma="local"`` (default): local scaling (Zelnik-Manor & Perona 2004),
+      ``A_ij = exp(-||x_i - x_j||² / (s_i s_j))`` with ``s_i`` the distance from ``x_i`` to its
+      ``n_neighbors``-th nearest neighbour; it adapts to clusters of different density;
+    - ``sigma="median"``: one global width, the median pairwise distance (:func:`median_sigma`),
+      ``A_ij = exp(-||x_i - x_j||² / (2 sigma²))``;
+    - a number: that global width.
+
+    ``A_ii = 0``. Dense: ``N`` must be at most ``DENSE_SPECTRAL_MAX``.
     """
     n = len(features)
     if n > DENSE_SPECTRAL_MAX:
         raise TcdnError(
             f"dense spectral clustering of {n} frames needs an {n}x{n} affinity: use --frame-stride or "
-            f"--max-frames-per-video to take at most {DENSE_SPECTRAL_MAX} frames"
+            f"--max-per-video to take at most {DENSE_SPECTRAL_MAX} frames"
         )
-    sigma = sigma or median_sigma(features)
     x = features.astype(np.float64)
     sq = (x * x).sum(1)
     d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0)
-    a = np.exp(-d2 / (2 * sigma * sigma))
+    if sigma == "local":
+        nn_k = min(n_neighbors, n - 1)
+        scale = np.sqrt(np.partition(d2, nn_k, axis=1)[:, nn_k])  # column 0 is the point itself
+        scale = np.maximum(scale, max(float(scale.max()), 1.0) * 1e-12)
+        a = np.exp(-d2 / (scale[:, None] * scale[None, :]))
+    else:
+        width = median_sigma(features) if sigma == "median" else float(sigma)
+        if not width > 0:
+            raise TcdnError(f"the kernel width sigma must be > 0, 'median' or 'local', got {sigma!r}")
+        a = np.exp(-d2 / (2 * width * width))
     np.fill_diagonal(a, 0.0)
     deg = a.sum(1)
     inv = 1.0 / np.sqrt(np.maximum(deg, 1e-300))

@@ -38,9 +38,13 @@ def _time_steps(step, n: int, warmup: int = 2) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--steps", type=int, default=10, help="timed steps per mode (default: 10)")
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    ap.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's choice)"
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.threads:
@@ -81,12 +85,22 @@ def main() -> None:
         rates["pipeline"].append(_time_steps(pipeline_step, args.steps))
         rates["data"].append(_time_steps(data_only, args.steps * 10))
     med = {k: float(np.median(v)) for k, v in rates.items()}
-    print(f"demo configuration: AlexNet {DEMO_SIZE}x{DEMO_SIZE}, {batch} quadruplets = {4 * batch} frames/step, "
-          f"{torch.get_num_threads()} threads, torch {torch.__version__}")
-    print(f"compute-only (tensor in memory): {med['compute']:8.3f} steps/s  ({med['compute'] * batch:7.1f} tuples/s)")
-    print(f"real data pipeline             : {med['pipeline']:8.3f} steps/s  ({med['pipeline'] * batch:7.1f} tuples/s)")
-    print(f"data alone (sample+gather+float): {med['data']:8.1f} batches/s ({med['data'] * 4 * batch:9.0f} frames/s)")
-    print(f"ratio pipeline / compute-only  : {med['pipeline'] / med['compute']:8.3f}  (target >= 0.9)")
+    print(
+        f"demo configuration: AlexNet {DEMO_SIZE}x{DEMO_SIZE}, {batch} quadruplets = {4 * batch} frames/step, "
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}"
+    )
+    print(
+        f"compute-only (tensor in memory): {med['compute']:8.3f} steps/s  ({med['compute'] * batch:7.1f} tuples/s)"
+    )
+    print(
+        f"real data pipeline             : {med['pipeline']:8.3f} steps/s  ({med['pipeline'] * batch:7.1f} tuples/s)"
+    )
+    print(
+        f"data alone (sample+gather+float): {med['data']:8.1f} batches/s ({med['data'] * 4 * batch:9.0f} frames/s)"
+    )
+    print(
+        f"ratio pipeline / compute-only  : {med['pipeline'] / med['compute']:8.3f}  (target >= 0.9)"
+    )
 
 
 if __name__ == "__main__":

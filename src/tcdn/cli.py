@@ -42,18 +42,41 @@ def _positive_float(text: str) -> float:
 
 
 def _add_collection_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("videos", type=Path, help="folder of videos (labels from class sub-folders or labels.csv)")
     p.add_argument(
-        "--labels", type=Path, default=None, help="a video,label CSV; 'video' is relative to the folder (default: VIDEOS/labels.csv if present)"
+        "videos", type=Path, help="folder of videos (labels from class sub-folders or labels.csv)"
     )
-    p.add_argument("--size", type=_positive_int, default=None, help="decode frames to SIZE x SIZE pixels (default: the model's image size)")
-    p.add_argument("--max-frames", type=_positive_int, default=None, help="keep at most this many frames of each video")
-    p.add_argument("--skip-bad", action="store_true", help="skip videos that cannot be decoded (with a warning) instead of stopping")
+    p.add_argument(
+        "--labels",
+        type=Path,
+        default=None,
+        help="a video,label CSV; 'video' is relative to the folder (default: VIDEOS/labels.csv if present)",
+    )
+    p.add_argument(
+        "--size",
+        type=_positive_int,
+        default=None,
+        help="decode frames to SIZE x SIZE pixels (default: the model's image size)",
+    )
+    p.add_argument(
+        "--max-frames",
+        type=_positive_int,
+        default=None,
+        help="keep at most this many frames of each video",
+    )
+    p.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="skip videos that cannot be decoded (with a warning) instead of stopping",
+    )
 
 
 def _add_common_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1 or auto (default: cpu)")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars (e.g. in batch jobs)")
+    p.add_argument(
+        "--device", default="cpu", help="torch device: cpu, cuda, cuda:1 or auto (default: cpu)"
+    )
+    p.add_argument(
+        "--no-progress", action="store_true", help="hide progress bars (e.g. in batch jobs)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,53 +90,169 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("demo", help="generate synthetic videos, train Lq, discover their classes, print the table")
-    p.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default: demo_out)")
-    p.add_argument("--steps", type=_positive_int, default=300, help="training steps (default: 300, a few minutes on 2 cores)")
-    p.add_argument("--repeats", type=_positive_int, default=10, help="clustering repeats for mean ± std (default: 10)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the data, the training and the clustering")
+    p = sub.add_parser(
+        "demo", help="generate synthetic videos, train Lq, discover their classes, print the table"
+    )
+    p.add_argument(
+        "--out", type=Path, default=Path("demo_out"), help="output folder (default: demo_out)"
+    )
+    p.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=400,
+        help="training steps (default: 400, about 4 minutes on 2 cores)",
+    )
+    p.add_argument(
+        "--repeats",
+        type=_positive_int,
+        default=10,
+        help="clustering repeats for mean ± std (default: 10)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the data, the training and the clustering"
+    )
     _add_common_args(p)
 
     p = sub.add_parser("generate", help="write the synthetic labelled videos to a folder")
     p.add_argument("out", type=Path, help="output folder")
-    p.add_argument("--classes", type=_positive_int, default=6, help="number of categories (default: 6)")
-    p.add_argument("--videos-per-class", type=_positive_int, default=10, help="videos per category (default: 10)")
-    p.add_argument("--min-frames", type=_positive_int, default=60, help="shortest video in frames (default: 60)")
-    p.add_argument("--max-frames", type=_positive_int, default=120, help="longest video in frames (default: 120)")
-    p.add_argument("--size", type=_positive_int, default=64, help="frame side in pixels (default: 64)")
+    p.add_argument(
+        "--classes", type=_positive_int, default=6, help="number of categories (default: 6)"
+    )
+    p.add_argument(
+        "--videos-per-class",
+        type=_positive_int,
+        default=10,
+        help="videos per category (default: 10)",
+    )
+    p.add_argument(
+        "--min-frames",
+        type=_positive_int,
+        default=60,
+        help="shortest video in frames (default: 60)",
+    )
+    p.add_argument(
+        "--max-frames",
+        type=_positive_int,
+        default=120,
+        help="longest video in frames (default: 120)",
+    )
+    p.add_argument(
+        "--size", type=_positive_int, default=64, help="frame side in pixels (default: 64)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed; the same seed writes the same videos")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     p = sub.add_parser("train", help="train a network on a folder of videos (labels unused)")
     _add_collection_args(p)
-    p.add_argument("--out", type=Path, required=True, help="run folder for checkpoints, config.yaml and log.jsonl")
-    p.add_argument("--config", type=Path, default=None, help="a YAML file of training options; flags override it")
-    p.add_argument("--loss", choices=("lq", "ls"), default=None, help="lq: quadruplet (default), ls: siamese pairs")
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="run folder for checkpoints, config.yaml and log.jsonl",
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="a YAML file of training options; flags override it",
+    )
+    p.add_argument(
+        "--loss",
+        choices=("lq", "ls"),
+        default=None,
+        help="lq: quadruplet (default), ls: siamese pairs",
+    )
     p.add_argument("--model", default=None, help="backbone (default: alexnet)")
-    p.add_argument("--steps", type=_positive_int, default=None, help="training iterations (paper: 30000)")
-    p.add_argument("--batch-size", type=_positive_int, default=None, help="tuples per step (default: 40 quadruplets / 120 pairs)")
+    p.add_argument(
+        "--steps", type=_positive_int, default=None, help="training iterations (paper: 30000)"
+    )
+    p.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=None,
+        help="tuples per step (default: 40 quadruplets / 120 pairs)",
+    )
     p.add_argument("--lr", type=_positive_float, default=None, help="learning rate (paper: 0.001)")
-    p.add_argument("--image-size", type=_positive_int, default=None, help="network input size (paper: 227)")
-    p.add_argument("--far", type=_positive_int, default=None, help="n: offset of the far frame for lq (default: 20)")
-    p.add_argument("--window", type=_positive_int, default=None, help="w: offset of the positive frame (default: 1)")
-    p.add_argument("--mu", action="store_true", default=None, help="MU mode: one long stream of all videos, negatives from anywhere else in it")
-    p.add_argument("--checkpoint-every", type=_positive_int, default=None, help="steps between checkpoints (default: 1000)")
-    p.add_argument("--seed", type=int, default=None, help="seed of initialisation and sampling (default: 0)")
-    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    p.add_argument(
+        "--image-size", type=_positive_int, default=None, help="network input size (paper: 227)"
+    )
+    p.add_argument(
+        "--far",
+        type=_positive_int,
+        default=None,
+        help="n: offset of the far frame for lq (default: 20)",
+    )
+    p.add_argument(
+        "--window",
+        type=_positive_int,
+        default=None,
+        help="w: offset of the positive frame (default: 1)",
+    )
+    p.add_argument(
+        "--mu",
+        action="store_true",
+        default=None,
+        help="MU mode: one long stream of all videos, negatives from anywhere else in it",
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=_positive_int,
+        default=None,
+        help="steps between checkpoints (default: 1000)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=None, help="seed of initialisation and sampling (default: 0)"
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue from the last checkpoint in --out"
+    )
     _add_common_args(p)
 
-    p = sub.add_parser("discover", help="cluster the frames of a labelled folder and score the clusters")
+    p = sub.add_parser(
+        "discover", help="cluster the frames of a labelled folder and score the clusters"
+    )
     _add_collection_args(p)
-    p.add_argument("--checkpoint", type=Path, default=None, help="checkpoint file or run folder (its last checkpoint)")
-    p.add_argument("--out", type=Path, required=True, help="output folder for results.json and clusters.csv")
-    p.add_argument("--sources", default=None, help="comma-separated feature sources (default: all; trained needs --checkpoint)")
-    p.add_argument("--methods", default="kmeans,spectral", help="clustering methods (default: kmeans,spectral)")
-    p.add_argument("--layer", default="fc6", help="network layer whose output is the feature (default: fc6)")
-    p.add_argument("--k", type=_positive_int, default=None, help="number of clusters (default: number of classes)")
-    p.add_argument("--repeats", type=_positive_int, default=10, help="repeats for mean ± std (default: 10)")
-    p.add_argument("--frame-stride", type=_positive_int, default=1, help="use every S-th frame of each video")
-    p.add_argument("--max-per-video", type=_positive_int, default=None, help="use at most this many frames per video")
-    p.add_argument("--seed", type=int, default=0, help="seed of clustering and random-init networks")
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="checkpoint file or run folder (its last checkpoint)",
+    )
+    p.add_argument(
+        "--out", type=Path, required=True, help="output folder for results.json and clusters.csv"
+    )
+    p.add_argument(
+        "--sources",
+        default=None,
+        help="comma-separated feature sources (default: all; trained needs --checkpoint)",
+    )
+    p.add_argument(
+        "--methods", default="kmeans,spectral", help="clustering methods (default: kmeans,spectral)"
+    )
+    p.add_argument(
+        "--layer", default="fc6", help="network layer whose output is the feature (default: fc6)"
+    )
+    p.add_argument(
+        "--k",
+        type=_positive_int,
+        default=None,
+        help="number of clusters (default: number of classes)",
+    )
+    p.add_argument(
+        "--repeats", type=_positive_int, default=10, help="repeats for mean ± std (default: 10)"
+    )
+    p.add_argument(
+        "--frame-stride", type=_positive_int, default=1, help="use every S-th frame of each video"
+    )
+    p.add_argument(
+        "--max-per-video",
+        type=_positive_int,
+        default=None,
+        help="use at most this many frames per video",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of clustering and random-init networks"
+    )
     _add_common_args(p)
     return parser
 
@@ -134,7 +273,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from tcdn.pipeline import format_table, run_demo
 
     results = run_demo(
-        args.out, steps=args.steps, seed=args.seed, repeats=args.repeats, device=_device(args.device), progress=not args.no_progress
+        args.out,
+        steps=args.steps,
+        seed=args.seed,
+        repeats=args.repeats,
+        device=_device(args.device),
+        progress=not args.no_progress,
     )
     sys.stdout.write(format_table(results) + "\n")
     log.info("wrote %s and %s", args.out / "results.json", args.out / "clusters.csv")
@@ -181,9 +325,25 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig.from_dict(options)
     size = args.size or cfg.image_size
     if size != cfg.image_size:
-        raise TcdnError(f"--size {size} differs from the network's --image-size {cfg.image_size}: give one of them")
-    frames = load_frames(args.videos, size=size, labels_csv=args.labels, max_frames=args.max_frames, skip_bad=args.skip_bad, progress=not args.no_progress)
-    ckpt = train(frames, cfg, args.out, resume=args.resume, device=_device(args.device), progress=not args.no_progress)
+        raise TcdnError(
+            f"--size {size} differs from the network's --image-size {cfg.image_size}: give one of them"
+        )
+    frames = load_frames(
+        args.videos,
+        size=size,
+        labels_csv=args.labels,
+        max_frames=args.max_frames,
+        skip_bad=args.skip_bad,
+        progress=not args.no_progress,
+    )
+    ckpt = train(
+        frames,
+        cfg,
+        args.out,
+        resume=args.resume,
+        device=_device(args.device),
+        progress=not args.no_progress,
+    )
     log.info("last checkpoint: %s", ckpt)
     return 0
 
@@ -201,7 +361,14 @@ def _cmd_discover(args: argparse.Namespace) -> int:
     if "trained" in sources and ckpt is None:
         raise TcdnError("--sources includes 'trained' but no --checkpoint was given")
     size = args.size or (int(ckpt["config"]["image_size"]) if ckpt else 227)
-    frames = load_frames(args.videos, size=size, labels_csv=args.labels, max_frames=args.max_frames, skip_bad=args.skip_bad, progress=not args.no_progress)
+    frames = load_frames(
+        args.videos,
+        size=size,
+        labels_csv=args.labels,
+        max_frames=args.max_frames,
+        skip_bad=args.skip_bad,
+        progress=not args.no_progress,
+    )
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     results, assignments = discover_collection(
         frames,
@@ -224,13 +391,20 @@ def _cmd_discover(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"demo": _cmd_demo, "generate": _cmd_generate, "train": _cmd_train, "discover": _cmd_discover}
+COMMANDS = {
+    "demo": _cmd_demo,
+    "generate": _cmd_generate,
+    "train": _cmd_train,
+    "discover": _cmd_discover,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True
+    )
     try:
         return COMMANDS[args.command](args)
     except TcdnError as exc:
@@ -239,7 +413,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("%s", exc)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        log.error("interrupted; checkpoints already written are complete and `--resume` continues from the last one")
+        log.error(
+            "interrupted; checkpoints already written are complete and `--resume` continues from the last one"
+        )
         return EXIT_INTERRUPTED
 
 

@@ -122,7 +122,9 @@ def spectral_embedding(
     else:
         width = median_sigma(features) if sigma == "median" else float(sigma)
         if not width > 0:
-            raise TcdnError(f"the kernel width sigma must be > 0, 'median' or 'local', got {sigma!r}")
+            raise TcdnError(
+                f"the kernel width sigma must be > 0, 'median' or 'local', got {sigma!r}"
+            )
         a = np.exp(-d2 / (2 * width * width))
     np.fill_diagonal(a, 0.0)
     deg = a.sum(1)
@@ -209,7 +211,12 @@ def score_clusterings(
 
 
 def random_assignment_scores(
-    labels: np.ndarray, *, k: int | None = None, methods: Sequence[str] = METHODS, repeats: int = 10, seed: int = 0
+    labels: np.ndarray,
+    *,
+    k: int | None = None,
+    methods: Sequence[str] = METHODS,
+    repeats: int = 10,
+    seed: int = 0,
 ) -> dict[str, Score]:
     """The random-assignment baseline, computed: each frame gets a uniformly random cluster."""
     n_classes = len(np.unique(labels))

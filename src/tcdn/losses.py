@@ -41,7 +41,9 @@ def euclidean_distance(a: Tensor, b: Tensor, squared: bool = False) -> Tensor:
 
 def _check_pair(a: Tensor, b: Tensor, names: str) -> None:
     if a.ndim != 2 or a.shape != b.shape:
-        raise ValueError(f"{names} must be (B, D) tensors of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+        raise ValueError(
+            f"{names} must be (B, D) tensors of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
 
 
 def siamese_loss(
@@ -74,7 +76,9 @@ def siamese_loss(
     """
     _check_pair(a, b, "a and b")
     if same_video.shape != a.shape[:1]:
-        raise ValueError(f"same_video must have shape ({a.shape[0]},), got {tuple(same_video.shape)}")
+        raise ValueError(
+            f"same_video must have shape ({a.shape[0]},), got {tuple(same_video.shape)}"
+        )
     if normalize:
         a, b = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
     d = euclidean_distance(a, b, squared=squared)
@@ -137,7 +141,9 @@ def contrastive_loss(
     return _reduce(loss, reduction)
 
 
-def ranking_loss(q: Tensor, p: Tensor, o: Tensor, margin: float = 0.5, *, reduction: str = "mean") -> Tensor:
+def ranking_loss(
+    q: Tensor, p: Tensor, o: Tensor, margin: float = 0.5, *, reduction: str = "mean"
+) -> Tensor:
     """Ld (Wang & Gupta 2015): ``max(0, D(q, p) - D(q, o) + margin)``, ``D = 1 - cosine similarity``."""
     _check_pair(q, p, "q and p")
     _check_pair(q, o, "q and o")
@@ -163,7 +169,12 @@ class SiameseLoss(nn.Module):
     """Ls as a module; see :func:`siamese_loss`. ``forward(a, b, same_video)``."""
 
     def __init__(
-        self, margin: float = 1.0, *, squared: bool = False, normalize: bool = False, reduction: str = "mean"
+        self,
+        margin: float = 1.0,
+        *,
+        squared: bool = False,
+        normalize: bool = False,
+        reduction: str = "mean",
     ) -> None:
         super().__init__()
         self.margin = _check_margin(margin)
@@ -173,7 +184,13 @@ class SiameseLoss(nn.Module):
     def forward(self, a: Tensor, b: Tensor, same_video: Tensor) -> Tensor:
         """``a``, ``b``: ``(B, D)``; ``same_video``: ``(B,)``. Returns a scalar (or ``(B,)``)."""
         return siamese_loss(
-            a, b, same_video, self.margin, squared=self.squared, normalize=self.normalize, reduction=self.reduction
+            a,
+            b,
+            same_video,
+            self.margin,
+            squared=self.squared,
+            normalize=self.normalize,
+            reduction=self.reduction,
         )
 
 
@@ -181,7 +198,12 @@ class QuadrupletLoss(nn.Module):
     """Lq as a module; see :func:`quadruplet_loss`. ``forward(q, p, f, o)``."""
 
     def __init__(
-        self, margin: float = 0.5, *, squared: bool = False, normalize: bool = False, reduction: str = "mean"
+        self,
+        margin: float = 0.5,
+        *,
+        squared: bool = False,
+        normalize: bool = False,
+        reduction: str = "mean",
     ) -> None:
         super().__init__()
         self.margin = _check_margin(margin)
@@ -191,7 +213,14 @@ class QuadrupletLoss(nn.Module):
     def forward(self, q: Tensor, p: Tensor, f: Tensor, o: Tensor) -> Tensor:
         """``q, p, f, o``: ``(B, D)`` embeddings of query, positive, far and other-video frames."""
         return quadruplet_loss(
-            q, p, f, o, self.margin, squared=self.squared, normalize=self.normalize, reduction=self.reduction
+            q,
+            p,
+            f,
+            o,
+            self.margin,
+            squared=self.squared,
+            normalize=self.normalize,
+            reduction=self.reduction,
         )
 
 

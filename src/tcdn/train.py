@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 
 LOSSES = ("lq", "ls")
 CHECKPOINT_PATTERN = "step_{:08d}.pt"
+COLLAPSE_SPREAD = (
+    1e-6  # mean per-dimension std of a batch's embeddings below which they have collapsed
+)
 
 
 @dataclass
@@ -93,7 +97,9 @@ class TrainConfig:
     def validate(self) -> None:
         def need(ok: bool, option: str, what: str) -> None:
             if not ok:
-                raise TcdnError(f"invalid training option {option}={getattr(self, option)!r}: {what}")
+                raise TcdnError(
+                    f"invalid training option {option}={getattr(self, option)!r}: {what}"
+                )
 
         need(self.loss in LOSSES, "loss", f"choose one of {', '.join(LOSSES)}")
         need(self.model in MODELS, "model", f"choose one of {', '.join(sorted(MODELS))}")
@@ -106,7 +112,11 @@ class TrainConfig:
         need(self.weight_decay >= 0, "weight_decay", "must be >= 0")
         need(self.lr_step >= 1, "lr_step", "must be >= 1")
         need(0 < self.lr_gamma <= 1, "lr_gamma", "must be in (0, 1]")
-        need(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "must be > 0 (or null to disable)")
+        need(
+            self.grad_clip is None or self.grad_clip > 0,
+            "grad_clip",
+            "must be > 0 (or null to disable)",
+        )
         need(self.margin is None or self.margin > 0, "margin", "must be > 0")
         need(self.window >= 1, "window", "must be >= 1")
         need(self.far > self.window, "far", "must be larger than window")
@@ -114,7 +124,11 @@ class TrainConfig:
         need(self.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
         need(self.keep_last >= 1, "keep_last", "must be >= 1")
         need(self.log_every >= 1, "log_every", "must be >= 1")
-        need(self.threads is None or self.threads >= 1, "threads", "must be >= 1 (or null for torch's choice)")
+        need(
+            self.threads is None or self.threads >= 1,
+            "threads",
+            "must be >= 1 (or null for torch's choice)",
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -172,7 +186,9 @@ def _coerce(name: str, value: Any, annotation: str) -> Any:
                 raise ValueError
             return dict(value)
     except (TypeError, ValueError, OverflowError):
-        raise TcdnError(f"invalid training option {name}={value!r}: expected {annotation}") from None
+        raise TcdnError(
+            f"invalid training option {name}={value!r}: expected {annotation}"
+        ) from None
     return value
 
 
@@ -185,7 +201,9 @@ def channel_mean(frames: np.ndarray, max_frames: int = 10000, seed: int = 0) -> 
     return frames[idx].reshape(-1, 3).mean(axis=0, dtype=np.float64).astype(np.float32)
 
 
-def to_input(frames: np.ndarray, mean: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+def to_input(
+    frames: np.ndarray, mean: np.ndarray | torch.Tensor, device: torch.device | str = "cpu"
+) -> torch.Tensor:
     """``(B, H, W, 3)`` uint8 -> ``(B, 3, H, W)`` float32, mean subtracted, scaled to about [-0.5, 0.5]."""
     x = torch.from_numpy(np.ascontiguousarray(frames)).to(device)
     x = x.permute(0, 3, 1, 2).float()
@@ -230,7 +248,9 @@ def model_from_config(cfg: TrainConfig, check_input: bool = False) -> nn.Module:
     try:
         model = build_model(cfg.model, embed_dim=cfg.embed_dim, **cfg.model_options)
     except TypeError as exc:
-        raise TcdnError(f"invalid model_options {cfg.model_options} for model {cfg.model!r}: {exc}") from None
+        raise TcdnError(
+            f"invalid model_options {cfg.model_options} for model {cfg.model!r}: {exc}"
+        ) from None
     if check_input:
         try:
             with torch.no_grad():
@@ -256,13 +276,21 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> tuple[nn.Module, np.ndarray, 
 def _make_sampler(cfg: TrainConfig, frames: FrameSet) -> QuadrupletSampler | PairSampler:
     names = [v.name for v in frames.videos]
     if cfg.loss == "lq":
-        return QuadrupletSampler(frames.lengths, window=cfg.window, far=cfg.far, seed=cfg.seed, mu=cfg.mu, names=names)
+        return QuadrupletSampler(
+            frames.lengths, window=cfg.window, far=cfg.far, seed=cfg.seed, mu=cfg.mu, names=names
+        )
     return PairSampler(
-        frames.lengths, window=cfg.window, negative_share=cfg.negative_share, seed=cfg.seed, mu=cfg.mu, names=names
+        frames.lengths,
+        window=cfg.window,
+        negative_share=cfg.negative_share,
+        seed=cfg.seed,
+        mu=cfg.mu,
+        names=names,
     )
 
 
-def _lr_lambda(cfg: TrainConfig):  # type: ignore[no-untyped-def]
+def _lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
+    """Step schedule: multiply by ``lr_gamma`` every ``lr_step`` steps."""
     return lambda step: cfg.lr_gamma ** (step // cfg.lr_step)
 
 
@@ -313,7 +341,9 @@ def train(
         criterion = QuadrupletLoss(cfg.margin or 0.5, squared=cfg.squared, normalize=cfg.normalize)
     else:
         criterion = SiameseLoss(cfg.margin or 1.0, squared=cfg.squared, normalize=cfg.normalize)
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg))
     mean = channel_mean(frames.frames, seed=cfg.seed)
     step = 0
@@ -321,7 +351,9 @@ def train(
     if resume and existing:
         ckpt = load_checkpoint(existing[-1])
         saved = TrainConfig.from_dict(ckpt["config"]).resolved()
-        differ = {k for k, v in saved.to_dict().items() if k not in ("steps",) and cfg.to_dict()[k] != v}
+        differ = {
+            k for k, v in saved.to_dict().items() if k not in ("steps",) and cfg.to_dict()[k] != v
+        }
         if differ:
             raise TcdnError(
                 f"cannot resume {existing[-1]}: its config differs in {', '.join(sorted(differ))}; "
@@ -365,22 +397,33 @@ def train(
     k = cfg.tuple_size
     batch = cfg.batch_size or 1
     log_path = run / "log.jsonl"
-    bar = tqdm(total=cfg.steps, initial=step, desc=f"training {cfg.loss}", unit="step", disable=not progress)
+    bar = tqdm(
+        total=cfg.steps,
+        initial=step,
+        desc=f"training {cfg.loss}",
+        unit="step",
+        disable=not progress,
+    )
     t0, tuples_since = time.perf_counter(), 0
+    warned_collapse = False
     with log_path.open("a") as log_fh:
         while step < cfg.steps:
-            if cfg.loss == "lq":
-                idx = sampler.sample(batch)  # type: ignore[assignment]
-                y = None
+            y: torch.Tensor | None = None
+            if isinstance(sampler, QuadrupletSampler):
+                idx = sampler.sample(batch)
             else:
-                idx, y_np = sampler.sample(batch)  # type: ignore[misc]
+                idx, y_np = sampler.sample(batch)
                 y = torch.from_numpy(y_np).to(device)
             # Column-major gather: the first B rows are all the queries, then all the positives, ...
             x = to_input(frames.frames[idx.T.reshape(-1)], mean, device)
             emb = model(x).view(k, batch, -1)
             loss = criterion(*emb) if y is None else criterion(emb[0], emb[1], y)
             if not torch.isfinite(loss):
-                where = f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
+                where = (
+                    f"the last good checkpoint is {last}"
+                    if last
+                    else "no checkpoint was written yet"
+                )
                 raise TcdnError(
                     f"the loss became {loss.item()} at step {step + 1}; {where}. Lower --lr or enable gradient clipping."
                 )
@@ -396,8 +439,26 @@ def train(
             if step % cfg.log_every == 0 or step == cfg.steps:
                 elapsed = time.perf_counter() - t0
                 rate = tuples_since / elapsed if elapsed > 0 else float("nan")
+                # Spread of the embeddings over the batch: 0 means the network maps every frame to
+                # one point, the trivial minimum of Lq (loss = margin) and of Ls positives.
+                spread = emb.detach().flatten(0, 1).std(dim=0).mean().item()
+                if spread < COLLAPSE_SPREAD and not warned_collapse:
+                    log.warning(
+                        "step %d: the embeddings have collapsed to one point (spread %.2g, loss %.4f): the "
+                        "network has stopped learning; lower the learning rate or try normalize: true",
+                        step,
+                        spread,
+                        loss.item(),
+                    )
+                    warned_collapse = True
                 bar.set_postfix(loss=f"{loss.item():.4f}", tuples_s=f"{rate:.0f}")
-                rec = {"step": step, "loss": loss.item(), "lr": scheduler.get_last_lr()[0], "tuples_per_s": rate}
+                rec = {
+                    "step": step,
+                    "loss": loss.item(),
+                    "lr": scheduler.get_last_lr()[0],
+                    "embedding_spread": spread,
+                    "tuples_per_s": rate,
+                }
                 log_fh.write(json.dumps(rec) + "\n")
                 log_fh.flush()
                 t0, tuples_since = time.perf_counter(), 0

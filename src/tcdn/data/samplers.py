@@ -34,7 +34,7 @@ class _TupleSampler:
 
     def __init__(
         self,
-        lengths: Sequence[int],
+        lengths: Sequence[int] | np.ndarray,
         *,
         reach: int,
         seed: int = 0,
@@ -45,7 +45,9 @@ class _TupleSampler:
         if self.lengths.ndim != 1 or len(self.lengths) == 0:
             raise TcdnError("a sampler needs at least one video")
         self.offsets = np.concatenate([[0], np.cumsum(self.lengths)])
-        self.names = list(names) if names is not None else [f"video {i}" for i in range(len(self.lengths))]
+        self.names = (
+            list(names) if names is not None else [f"video {i}" for i in range(len(self.lengths))]
+        )
         self.reach = int(reach)
         self.mu = bool(mu)
         self.seed = int(seed)
@@ -54,7 +56,9 @@ class _TupleSampler:
 
         if self.mu:
             order = np.random.default_rng([self.seed, 1]).permutation(len(self.lengths))
-            self.stream = np.concatenate([np.arange(self.offsets[v], self.offsets[v + 1]) for v in order])
+            self.stream = np.concatenate(
+                [np.arange(self.offsets[v], self.offsets[v + 1]) for v in order]
+            )
             if self.n_frames < 2 * self.reach + 2:
                 raise TcdnError(
                     f"the MU stream has {self.n_frames} frames, too few for tuples reaching {self.reach} frames "
@@ -84,7 +88,9 @@ class _TupleSampler:
             )
         # Reach of each video: clamp to what the video has (SPEC §2).
         self.video_reach = np.minimum(self.reach, self.lengths - 1)
-        clamped = np.flatnonzero((self.video_reach < self.reach) & (self.lengths >= self.min_length))
+        clamped = np.flatnonzero(
+            (self.video_reach < self.reach) & (self.lengths >= self.min_length)
+        )
         self.n_clamped = len(clamped)
         if self.n_clamped:
             log.warning(
@@ -103,7 +109,9 @@ class _TupleSampler:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if int(state["seed"]) != self.seed:
-            raise TcdnError(f"sampler state was saved with seed {state['seed']}, this run uses {self.seed}")
+            raise TcdnError(
+                f"sampler state was saved with seed {state['seed']}, this run uses {self.seed}"
+            )
         self.rng.bit_generator.state = state["bit_generator"]
 
     # -- helpers -----------------------------------------------------------------------------
@@ -160,7 +168,7 @@ class QuadrupletSampler(_TupleSampler):
 
     def __init__(
         self,
-        lengths: Sequence[int],
+        lengths: Sequence[int] | np.ndarray,
         *,
         window: int = 1,
         far: int = 20,
@@ -171,7 +179,9 @@ class QuadrupletSampler(_TupleSampler):
         if window < 1:
             raise TcdnError(f"window (w) must be >= 1, got {window}")
         if far <= window:
-            raise TcdnError(f"far offset (n) must be larger than the window (w): got n={far}, w={window}")
+            raise TcdnError(
+                f"far offset (n) must be larger than the window (w): got n={far}, w={window}"
+            )
         self.window = int(window)
         self.far = int(far)
         # q, p = q + w and a far frame at least one past p: the shortest usable video.
@@ -201,7 +211,7 @@ class PairSampler(_TupleSampler):
 
     def __init__(
         self,
-        lengths: Sequence[int],
+        lengths: Sequence[int] | np.ndarray,
         *,
         window: int = 1,
         negative_share: float = 0.5,
@@ -220,8 +230,10 @@ class PairSampler(_TupleSampler):
 
     def sample(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
         """``(batch, 2)`` global frame indices and ``(batch,)`` labels ``y`` (1 = same video, adjacent)."""
-        n_neg = int(round(batch * self.negative_share))
-        y = np.concatenate([np.zeros(n_neg, dtype=np.int64), np.ones(batch - n_neg, dtype=np.int64)])
+        n_neg = round(batch * self.negative_share)
+        y = np.concatenate(
+            [np.zeros(n_neg, dtype=np.int64), np.ones(batch - n_neg, dtype=np.int64)]
+        )
         if self.mu:
             pos = self._mu_queries(batch, self.window)
             other = np.where(y == 1, pos + self.window, self._mu_negatives(pos, self.window))

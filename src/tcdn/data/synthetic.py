@@ -20,6 +20,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -49,7 +50,9 @@ class SyntheticConfig:
         if self.videos_per_class < 1:
             raise TcdnError(f"videos_per_class must be >= 1, got {self.videos_per_class}")
         if not 3 <= self.min_frames <= self.max_frames:
-            raise TcdnError(f"need 3 <= min_frames <= max_frames, got {self.min_frames}, {self.max_frames}")
+            raise TcdnError(
+                f"need 3 <= min_frames <= max_frames, got {self.min_frames}, {self.max_frames}"
+            )
         if self.size < 16 or self.size % 2:
             raise TcdnError(f"size must be an even number >= 16, got {self.size}")
 
@@ -137,7 +140,9 @@ def render_video(cat: _Category, n_frames: int, size: int, rng: np.random.Genera
         c = centre + drift * u
         # Scene coordinates of every pixel.
         x, y = (gx - c[0]) / s, (gy - c[1]) / s
-        stripes = np.sin(2 * np.pi * (x * stripe_dir[0] + y * stripe_dir[1]) / cat.stripe_period) > 0
+        stripes = (
+            np.sin(2 * np.pi * (x * stripe_dir[0] + y * stripe_dir[1]) / cat.stripe_period) > 0
+        )
         img = np.where(stripes[..., None], pal[0], pal[1])
         omega = 2 * np.pi * speed * t / 25.0 + phase
         for j in range(3):
@@ -168,20 +173,24 @@ def write_video(path: Path, frames: np.ndarray, fps: int = 25) -> None:
     codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
     tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
     with av.open(str(tmp), mode="w") as container:
-        stream = container.add_stream(codec, rate=fps)
+        stream: Any = container.add_stream(codec, rate=fps)  # a VideoStream
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
         if codec == "libx264":
             stream.options = {"crf": "18", "preset": "fast"}
         for arr in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")):
+            for packet in stream.encode(
+                av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")
+            ):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
     os.replace(tmp, path)
 
 
-def generate(out_dir: str | Path, config: SyntheticConfig | None = None, progress: bool = True) -> Path:
+def generate(
+    out_dir: str | Path, config: SyntheticConfig | None = None, progress: bool = True
+) -> Path:
     """Write a synthetic labelled collection to ``out_dir``; return the path of its ``labels.csv``.
 
     The output is a function of ``config`` alone (seeded). An existing complete collection with

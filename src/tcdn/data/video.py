@@ -25,7 +25,20 @@ from tcdn.errors import TcdnError
 log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = frozenset(
-    {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ogv", ".flv", ".wmv", ".3gp"}
+    {
+        ".mp4",
+        ".m4v",
+        ".mov",
+        ".avi",
+        ".mkv",
+        ".webm",
+        ".mpg",
+        ".mpeg",
+        ".ogv",
+        ".flv",
+        ".wmv",
+        ".3gp",
+    }
 )
 LABELS_CSV = "labels.csv"
 
@@ -41,13 +54,17 @@ class VideoEntry:
 
 def _read_labels_csv(csv_path: Path, root: Path) -> list[VideoEntry]:
     try:
-        with csv_path.open(newline="", encoding="utf-8-sig") as fh:  # -sig: tolerate a spreadsheet's BOM
+        with csv_path.open(
+            newline="", encoding="utf-8-sig"
+        ) as fh:  # -sig: tolerate a spreadsheet's BOM
             rows = list(csv.DictReader(fh))
             header = rows[0].keys() if rows else []
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise TcdnError(f"cannot read label file {csv_path}: {exc}") from exc
     if not rows:
-        raise TcdnError(f"label file {csv_path} has no rows: it needs a header 'video,label' and one line per video")
+        raise TcdnError(
+            f"label file {csv_path} has no rows: it needs a header 'video,label' and one line per video"
+        )
     if "video" not in header or "label" not in header:
         raise TcdnError(
             f"label file {csv_path} must have the columns 'video' and 'label' (found: {', '.join(header)}); "
@@ -66,7 +83,9 @@ def _read_labels_csv(csv_path: Path, root: Path) -> list[VideoEntry]:
             continue
         entries.append(VideoEntry(path=path, name=rel, label=label))
     if missing:
-        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        shown = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
         raise TcdnError(
             f"label file {csv_path} names {len(missing)} video(s) that do not exist under {root}: {shown}. "
             "Fix the paths (relative to the collection folder) or remove those lines."
@@ -101,7 +120,9 @@ def find_videos(root: str | Path, labels_csv: str | Path | None = None) -> list[
     """
     root = Path(root)
     if not root.exists():
-        raise TcdnError(f"video folder {root} does not exist: give the folder that holds your videos")
+        raise TcdnError(
+            f"video folder {root} does not exist: give the folder that holds your videos"
+        )
     if not root.is_dir():
         raise TcdnError(f"{root} is not a folder: give the folder that holds your videos")
     if labels_csv is not None:
@@ -115,7 +136,9 @@ def find_videos(root: str | Path, labels_csv: str | Path | None = None) -> list[
     entries = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = path.relative_to(root)
-        if path.suffix.lower() not in VIDEO_EXTENSIONS or any(part.startswith(".") for part in rel.parts):
+        if path.suffix.lower() not in VIDEO_EXTENSIONS or any(
+            part.startswith(".") for part in rel.parts
+        ):
             continue  # not a video, or hidden (e.g. a half-written .NAME.partial.mp4)
         label = rel.parts[0] if len(rel.parts) > 1 else None
         entries.append(VideoEntry(path=path, name=rel.as_posix(), label=label))
@@ -127,7 +150,9 @@ def find_videos(root: str | Path, labels_csv: str | Path | None = None) -> list[
     return entries
 
 
-def decode_video(path: str | Path, size: int | tuple[int, int] = 227, max_frames: int | None = None) -> np.ndarray:
+def decode_video(
+    path: str | Path, size: int | tuple[int, int] = 227, max_frames: int | None = None
+) -> np.ndarray:
     """Decode every frame of a video, scaled to ``size`` by FFmpeg in the same pass.
 
     Parameters
@@ -152,7 +177,9 @@ def decode_video(path: str | Path, size: int | tuple[int, int] = 227, max_frames
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
-                raise TcdnError(f"{path} has no video stream (audio only?): remove it from the collection")
+                raise TcdnError(
+                    f"{path} has no video stream (audio only?): remove it from the collection"
+                )
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             for frame in container.decode(stream):
@@ -224,7 +251,9 @@ class FrameSet:
                 "video, from class sub-folders or a video,label CSV"
             )
         lookup = {name: i for i, name in enumerate(self.class_names)}
-        per_video = np.array([lookup[v.label] for v in self.videos if v.label is not None], dtype=np.int64)
+        per_video = np.array(
+            [lookup[v.label] for v in self.videos if v.label is not None], dtype=np.int64
+        )
         return np.repeat(per_video, self.lengths)
 
     def subset(self, video_ids: Sequence[int]) -> FrameSet:
@@ -278,7 +307,9 @@ def load_frames(
     if not kept:
         raise TcdnError(f"none of the {len(entries)} video(s) in {root} could be decoded")
     lengths = [len(a) for a in arrays]
-    log.info("decoded %d videos, %d frames at %dx%d from %s", len(kept), sum(lengths), size, size, root)
+    log.info(
+        "decoded %d videos, %d frames at %dx%d from %s", len(kept), sum(lengths), size, size, root
+    )
     return FrameSet(
         frames=np.concatenate(arrays),
         videos=kept,

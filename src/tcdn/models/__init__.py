@@ -22,7 +22,9 @@ def build_model(name: str, **kwargs: Any) -> nn.Module:
     try:
         factory = MODELS[name]
     except KeyError:
-        raise TcdnError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}") from None
+        raise TcdnError(
+            f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}"
+        ) from None
     return factory(**kwargs)
 
 

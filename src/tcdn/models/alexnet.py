@@ -69,7 +69,10 @@ class AlexNet(nn.Module):
         stages: OrderedDict[str, nn.Module] = OrderedDict()
         in_ch = 3
         for i, (ch, k, s, p, g) in enumerate(conv, start=1):
-            layers: list[nn.Module] = [nn.Conv2d(in_ch, ch, k, stride=s, padding=p, groups=g), nn.ReLU(inplace=True)]
+            layers: list[nn.Module] = [
+                nn.Conv2d(in_ch, ch, k, stride=s, padding=p, groups=g),
+                nn.ReLU(inplace=True),
+            ]
             if lrn and i <= 2:
                 layers.append(nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0))
             if i <= 2:
@@ -79,7 +82,9 @@ class AlexNet(nn.Module):
         stages["pool5"] = nn.Sequential(
             nn.MaxPool2d(3, stride=2, ceil_mode=True), nn.AdaptiveAvgPool2d(pool_size), nn.Flatten()
         )
-        stages["fc6"] = nn.Sequential(nn.Linear(in_ch * pool_size * pool_size, fc6_dim), nn.ReLU(inplace=True))
+        stages["fc6"] = nn.Sequential(
+            nn.Linear(in_ch * pool_size * pool_size, fc6_dim), nn.ReLU(inplace=True)
+        )
         stages["fc7"] = nn.Sequential(nn.Dropout(dropout), nn.Linear(fc6_dim, embed_dim))
         self.stages = nn.ModuleDict(stages)
         self.init = init
@@ -92,7 +97,8 @@ class AlexNet(nn.Module):
                 if isinstance(m, nn.Conv2d | nn.Linear):
                     nn.init.normal_(m.weight, 0.0, 0.01 if isinstance(m, nn.Conv2d) else 0.005)
                     one = name in ("conv2", "conv4", "conv5", "fc6")
-                    nn.init.constant_(m.bias, 1.0 if one else 0.0)
+                    if m.bias is not None:
+                        nn.init.constant_(m.bias, 1.0 if one else 0.0)
 
     def forward_features(self, x: Tensor, layer: str = "fc6") -> Tensor:
         """Run up to ``layer`` (one of :attr:`layer_names`) and return its output, flattened to ``(B, D)``.
@@ -100,7 +106,9 @@ class AlexNet(nn.Module):
         Convolution and fc6 outputs are taken after their ReLU; fc7 is the embedding.
         """
         if layer not in self.layer_names:
-            raise TcdnError(f"unknown layer {layer!r}; this network has {', '.join(self.layer_names)}")
+            raise TcdnError(
+                f"unknown layer {layer!r}; this network has {', '.join(self.layer_names)}"
+            )
         for name, stage in self.stages.items():
             x = stage(x)
             if name == layer:
@@ -122,11 +130,15 @@ def alexnet(embed_dim: int = 1024, **kwargs: object) -> AlexNet:
 def alexnet_lrcn(embed_dim: int = 1024, **kwargs: object) -> AlexNet:
     """The authors' release: LRCN's single-frame net (conv1 96 7x7/2, conv2 384, conv3/4 512, conv5 384), no dropout."""
     kwargs.setdefault("dropout", 0.0)
-    conv = ((96, 7, 2, 0, 1), (384, 5, 2, 1, 2), (512, 3, 1, 1, 1), (512, 3, 1, 1, 2), (384, 3, 1, 1, 2))
+    conv = (
+        (96, 7, 2, 0, 1),
+        (384, 5, 2, 1, 2),
+        (512, 3, 1, 1, 1),
+        (512, 3, 1, 1, 2),
+        (384, 3, 1, 1, 2),
+    )
     return AlexNet(embed_dim=embed_dim, conv=conv, **kwargs)  # type: ignore[arg-type]
 
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-

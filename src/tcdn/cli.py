@@ -99,14 +99,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--steps",
         type=_positive_int,
-        default=400,
-        help="training steps (default: 400, about 4 minutes on 2 cores)",
+        default=200,
+        help="training steps (default: 200, about 2 minutes on 2 cores)",
     )
     p.add_argument(
         "--repeats",
         type=_positive_int,
         default=10,
         help="clustering repeats for mean ± std (default: 10)",
+    )
+    p.add_argument(
+        "--frame-stride",
+        type=_positive_int,
+        default=2,
+        help="score discovery on every S-th frame of each video (default: 2)",
     )
     p.add_argument(
         "--seed", type=int, default=0, help="seed of the data, the training and the clustering"
@@ -138,6 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--size", type=_positive_int, default=64, help="frame side in pixels (default: 64)"
+    )
+    p.add_argument(
+        "--hue-spread",
+        type=float,
+        default=0.1,
+        help="per-video colour nuisance, a fraction of the colour wheel in [0, 0.5] (default: 0.1); "
+        "0.5 makes colour identify each video more strongly than its category does",
     )
     p.add_argument("--seed", type=int, default=0, help="seed; the same seed writes the same videos")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -277,6 +290,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         steps=args.steps,
         seed=args.seed,
         repeats=args.repeats,
+        frame_stride=args.frame_stride,
         device=_device(args.device),
         progress=not args.no_progress,
     )
@@ -295,6 +309,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         max_frames=args.max_frames,
         size=args.size,
         seed=args.seed,
+        hue_spread=args.hue_spread,
     )
     path = generate(args.out, cfg, progress=not args.no_progress)
     log.info("labels in %s", path)

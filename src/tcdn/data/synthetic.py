@@ -4,8 +4,9 @@ A *category* is a scene that every video of it shares and that a single frame sh
 background texture (stripe orientation and spacing) and three objects of given shapes in a given
 arrangement, one of which moves in a category-specific way (an "action"). Each *video* adds its own
 nuisance, weaker than the category but strong enough that raw pixels are not the best features:
-its colours, the placement and size of the scene, the speed of the motion, and a slow camera
-drift, zoom and lighting change within the video. Adjacent frames change slowly.
+its colours (a hue shift around a shared palette), the placement and size of the scene, the speed
+of the motion, and a slow camera drift, zoom and lighting change within the video. Adjacent
+frames change slowly.
 
 The videos are written as real files (H.264 mp4 through PyAV), one sub-folder per category, with
 a ``labels.csv`` (``video,label,frames``) beside them, so the rest of the pipeline reads them
@@ -43,6 +44,10 @@ class SyntheticConfig:
     size: int = 64
     fps: int = 25
     seed: int = 0
+    #: per-video colour nuisance: hue shift of up to ± this fraction of the colour wheel. At 0.5
+    #: (any hue) colour tells the videos apart more strongly than the category does, and
+    #: temporal coherence learns *which video* rather than *which category*.
+    hue_spread: float = 0.1
 
     def validate(self) -> None:
         if self.n_classes < 2:
@@ -53,6 +58,8 @@ class SyntheticConfig:
             raise TcdnError(
                 f"need 3 <= min_frames <= max_frames, got {self.min_frames}, {self.max_frames}"
             )
+        if not 0 <= self.hue_spread <= 0.5:
+            raise TcdnError(f"hue_spread must be in [0, 0.5], got {self.hue_spread}")
         if self.size < 16 or self.size % 2:
             raise TcdnError(f"size must be an even number >= 16, got {self.size}")
 
@@ -109,18 +116,24 @@ def _shape_mask(kind: int, x: np.ndarray, y: np.ndarray, r: float) -> np.ndarray
     return (ax <= r) & (ay <= r * 0.35)  # bar
 
 
-def _palette(rng: np.random.Generator) -> np.ndarray:
-    """Four colours (background light / dark stripe, objects) around a random hue: the video's colours."""
-    hue = rng.uniform()
+def _palette(rng: np.random.Generator, hue_spread: float) -> np.ndarray:
+    """Four colours (background light / dark stripe, objects): the video's colours.
+
+    Their hue is a shared base hue shifted by up to ``± hue_spread`` (a fraction of the colour
+    wheel) per video, each colour jittered by up to ± 0.05 more.
+    """
+    hue = 0.55 + rng.uniform(-hue_spread, hue_spread)
     cols = []
     for dh, s, v in ((0.0, 0.35, 0.75), (0.0, 0.45, 0.5), (0.33, 0.8, 0.95), (0.6, 0.8, 0.3)):
         cols.append(colorsys.hsv_to_rgb((hue + dh + rng.uniform(-0.05, 0.05)) % 1.0, s, v))
     return np.asarray(cols, dtype=np.float32)
 
 
-def render_video(cat: _Category, n_frames: int, size: int, rng: np.random.Generator) -> np.ndarray:
+def render_video(
+    cat: _Category, n_frames: int, size: int, rng: np.random.Generator, hue_spread: float = 0.1
+) -> np.ndarray:
     """``(n_frames, size, size, 3)`` uint8 frames of one video of category ``cat``."""
-    pal = _palette(rng)
+    pal = _palette(rng, hue_spread)
     obj_colours = [pal[2], pal[3], pal[2] * 0.5 + pal[3] * 0.5]
     scale = rng.uniform(0.8, 1.15)  # size of the scene in this video
     centre = rng.uniform(-0.2, 0.2, size=2)  # placement
@@ -212,7 +225,7 @@ def generate(
     for k, i in tqdm(jobs, desc="writing synthetic videos", unit="video", disable=not progress):
         vrng = np.random.default_rng([cfg.seed, k, i])
         n_frames = int(vrng.integers(cfg.min_frames, cfg.max_frames + 1))
-        frames = render_video(cats[k], n_frames, cfg.size, vrng)
+        frames = render_video(cats[k], n_frames, cfg.size, vrng, cfg.hue_spread)
         label = f"class{k:02d}"
         rel = Path(label) / f"{label}_v{i:02d}.mp4"
         (out / label).mkdir(exist_ok=True)

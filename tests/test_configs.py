@@ -1,0 +1,19 @@
+"""The shipped YAML configs load, validate, and say what the code says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tcdn.pipeline import demo_train_config
+from tcdn.train import TrainConfig
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def test_demo_yaml_equals_the_demo_config() -> None:
+    from_yaml = TrainConfig.from_yaml(CONFIGS / "demo-lq-64px.yaml")
+    assert from_yaml == demo_train_config(200, 0)
+
+
+def test_paper_yaml_equals_the_defaults() -> None:
+    assert TrainConfig.from_yaml(CONFIGS / "paper-lq-alexnet.yaml") == TrainConfig()

@@ -17,8 +17,11 @@ from hypothesis import strategies as st
 from sklearn.metrics import homogeneity_score
 
 from tcdn.discover import (
+    cluster_scores,
+    clustering_accuracy,
     conditional_entropy,
     kmeans,
+    purity,
     random_assignment_scores,
     score_clusterings,
     spectral_embedding,
@@ -280,3 +283,57 @@ def test_score_clusterings_rejects_bad_k(k):
     x, y = _blobs(n_per=5)
     with pytest.raises(TcdnError, match="number of clusters"):
         score_clusterings(lambda r: x, y, k=k, repeats=1)
+
+
+# -- the other scores ----------------------------------------------------------------------------
+def naive_purity(labels_true, labels_pred) -> float:
+    clusters: dict = {}
+    for t, p in zip(labels_true, labels_pred, strict=True):
+        clusters.setdefault(p, []).append(t)
+    return sum(Counter(m).most_common(1)[0][1] for m in clusters.values()) / len(labels_true)
+
+
+def naive_accuracy(labels_true, labels_pred) -> float:
+    """Best one-to-one matching by trying every assignment of clusters to classes."""
+    from itertools import permutations
+
+    classes, clusters = sorted(set(labels_true)), sorted(set(labels_pred))
+    pairs = list(zip(labels_true, labels_pred, strict=True))
+    best = 0
+    if len(clusters) <= len(classes):
+        for chosen in permutations(classes, len(clusters)):
+            match = dict(zip(clusters, chosen, strict=True))
+            best = max(best, sum(match[p] == t for t, p in pairs))
+    else:
+        for chosen in permutations(clusters, len(classes)):
+            match = dict(zip(chosen, classes, strict=True))
+            best = max(best, sum(match.get(p) == t for t, p in pairs))
+    return best / len(pairs)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 3), st.integers(0, 4)), min_size=1, max_size=40),
+)
+def test_purity_and_accuracy_match_naive(pairs):
+    t = [a for a, _ in pairs]
+    p = [b for _, b in pairs]
+    assert purity(t, p) == pytest.approx(naive_purity(t, p))
+    assert clustering_accuracy(t, p) == pytest.approx(naive_accuracy(t, p))
+    assert clustering_accuracy(t, p) <= purity(t, p) + 1e-12
+
+
+def test_cluster_scores_perfect_and_permuted():
+    t = np.repeat([0, 1, 2], 5)
+    scores = cluster_scores(t, (t + 1) % 3)  # renamed clusters: still perfect
+    assert scores == pytest.approx(
+        {"ce": 0.0, "nmi": 1.0, "ari": 1.0, "homogeneity": 1.0, "purity": 1.0, "accuracy": 1.0}
+    )
+
+
+def test_score_dict_has_every_score_with_mean_and_std():
+    labels = np.repeat([0, 1], 20)
+    res = random_assignment_scores(labels, repeats=3)["kmeans"].to_dict()
+    for name in ("ce", "nmi", "ari", "homogeneity", "purity", "accuracy"):
+        assert f"{name}_mean" in res and f"{name}_std" in res, name
+    assert res["ari_mean"] < 0.2  # chance level

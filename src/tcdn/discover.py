@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 from scipy.sparse.linalg import eigsh
 from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score, homogeneity_score, normalized_mutual_info_score
 
 from tcdn.errors import TcdnError
 
@@ -70,6 +72,43 @@ def conditional_entropy(labels_true: object, labels_pred: object, base: float = 
         p_x_given_y = np.where(c > 0, c / cluster_size, 1.0)
         h = -(c / n * np.log(p_x_given_y)).sum()
     return float(h / np.log(base)) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
+def purity(labels_true: object, labels_pred: object) -> float:
+    """Share of samples that belong to the majority class of their cluster (1 is best).
+
+    Like conditional entropy it rewards many small clusters; compare at equal ``K``.
+    """
+    c = contingency(labels_true, labels_pred)
+    return float(c.max(axis=0).sum() / c.sum())
+
+
+def clustering_accuracy(labels_true: object, labels_pred: object) -> float:
+    """Accuracy under the best one-to-one matching of clusters to classes (Hungarian algorithm).
+
+    Clusters left without a class (``K > #classes``) count as wrong.
+    """
+    c = contingency(labels_true, labels_pred)
+    rows, cols = linear_sum_assignment(-c)
+    return float(c[rows, cols].sum() / c.sum())
+
+
+def cluster_scores(labels_true: object, labels_pred: object) -> dict[str, float]:
+    """Every score of one clustering: ``ce`` (bits, lower is better), and ``nmi``, ``ari``,
+    ``homogeneity``, ``purity``, ``accuracy`` (higher is better)."""
+    t = _as_labels(labels_true, "labels_true")
+    p = _as_labels(labels_pred, "labels_pred")
+    return {
+        "ce": conditional_entropy(t, p),
+        "nmi": float(normalized_mutual_info_score(t, p)),
+        "ari": float(adjusted_rand_score(t, p)),
+        "homogeneity": float(homogeneity_score(t, p)),
+        "purity": purity(t, p),
+        "accuracy": clustering_accuracy(t, p),
+    }
+
+
+SCORES = ("ce", "nmi", "ari", "homogeneity", "purity", "accuracy")
 
 
 # -- clustering ----------------------------------------------------------------------------------
@@ -142,13 +181,15 @@ def spectral_embedding(
 # -- experiments ---------------------------------------------------------------------------------
 @dataclass
 class Score:
-    """Conditional entropy over repeated runs."""
+    """The scores of repeated clusterings: ``values`` holds the conditional entropy of each
+    repeat, ``others`` every other score of :func:`cluster_scores` per repeat."""
 
     values: list[float]
     n_frames: int
     n_classes: int
     k: int
     first_assignment: np.ndarray | None = None  # the clusters of the first repeat
+    others: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def mean(self) -> float:
@@ -167,6 +208,11 @@ class Score:
             "n_classes": self.n_classes,
             "k": self.k,
             "repeats": len(self.values),
+            **{
+                f"{name}_{stat}": float(fn(vals))
+                for name, vals in self.others.items()
+                for stat, fn in (("mean", np.mean), ("std", np.std))
+            },
         }
 
 
@@ -191,7 +237,7 @@ def score_clusterings(
     k = k or n_classes
     if k < 2 or k > len(labels):
         raise TcdnError(f"the number of clusters must be in [2, {len(labels)}], got {k}")
-    values: dict[str, list[float]] = {m: [] for m in methods}
+    values: dict[str, dict[str, list[float]]] = {m: {} for m in methods}
     first: dict[str, np.ndarray] = {}
     last_feats: np.ndarray | None = None
     embedding: np.ndarray | None = None
@@ -204,10 +250,18 @@ def score_clusterings(
                 if embedding is None or feats is not last_feats:  # depends only on the features
                     embedding, last_feats = spectral_embedding(feats, k), feats
                 pred = kmeans(embedding, k, seed + r)
-            values[m].append(conditional_entropy(labels, pred))
+            for name, value in cluster_scores(labels, pred).items():
+                values[m].setdefault(name, []).append(value)
             if r == 0:
                 first[m] = pred
-    return {m: Score(values[m], len(labels), n_classes, k, first[m]) for m in methods}
+    return {m: _score(values[m], labels, k, first[m]) for m in methods}
+
+
+def _score(
+    per_name: dict[str, list[float]], labels: np.ndarray, k: int, first: np.ndarray | None = None
+) -> Score:
+    others = {name: vals for name, vals in per_name.items() if name != "ce"}
+    return Score(per_name["ce"], len(labels), len(np.unique(labels)), k, first, others)
 
 
 def random_assignment_scores(
@@ -219,10 +273,10 @@ def random_assignment_scores(
     seed: int = 0,
 ) -> dict[str, Score]:
     """The random-assignment baseline, computed: each frame gets a uniformly random cluster."""
-    n_classes = len(np.unique(labels))
-    k = k or n_classes
-    vals = [
-        conditional_entropy(labels, np.random.default_rng([seed, r]).integers(0, k, len(labels)))
-        for r in range(repeats)
-    ]
-    return {m: Score(list(vals), len(labels), n_classes, k) for m in methods}
+    k = k or len(np.unique(labels))
+    per_name: dict[str, list[float]] = {}
+    for r in range(repeats):
+        pred = np.random.default_rng([seed, r]).integers(0, k, len(labels))
+        for name, value in cluster_scores(labels, pred).items():
+            per_name.setdefault(name, []).append(value)
+    return {m: _score(per_name, labels, k) for m in methods}

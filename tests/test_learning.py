@@ -35,7 +35,7 @@ def test_lq_features_beat_random_init_on_synthetic_data(tmp_path: Path, two_thre
     generate(tmp_path / "videos", SyntheticConfig(), progress=False)
     frames = load_frames(tmp_path / "videos", size=DEMO_SIZE, progress=False)
     ckpt = train(frames, demo_train_config(steps=100, seed=0), tmp_path / "run", progress=False)
-    results, _ = discover_collection(
+    results, _, _ = discover_collection(
         frames,
         load_checkpoint(ckpt),
         sources=("trained", "random_init", "random_assignment"),

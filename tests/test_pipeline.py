@@ -12,9 +12,20 @@ import pytest
 
 from conftest import TRAIN_SIZE
 from tcdn.data.video import FrameSet
+from tcdn.discover import score_clusterings
 from tcdn.errors import TcdnError
-from tcdn.pipeline import SOURCES, discover_collection, format_table, write_results
+from tcdn.features import FeatureSet, FrameFeaturizer, frame_features, pool_by_video
+from tcdn.pipeline import (
+    SOURCES,
+    discover_collection,
+    discover_features,
+    evaluation_rows,
+    feature_rows,
+    format_table,
+    write_results,
+)
 from tcdn.train import TrainConfig, load_checkpoint, train
+from test_features import tiny_checkpoint
 
 METHODS = ("kmeans", "spectral")
 
@@ -39,7 +50,7 @@ def checkpoint(train_frames: FrameSet, tmp_path_factory: pytest.TempPathFactory)
 def test_discover_collection_end_to_end(
     train_frames: FrameSet, checkpoint: dict, tmp_path: Path
 ) -> None:
-    results, assignments = discover_collection(
+    results, assignments, clustered = discover_collection(
         train_frames, checkpoint, methods=METHODS, repeats=2, seed=0, progress=False
     )
     n_frames, n_classes = len(train_frames.frames), len(train_frames.class_names)
@@ -59,20 +70,21 @@ def test_discover_collection_end_to_end(
             assert 0 <= score["ce_mean"] <= math.log2(n_classes) + 1e-9, where
             assert score["ce_std"] >= 0, where
     assert results["n_frames"] == n_frames
+    assert results["level"] == "frame"
     assert results["classes"] == train_frames.class_names
     assert results["train_config"]["embed_dim"] == 16
     assert results["checkpoint"] == checkpoint["path"]
 
     # one cluster per frame for every source/method that clusters
-    rows = assignments["rows"]
-    assert rows.tolist() == list(range(n_frames))
+    assert clustered.frame.tolist() == train_frames.frame_index.tolist()
+    assert clustered.features.shape == (n_frames, 0)
     for source in ("trained", "random_init", "raw_pixels"):
         for method in METHODS:
             pred = assignments[f"{source}/{method}"]
             assert pred.shape == (n_frames,)
             assert set(np.unique(pred)) <= set(range(n_classes))
 
-    write_results(tmp_path, train_frames, results, assignments)
+    write_results(tmp_path, clustered, results, assignments)
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["results"] == results["results"]
     with (tmp_path / "clusters.csv").open(newline="") as fh:
@@ -107,7 +119,7 @@ def test_discover_rejects_bad_requests(train_frames: FrameSet, checkpoint: dict)
 
 
 def test_discover_cheap_sources_with_stride(train_frames: FrameSet) -> None:
-    results, assignments = discover_collection(
+    results, assignments, clustered = discover_collection(
         train_frames,
         None,
         sources=["raw_pixels", "random_assignment"],
@@ -120,6 +132,153 @@ def test_discover_cheap_sources_with_stride(train_frames: FrameSet) -> None:
     n_rows = 3 * len(train_frames.videos)
     assert results["n_frames"] == n_rows
     assert results["results"]["raw_pixels"]["kmeans"]["n_frames"] == n_rows
-    assert len(assignments["rows"]) == n_rows
-    assert train_frames.frame_index[assignments["rows"]].tolist()[:3] == [0, 4, 8]
+    assert len(clustered) == n_rows and len(assignments["raw_pixels/kmeans"]) == n_rows
+    assert clustered.frame.tolist()[:3] == [0, 4, 8]
     assert results["checkpoint"] is None and results["train_config"] is None
+
+
+# -- video level ---------------------------------------------------------------------------------
+def naive_video_means(features: np.ndarray, video: np.ndarray) -> np.ndarray:
+    names = list(dict.fromkeys(video.tolist()))
+    return np.stack([features[video == v].mean(axis=0) for v in names])
+
+
+def test_discover_videos_pools_each_video(train_frames: FrameSet, tmp_path: Path) -> None:
+    results, assignments, clustered = discover_collection(
+        train_frames,
+        None,
+        sources=["raw_pixels", "random_assignment"],
+        methods=["kmeans"],
+        repeats=2,
+        frame_stride=2,
+        max_per_video=5,
+        level="video",
+        progress=False,
+    )
+    n_videos = len(train_frames.videos)
+    assert results["level"] == "video"
+    assert results["n_frames"] == results["n_videos"] == n_videos
+    assert results["results"]["raw_pixels"]["kmeans"]["n_frames"] == n_videos
+    assert clustered.video.tolist() == [v.name for v in train_frames.videos]
+    assert clustered.frame.tolist() == [-1] * n_videos
+    assert clustered.label.tolist() == [v.label for v in train_frames.videos]
+    assert assignments["raw_pixels/kmeans"].shape == (n_videos,)
+    assert "6 videos" in format_table(results)
+
+    # the same scores from the frames' raw-pixel features averaged per video by a plain loop
+    fs = frame_features(train_frames, evaluation_rows(train_frames, 2, 5), "raw_pixels", None)
+    pooled = naive_video_means(fs.features, fs.video)
+    labels = np.unique([v.label for v in train_frames.videos], return_inverse=True)[1]
+    expected = score_clusterings(lambda _r: pooled, labels, methods=["kmeans"], repeats=2)
+    assert results["results"]["raw_pixels"]["kmeans"]["ce_values"] == pytest.approx(
+        expected["kmeans"].values
+    )
+
+    write_results(tmp_path, clustered, results, assignments)
+    with (tmp_path / "clusters.csv").open(newline="") as fh:
+        body = list(csv.DictReader(fh))
+    assert [r["video"] for r in body] == clustered.video.tolist()
+    assert {r["frame"] for r in body} == {"-1"}
+
+
+def test_random_init_at_video_level_pools_each_repeat(train_frames: FrameSet) -> None:
+    ckpt = tiny_checkpoint()
+    results, _, _ = discover_collection(
+        train_frames,
+        ckpt,
+        sources=["random_init"],
+        methods=["kmeans"],
+        repeats=2,
+        max_per_video=4,
+        level="video",
+        progress=False,
+    )
+    featurizer = FrameFeaturizer(
+        train_frames, evaluation_rows(train_frames, 1, 4), ckpt, progress=False
+    )
+    video = featurizer.index.video
+    labels = featurizer.index.label_codes()[::4]  # 4 rows per video
+    expected = score_clusterings(
+        lambda r: naive_video_means(featurizer.features("random_init", r), video),
+        labels,
+        methods=["kmeans"],
+        repeats=2,
+    )
+    assert results["results"]["random_init"]["kmeans"]["ce_values"] == pytest.approx(
+        expected["kmeans"].values
+    )
+
+
+def test_video_level_with_more_clusters_than_videos(train_frames: FrameSet) -> None:
+    with pytest.raises(TcdnError, match=r"\[2, 6\], the number of videos.*--level frame"):
+        discover_collection(
+            train_frames, None, sources=["raw_pixels"], k=7, level="video", progress=False
+        )
+    with pytest.raises(TcdnError, match="--level must be one of frame, video"):
+        discover_collection(train_frames, None, sources=["raw_pixels"], level="clip")
+
+
+# -- features of any origin ----------------------------------------------------------------------
+@pytest.mark.parametrize("level", ["frame", "video"])
+def test_given_features_score_as_the_pipeline_scores_them(
+    train_frames: FrameSet, level: str
+) -> None:
+    """The same features through discover_collection and through a FeatureSet: the same scores."""
+    options = {"methods": METHODS, "repeats": 2, "seed": 3, "level": level}
+    via_videos = discover_collection(
+        train_frames,
+        None,
+        sources=["raw_pixels", "random_assignment"],
+        frame_stride=3,
+        max_per_video=4,
+        progress=False,
+        **options,
+    )
+    rows = evaluation_rows(train_frames, 3, 4)  # the feature file holds the rows scored
+    fs = frame_features(train_frames, rows, "raw_pixels", None, seed=3, progress=False)
+    via_features = discover_features(fs, **options)
+    got, want = via_features.results["results"], via_videos.results["results"]
+    assert list(got) == ["given", "random_assignment"]
+    for method in METHODS:
+        assert got["given"][method]["ce_values"] == want["raw_pixels"][method]["ce_values"]
+        assert got["given"][method]["nmi_mean"] == want["raw_pixels"][method]["nmi_mean"]
+        np.testing.assert_array_equal(
+            via_features.assignments[f"given/{method}"],
+            via_videos.assignments[f"raw_pixels/{method}"],
+        )
+    assert got["random_assignment"] == want["random_assignment"]
+    assert via_features.clustered.video.tolist() == via_videos.clustered.video.tolist()
+    assert via_features.clustered.frame.tolist() == via_videos.clustered.frame.tolist()
+    assert via_features.results["features"]["source"] == "raw_pixels"
+    assert via_features.results["level"] == level
+
+
+def test_feature_rows_match_evaluation_rows(train_frames: FrameSet) -> None:
+    index = FrameFeaturizer(train_frames, np.arange(len(train_frames.frames)), None).index
+    for stride, most in [(1, None), (4, 3), (5, None), (1, 2)]:
+        np.testing.assert_array_equal(
+            feature_rows(index, stride, most), evaluation_rows(train_frames, stride, most)
+        )
+    # rows need not be grouped by video: counted per video, in the file's order
+    fs = FeatureSet(np.zeros((6, 1)), list("ababab"), range(6), [""] * 6)
+    assert feature_rows(fs, 2).tolist() == [0, 1, 4, 5]
+    assert feature_rows(fs, 1, 2).tolist() == [0, 1, 2, 3]
+
+
+def test_discover_features_errors() -> None:
+    fs = FeatureSet(np.eye(4), ["a", "a", "b", "b"], [0, 1, 0, 1], ["x", "y", "x", "y"])
+    with pytest.raises(TcdnError, match="video a has rows with different labels"):
+        discover_features(fs, level="video")
+    with pytest.raises(TcdnError, match="no label"):
+        discover_features(FeatureSet(np.eye(2), ["a", "b"], [0, 0], ["x", ""]))
+    with pytest.raises(TcdnError, match="single class"):
+        discover_features(FeatureSet(np.eye(2), ["a", "b"], [0, 0], ["x", "x"]))
+    with pytest.raises(TcdnError, match="unknown clustering method 'dbscan'"):
+        discover_features(fs, methods=["dbscan"])
+
+
+def test_pooled_index_is_what_pool_by_video_gives() -> None:
+    fs = FeatureSet(np.arange(8.0).reshape(4, 2), ["b", "a", "b", "a"], [0, 0, 1, 1], list("yxyx"))
+    d = discover_features(fs, methods=["kmeans"], repeats=1, level="video")
+    assert d.clustered.video.tolist() == pool_by_video(fs).video.tolist() == ["b", "a"]
+    assert d.clustered.features.shape == (2, 0)

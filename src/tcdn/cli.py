@@ -11,9 +11,18 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tcdn import __version__
 from tcdn.errors import TcdnError
+
+if TYPE_CHECKING:  # the library is imported inside each command, so that `tcdn --help` stays fast
+    from tcdn.features import FeatureSet
+    from tcdn.pipeline import Discovery
+
+#: the choices of --source and --level, repeated here (and checked by a test) to keep --help fast
+FRAME_SOURCES = ("trained", "random_init", "raw_pixels")
+LEVELS = ("frame", "video")
 
 log = logging.getLogger("tcdn")
 
@@ -41,10 +50,22 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _add_collection_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "videos", type=Path, help="folder of videos (labels from class sub-folders or labels.csv)"
-    )
+def _add_collection_args(p: argparse.ArgumentParser, optional: bool = False) -> None:
+    if optional:
+        p.add_argument(
+            "videos",
+            type=Path,
+            nargs="?",
+            default=None,
+            help="folder of videos (labels from class sub-folders or labels.csv); "
+            "leave it out when giving --features or --features-npy",
+        )
+    else:
+        p.add_argument(
+            "videos",
+            type=Path,
+            help="folder of videos (labels from class sub-folders or labels.csv)",
+        )
     p.add_argument(
         "--labels",
         type=Path,
@@ -222,9 +243,94 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common_args(p)
 
     p = sub.add_parser(
-        "discover", help="cluster the frames of a labelled folder and score the clusters"
+        "features",
+        help="compute the features of a folder's frames and save them to one .npz file",
+        description="Compute one feature source for the frames of a folder of videos and save a "
+        "feature file (.npz: features, video, frame, label, meta) that `tcdn discover --features` "
+        "reads, or that numpy.load opens for any other use.",
     )
     _add_collection_args(p)
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="checkpoint file or run folder (its last checkpoint); needed for --source trained, "
+        "and gives random_init its architecture",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="FILE.npz",
+        help="the feature file to write (replaced atomically if it exists)",
+    )
+    p.add_argument(
+        "--source",
+        choices=FRAME_SOURCES,
+        default="trained",
+        help="trained: the checkpoint's network (default); random_init: the same network with "
+        "random weights, seeded by --seed; raw_pixels: the pixels reduced by PCA (a baseline)",
+    )
+    p.add_argument(
+        "--layer",
+        default="fc6",
+        help="network layer whose output is the feature (default: fc6; unused by raw_pixels)",
+    )
+    p.add_argument(
+        "--frame-stride",
+        type=_positive_int,
+        default=1,
+        help="keep every S-th frame of each video (default: 1, every frame)",
+    )
+    p.add_argument(
+        "--max-per-video",
+        type=_positive_int,
+        default=None,
+        help="keep at most this many frames per video (after --frame-stride)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the random-init network and of the PCA (default: 0)",
+    )
+    _add_common_args(p)
+
+    p = sub.add_parser(
+        "discover",
+        help="cluster the frames (or videos) of a labelled folder, or given features, and score the clusters",
+    )
+    _add_collection_args(p, optional=True)
+    p.add_argument(
+        "--features",
+        type=Path,
+        default=None,
+        metavar="FILE.npz",
+        help="cluster the features of this .npz (from `tcdn features` or any numpy.savez with "
+        "features, video, frame, label) instead of decoding videos; scores the sources "
+        "'given' and random_assignment",
+    )
+    p.add_argument(
+        "--features-npy",
+        type=Path,
+        default=None,
+        metavar="X.npy",
+        help="cluster the (N, D) array of this .npy instead of decoding videos; needs --index",
+    )
+    p.add_argument(
+        "--index",
+        type=Path,
+        default=None,
+        metavar="CSV",
+        help="with --features-npy: a CSV of N rows with the columns video,frame[,label] naming "
+        "each feature row",
+    )
+    p.add_argument(
+        "--level",
+        choices=LEVELS,
+        default="frame",
+        help="cluster frames (default), or videos: the mean of each video's frame features",
+    )
     p.add_argument(
         "--checkpoint",
         type=Path,
@@ -243,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--methods", default="kmeans,spectral", help="clustering methods (default: kmeans,spectral)"
     )
     p.add_argument(
-        "--layer", default="fc6", help="network layer whose output is the feature (default: fc6)"
+        "--layer", default=None, help="network layer whose output is the feature (default: fc6)"
     )
     p.add_argument(
         "--k",
@@ -255,13 +361,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--repeats", type=_positive_int, default=10, help="repeats for mean ± std (default: 10)"
     )
     p.add_argument(
-        "--frame-stride", type=_positive_int, default=1, help="use every S-th frame of each video"
+        "--frame-stride",
+        type=_positive_int,
+        default=1,
+        help="use every S-th frame (or feature row) of each video",
     )
     p.add_argument(
         "--max-per-video",
         type=_positive_int,
         default=None,
-        help="use at most this many frames per video",
+        help="use at most this many frames (or feature rows) per video",
     )
     p.add_argument(
         "--seed", type=int, default=0, help="seed of clustering and random-init networks"
@@ -363,11 +472,134 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_discover(args: argparse.Namespace) -> int:
+def _cmd_features(args: argparse.Namespace) -> int:
     from tcdn.data.video import load_frames
-    from tcdn.pipeline import SOURCES, discover_collection, format_table, write_results
+    from tcdn.features import frame_features
+    from tcdn.pipeline import evaluation_rows
     from tcdn.train import load_checkpoint
 
+    if args.out.is_dir():
+        raise TcdnError(
+            f"--out {args.out} is a folder: give the feature file to write, e.g. {args.out / 'features.npz'}"
+        )
+    device = _device(args.device)
+    ckpt = load_checkpoint(args.checkpoint) if args.checkpoint else None
+    if args.source == "trained" and ckpt is None:
+        raise TcdnError(
+            "--source trained (the default) needs --checkpoint; or choose --source random_init or raw_pixels"
+        )
+    size = args.size or (int(ckpt["config"]["image_size"]) if ckpt else 227)
+    frames = load_frames(
+        args.videos,
+        size=size,
+        labels_csv=args.labels,
+        max_frames=args.max_frames,
+        skip_bad=args.skip_bad,
+        progress=not args.no_progress,
+    )
+    rows = evaluation_rows(frames, args.frame_stride, args.max_per_video)
+    fs = frame_features(
+        frames,
+        rows,
+        args.source,
+        ckpt,
+        layer=args.layer,
+        seed=args.seed,
+        device=device,
+        progress=not args.no_progress,
+    )
+    fs.meta.update(
+        collection=str(args.videos),
+        frame_stride=args.frame_stride,
+        max_per_video=args.max_per_video,
+        skipped=frames.skipped,
+    )
+    path = fs.save(args.out)
+    log.info(
+        "wrote %d x %d %s features of %d videos to %s",
+        *fs.features.shape,
+        args.source,
+        len(frames.videos),
+        path,
+    )
+    return 0
+
+
+def _given_features(args: argparse.Namespace) -> FeatureSet | None:
+    """The feature set given by --features or --features-npy/--index; ``None`` for a VIDEOS folder."""
+    from tcdn.features import FeatureSet
+
+    inputs = [
+        name
+        for name, given in (
+            ("VIDEOS", args.videos is not None),
+            ("--features", args.features is not None),
+            ("--features-npy/--index", args.features_npy is not None or args.index is not None),
+        )
+        if given
+    ]
+    if len(inputs) != 1:
+        raise TcdnError(
+            "give exactly one input: a VIDEOS folder, --features FILE.npz, or --features-npy X.npy "
+            f"with --index CSV (got {' and '.join(inputs) or 'none'})"
+        )
+    if inputs[0] == "VIDEOS":
+        return None
+    for flag, value in (
+        ("--checkpoint", args.checkpoint),
+        ("--sources", args.sources),
+        ("--layer", args.layer),
+        ("--labels", args.labels),
+        ("--size", args.size),
+        ("--max-frames", args.max_frames),
+        ("--skip-bad", args.skip_bad or None),
+    ):
+        if value is not None:
+            raise TcdnError(
+                f"{flag} applies to a VIDEOS folder, but {inputs[0]} gives the features: drop {flag}"
+            )
+    if args.features is not None:
+        return FeatureSet.load(args.features)
+    if args.features_npy is None or args.index is None:
+        missing, given = (
+            ("--index", "--features-npy") if args.index is None else ("--features-npy", "--index")
+        )
+        raise TcdnError(
+            f"{given} needs {missing}: a .npy of (N, D) features and a video,frame[,label] CSV of its N rows"
+        )
+    return FeatureSet.from_arrays(args.features_npy, args.index)
+
+
+def _cmd_discover(args: argparse.Namespace) -> int:
+    from tcdn.pipeline import discover_features, format_table, write_results
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    fs = _given_features(args)
+    if fs is not None:
+        results, assignments, clustered = discover_features(
+            fs,
+            methods=methods,
+            repeats=args.repeats,
+            seed=args.seed,
+            k=args.k,
+            frame_stride=args.frame_stride,
+            max_per_video=args.max_per_video,
+            level=args.level,
+        )
+    else:
+        results, assignments, clustered = _discover_videos(args, methods)
+    write_results(args.out, clustered, results, assignments)
+    sys.stdout.write(format_table(results) + "\n")
+    log.info("wrote %s and %s", args.out / "results.json", args.out / "clusters.csv")
+    return 0
+
+
+def _discover_videos(args: argparse.Namespace, methods: list[str]) -> Discovery:
+    from tcdn.data.video import load_frames
+    from tcdn.pipeline import SOURCES, discover_collection
+    from tcdn.train import load_checkpoint
+
+    device = _device(args.device)
     ckpt = load_checkpoint(args.checkpoint) if args.checkpoint else None
     if args.sources:
         sources = [s.strip() for s in args.sources.split(",") if s.strip()]
@@ -384,32 +616,30 @@ def _cmd_discover(args: argparse.Namespace) -> int:
         skip_bad=args.skip_bad,
         progress=not args.no_progress,
     )
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    results, assignments = discover_collection(
+    discovery = discover_collection(
         frames,
         ckpt,
         sources=sources,
         methods=methods,
-        layer=args.layer,
+        layer=args.layer or "fc6",
         repeats=args.repeats,
         seed=args.seed,
         k=args.k,
         frame_stride=args.frame_stride,
         max_per_video=args.max_per_video,
-        device=_device(args.device),
+        level=args.level,
+        device=device,
         progress=not args.no_progress,
     )
-    results["collection"] = str(args.videos)
-    write_results(args.out, frames, results, assignments)
-    sys.stdout.write(format_table(results) + "\n")
-    log.info("wrote %s and %s", args.out / "results.json", args.out / "clusters.csv")
-    return 0
+    discovery.results["collection"] = str(args.videos)
+    return discovery
 
 
 COMMANDS = {
     "demo": _cmd_demo,
     "generate": _cmd_generate,
     "train": _cmd_train,
+    "features": _cmd_features,
     "discover": _cmd_discover,
 }
 

@@ -20,7 +20,9 @@ from tcdn.discover import (
     cluster_scores,
     clustering_accuracy,
     conditional_entropy,
+    estimate_k_eigengap,
     kmeans,
+    knn_graph,
     purity,
     random_assignment_scores,
     score_clusterings,
@@ -337,3 +339,61 @@ def test_score_dict_has_every_score_with_mean_and_std():
     for name in ("ce", "nmi", "ari", "homogeneity", "purity", "accuracy"):
         assert f"{name}_mean" in res and f"{name}_std" in res, name
     assert res["ari_mean"] < 0.2  # chance level
+
+
+# -- clustering at scale: kNN graph, sparse spectral, eigengap -----------------------------------
+def _gauss_blobs(n_per: int, k: int, dim: int = 16, seed: int = 0, spread: float = 0.3):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(k, dim)) * 3
+    x = np.concatenate([c + spread * rng.normal(size=(n_per, dim)) for c in centres])
+    return x.astype(np.float32), np.repeat(np.arange(k), n_per)
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_knn_graph_matches_brute_force(exact):
+    x, _ = _gauss_blobs(60, 3)
+    dist, idx = knn_graph(x, 5, exact=exact)
+    assert dist.shape == idx.shape == (len(x), 5)
+    for i in range(0, len(x), 7):  # a slow, obvious reference on a sample of rows
+        d = [(math.dist(x[i], x[j]), j) for j in range(len(x)) if j != i]
+        want = sorted(d)[:5]
+        np.testing.assert_allclose(dist[i], [w for w, _ in want], rtol=1e-4, atol=1e-4)
+        assert i not in idx[i]
+
+
+def test_knn_graph_with_duplicate_rows_never_lists_self():
+    x = np.repeat(np.arange(10, dtype=np.float32)[:, None], 3, axis=0)  # every row three times
+    _, idx = knn_graph(x, 2, exact=True)
+    assert not (idx == np.arange(len(x))[:, None]).any()
+
+
+def test_sparse_spectral_agrees_with_dense():
+    x, y = _gauss_blobs(80, 4, spread=1.2)
+    dense = spectral_embedding(x, 4, affinity="dense")
+    knn = spectral_embedding(x, 4, affinity="knn")
+    ce_dense = np.mean([conditional_entropy(y, kmeans(dense, 4, s)) for s in range(3)])
+    ce_knn = np.mean([conditional_entropy(y, kmeans(knn, 4, s)) for s in range(3)])
+    assert abs(ce_dense - ce_knn) < 0.05
+    assert ce_knn < 0.2
+
+
+def test_spectral_affinity_choice_is_checked():
+    x, _ = _gauss_blobs(10, 2)
+    with pytest.raises(TcdnError, match="affinity"):
+        spectral_embedding(x, 2, affinity="full")
+
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_eigengap_finds_the_number_of_gauss_blobs(k):
+    x, _ = _gauss_blobs(40, k)
+    est, vals = estimate_k_eigengap(x, max_k=12)
+    assert est == k
+    assert np.all(np.diff(vals) <= 1e-9)  # descending
+
+
+def test_score_clusterings_reports_the_eigengap_k():
+    x, y = _gauss_blobs(30, 4)
+    scores = score_clusterings(lambda r: x, y, methods=("kmeans",), repeats=2)
+    assert scores["kmeans"].to_dict()["k_eigengap"] == 4
+    off = score_clusterings(lambda r: x, y, methods=("kmeans",), repeats=1, estimate_k=False)
+    assert off["kmeans"].to_dict()["k_eigengap"] is None

@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from scipy import sparse
 from scipy.optimize import linear_sum_assignment
 from scipy.sparse.linalg import eigsh
 from sklearn.cluster import KMeans
@@ -22,7 +24,9 @@ from tcdn.errors import TcdnError
 log = logging.getLogger(__name__)
 
 METHODS = ("kmeans", "spectral")
-DENSE_SPECTRAL_MAX = 12000  # frames; above this the dense N x N affinity is not built
+DENSE_SPECTRAL_MAX = 12000  # frames; above this the dense N x N affinity is never built
+DENSE_AUTO_MAX = 5000  # frames; spectral clustering uses the exact dense affinity up to here
+EXACT_KNN_MAX = 10000  # frames; exact neighbour search up to here, HNSW beyond
 
 
 def _as_labels(labels: object, name: str) -> np.ndarray:
@@ -112,9 +116,9 @@ SCORES = ("ce", "nmi", "ari", "homogeneity", "purity", "accuracy")
 
 
 # -- clustering ----------------------------------------------------------------------------------
-def kmeans(features: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """One seeded K-means run (k-means++ init) -> ``(N,)`` cluster labels."""
-    return KMeans(n_clusters=k, n_init=1, random_state=seed).fit_predict(features)
+def kmeans(features: np.ndarray, k: int, seed: int, n_init: int = 1) -> np.ndarray:
+    """Seeded K-means (k-means++ init; the best of ``n_init`` runs) -> ``(N,)`` cluster labels."""
+    return KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit_predict(features)
 
 
 def median_sigma(features: np.ndarray, max_samples: int = 2000, seed: int = 0) -> float:
@@ -128,8 +132,125 @@ def median_sigma(features: np.ndarray, max_samples: int = 2000, seed: int = 0) -
     return med if med > 0 else 1.0
 
 
+def knn_graph(
+    features: np.ndarray, n_neighbors: int = 10, *, exact: bool | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n_neighbors`` nearest other rows of every row: ``(N, k)`` Euclidean distances and indices.
+
+    faiss does the search: exact brute force (``IndexFlatL2``) up to ``EXACT_KNN_MAX`` rows, an
+    HNSW graph (M = 16, efConstruction = 40, efSearch = max(64, 2k)) beyond, unless ``exact`` says
+    otherwise. A missing neighbour (HNSW may find fewer than k) has index -1 and distance inf.
+    """
+    import faiss  # a field library for exactly this; imported here to keep start-up light
+
+    x = np.ascontiguousarray(features, dtype=np.float32)
+    n, d = x.shape
+    if n < 2:
+        raise TcdnError(f"a neighbour graph needs at least 2 frames, got {n}")
+    k = min(n_neighbors, n - 1)
+    if exact is None:
+        exact = n <= EXACT_KNN_MAX
+    index: Any
+    if exact:
+        index = faiss.IndexFlatL2(d)
+    else:
+        index = faiss.IndexHNSWFlat(d, 16)
+        index.hnsw.efConstruction = 40
+    index.add(x)
+    if not exact:
+        index.hnsw.efSearch = max(64, 2 * (k + 1))
+    d2, idx = index.search(x, k + 1)
+    # Drop each row itself (usually, but with duplicates not always, the first hit).
+    rows = np.arange(n)[:, None]
+    is_self = idx == rows
+    order = np.argsort(is_self, axis=1, kind="stable")[:, :k]
+    idx = np.take_along_axis(idx, order, axis=1)
+    d2 = np.take_along_axis(d2, order, axis=1)
+    missing = idx < 0
+    dist = np.where(missing, np.inf, np.sqrt(np.maximum(d2, 0)))
+    return dist.astype(np.float64), idx
+
+
+def _embed(affinity: np.ndarray | sparse.spmatrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` eigenpairs of ``D^-1/2 A D^-1/2`` (eigenvalues descending), rows normalised."""
+    n = affinity.shape[0]
+    deg = np.asarray(affinity.sum(axis=1)).ravel()
+    inv = 1.0 / np.sqrt(np.maximum(deg, 1e-300))
+    if sparse.issparse(affinity):
+        scale = sparse.diags(inv)
+        lap = (scale @ affinity @ scale).tocsr()
+    else:
+        lap = affinity * inv[:, None] * inv[None, :]
+    if k >= n - 1:
+        dense_lap = lap.toarray() if sparse.issparse(lap) else lap
+        vals, vecs = np.linalg.eigh(dense_lap)
+        vals, vecs = vals[-k:], vecs[:, -k:]
+    else:
+        # A seeded random start: a constant one is special for a graph Laplacian, and with it
+        # Lanczos misses repeated eigenvalues (one per connected component).
+        v0 = np.random.default_rng(0).standard_normal(n)
+        vals, vecs = eigsh(lap, k=k, which="LA", v0=v0)
+    order = np.argsort(vals)[::-1]
+    vals, vecs = vals[order], vecs[:, order]
+    norm = np.linalg.norm(vecs, axis=1, keepdims=True)
+    return vecs / np.maximum(norm, 1e-12), vals
+
+
+def _dense_affinity(features: np.ndarray, sigma: float | str, n_neighbors: int) -> np.ndarray:
+    n = len(features)
+    x = features.astype(np.float64)
+    sq = (x * x).sum(1)
+    d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0)
+    if sigma == "local":
+        nn_k = min(n_neighbors, n - 1)
+        scale = np.sqrt(np.partition(d2, nn_k, axis=1)[:, nn_k])  # column 0 is the point itself
+        scale = np.maximum(scale, max(float(scale.max()), 1.0) * 1e-12)
+        a = np.exp(-d2 / (scale[:, None] * scale[None, :]))
+    else:
+        width = _global_width(features, sigma)
+        a = np.exp(-d2 / (2 * width * width))
+    np.fill_diagonal(a, 0.0)
+    return a
+
+
+def _global_width(features: np.ndarray, sigma: float | str) -> float:
+    width = median_sigma(features) if sigma == "median" else float(sigma)
+    if not width > 0:
+        raise TcdnError(f"the kernel width sigma must be > 0, 'median' or 'local', got {sigma!r}")
+    return width
+
+
+def _knn_affinity(
+    features: np.ndarray, sigma: float | str, n_neighbors: int, graph_neighbors: int
+) -> sparse.csr_matrix:
+    n = len(features)
+    dist, idx = knn_graph(features, max(graph_neighbors, n_neighbors))
+    if sigma == "local":
+        col = min(n_neighbors, dist.shape[1]) - 1  # the n_neighbors-th other point
+        scale = dist[:, col]
+        finite = np.isfinite(scale)
+        fallback = float(np.median(scale[finite])) if finite.any() else 1.0
+        scale = np.where(finite, scale, fallback)
+        scale = np.maximum(scale, max(float(scale.max()), 1.0) * 1e-12)
+        safe_idx = np.where(idx < 0, 0, idx)
+        w = np.exp(-(dist**2) / (scale[:, None] * scale[safe_idx]))
+    else:
+        width = _global_width(features, sigma)
+        w = np.exp(-(dist**2) / (2 * width * width))
+    keep = (idx >= 0) & np.isfinite(dist)
+    rows = np.repeat(np.arange(n), idx.shape[1])[keep.ravel()]
+    a = sparse.csr_matrix((w[keep], (rows, idx[keep])), shape=(n, n))
+    return a.maximum(a.T).tocsr()  # symmetric: i ~ j when either is among the other's neighbours
+
+
 def spectral_embedding(
-    features: np.ndarray, k: int, sigma: float | str = "local", n_neighbors: int = 7
+    features: np.ndarray,
+    k: int,
+    sigma: float | str = "local",
+    n_neighbors: int = 7,
+    *,
+    affinity: str = "auto",
+    graph_neighbors: int = 10,
 ) -> np.ndarray:
     """Ng-Jordan-Weiss embedding: top-``k`` eigenvectors of ``D^-1/2 A D^-1/2``, rows normalised.
 
@@ -142,40 +263,56 @@ def spectral_embedding(
       ``A_ij = exp(-||x_i - x_j||² / (2 sigma²))``;
     - a number: that global width.
 
-    ``A_ii = 0``. Dense: ``N`` must be at most ``DENSE_SPECTRAL_MAX``.
+    ``affinity``: ``"dense"`` builds the exact ``N x N`` matrix (at most ``DENSE_SPECTRAL_MAX``
+    frames); ``"knn"`` keeps only each frame's ``graph_neighbors`` nearest neighbours (found by
+    :func:`knn_graph`), symmetrised, and solves the sparse eigenproblem with ARPACK; ``"auto"``
+    (default) is dense up to ``DENSE_AUTO_MAX`` frames and kNN beyond. ``A_ii = 0``.
     """
     n = len(features)
-    if n > DENSE_SPECTRAL_MAX:
-        raise TcdnError(
-            f"dense spectral clustering of {n} frames needs an {n}x{n} affinity: use --frame-stride or "
-            f"--max-per-video to take at most {DENSE_SPECTRAL_MAX} frames"
-        )
-    x = features.astype(np.float64)
-    sq = (x * x).sum(1)
-    d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0)
-    if sigma == "local":
-        nn_k = min(n_neighbors, n - 1)
-        scale = np.sqrt(np.partition(d2, nn_k, axis=1)[:, nn_k])  # column 0 is the point itself
-        scale = np.maximum(scale, max(float(scale.max()), 1.0) * 1e-12)
-        a = np.exp(-d2 / (scale[:, None] * scale[None, :]))
-    else:
-        width = median_sigma(features) if sigma == "median" else float(sigma)
-        if not width > 0:
+    if affinity == "auto":
+        affinity = "dense" if n <= DENSE_AUTO_MAX else "knn"
+    if affinity == "dense":
+        if n > DENSE_SPECTRAL_MAX:
             raise TcdnError(
-                f"the kernel width sigma must be > 0, 'median' or 'local', got {sigma!r}"
+                f"dense spectral clustering of {n} frames needs an {n}x{n} affinity: use the kNN "
+                f"affinity, or --frame-stride / --max-per-video to take at most {DENSE_SPECTRAL_MAX} frames"
             )
-        a = np.exp(-d2 / (2 * width * width))
-    np.fill_diagonal(a, 0.0)
-    deg = a.sum(1)
-    inv = 1.0 / np.sqrt(np.maximum(deg, 1e-300))
-    lap = a * inv[:, None] * inv[None, :]
-    if k >= n - 1:
-        _, vecs = np.linalg.eigh(lap)
-        vecs = vecs[:, -k:]
+        a: np.ndarray | sparse.csr_matrix = _dense_affinity(features, sigma, n_neighbors)
+    elif affinity == "knn":
+        a = _knn_affinity(features, sigma, n_neighbors, graph_neighbors)
     else:
-        _, vecs = eigsh(lap, k=k, which="LA", v0=np.ones(n))
-    norm = np.linalg.norm(vecs, axis=1, keepdims=True)
-    return vecs / np.maximum(norm, 1e-12)
+        raise TcdnError(f"unknown affinity {affinity!r}; choose auto, dense or knn")
+    return _embed(a, k)[0]
+
+
+def spectral_eigenvalues(features: np.ndarray, k: int, *, affinity: str = "auto") -> np.ndarray:
+    """The top-``k`` eigenvalues (descending) of the normalised affinity of :func:`spectral_embedding`."""
+    n = len(features)
+    if affinity == "auto":
+        affinity = "dense" if n <= DENSE_AUTO_MAX else "knn"
+    if affinity == "dense" and n <= DENSE_SPECTRAL_MAX:
+        return _embed(_dense_affinity(features, "local", 7), k)[1]
+    return _embed(_knn_affinity(features, "local", 7, 10), k)[1]
+
+
+def estimate_k_eigengap(
+    features: np.ndarray, max_k: int = 50, *, min_k: int = 2, affinity: str = "auto"
+) -> tuple[int, np.ndarray]:
+    """Choose the number of clusters without labels: the largest eigengap of the normalised affinity.
+
+    With ``λ_1 >= λ_2 >= ...`` the top eigenvalues of ``D^-1/2 A D^-1/2`` (the same affinity as
+    :func:`spectral_embedding`), ``K = argmax_{min_k <= i < max_k} (λ_i - λ_{i+1})``: ``K`` nearly
+    disconnected groups give ``K`` eigenvalues near 1 and a gap after them. Returns ``K`` and the
+    eigenvalues.
+    """
+    n = len(features)
+    max_k = int(min(max_k, n - 2))
+    if max_k <= min_k:
+        raise TcdnError(f"too few frames ({n}) to estimate the number of clusters")
+    vals = spectral_eigenvalues(features, max_k + 1, affinity=affinity)
+    gaps = vals[:-1] - vals[1:]  # gaps[i - 1] = λ_i - λ_{i+1}
+    best = int(np.argmax(gaps[min_k - 1 : max_k])) + min_k
+    return best, vals
 
 
 # -- experiments ---------------------------------------------------------------------------------
@@ -190,6 +327,7 @@ class Score:
     k: int
     first_assignment: np.ndarray | None = None  # the clusters of the first repeat
     others: dict[str, list[float]] = field(default_factory=dict)
+    k_eigengap: int | None = None  # K chosen without labels (first repeat's features)
 
     @property
     def mean(self) -> float:
@@ -208,6 +346,7 @@ class Score:
             "n_classes": self.n_classes,
             "k": self.k,
             "repeats": len(self.values),
+            "k_eigengap": self.k_eigengap,
             **{
                 f"{name}_{stat}": float(fn(vals))
                 for name, vals in self.others.items()
@@ -224,11 +363,15 @@ def score_clusterings(
     methods: Sequence[str] = METHODS,
     repeats: int = 10,
     seed: int = 0,
+    estimate_k: bool = True,
 ) -> dict[str, Score]:
-    """Cluster ``repeats`` times per method and score each run with :func:`conditional_entropy`.
+    """Cluster ``repeats`` times per method and score each run with :func:`cluster_scores`.
 
     ``features_for_seed(r)`` gives the features of repeat ``r``: the same array every time for a
-    fixed feature source, a new one for e.g. a freshly initialised network per repeat.
+    fixed feature source, a new one for e.g. a freshly initialised network per repeat. With
+    ``estimate_k``, the number of clusters the data suggest without labels
+    (:func:`estimate_k_eigengap` on the first repeat's features, looking up to ``max(2K, 10)``)
+    is reported beside the scores at the known ``K``.
     """
     for m in methods:
         if m not in METHODS:
@@ -241,27 +384,35 @@ def score_clusterings(
     first: dict[str, np.ndarray] = {}
     last_feats: np.ndarray | None = None
     embedding: np.ndarray | None = None
+    k_est: int | None = None
     for r in range(repeats):
         feats = features_for_seed(r)
+        if estimate_k and r == 0 and len(feats) > 4:
+            k_est, _ = estimate_k_eigengap(feats, max_k=max(2 * k, 10))
         for m in methods:
             if m == "kmeans":
                 pred = kmeans(feats, k, seed + r)
             else:
                 if embedding is None or feats is not last_feats:  # depends only on the features
                     embedding, last_feats = spectral_embedding(feats, k), feats
-                pred = kmeans(embedding, k, seed + r)
+                # Best of 10 K-means runs on the K-dim embedding (cheap), as NJW/scikit-learn do.
+                pred = kmeans(embedding, k, seed + r, n_init=10)
             for name, value in cluster_scores(labels, pred).items():
                 values[m].setdefault(name, []).append(value)
             if r == 0:
                 first[m] = pred
-    return {m: _score(values[m], labels, k, first[m]) for m in methods}
+    return {m: _score(values[m], labels, k, first[m], k_est) for m in methods}
 
 
 def _score(
-    per_name: dict[str, list[float]], labels: np.ndarray, k: int, first: np.ndarray | None = None
+    per_name: dict[str, list[float]],
+    labels: np.ndarray,
+    k: int,
+    first: np.ndarray | None = None,
+    k_est: int | None = None,
 ) -> Score:
     others = {name: vals for name, vals in per_name.items() if name != "ce"}
-    return Score(per_name["ce"], len(labels), len(np.unique(labels)), k, first, others)
+    return Score(per_name["ce"], len(labels), len(np.unique(labels)), k, first, others, k_est)
 
 
 def random_assignment_scores(

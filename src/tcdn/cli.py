@@ -17,6 +17,7 @@ from tcdn import __version__
 from tcdn.errors import TcdnError
 
 if TYPE_CHECKING:  # the library is imported inside each command, so that `tcdn --help` stays fast
+    from tcdn.data.video import FrameSet
     from tcdn.features import FeatureSet
     from tcdn.pipeline import Discovery
 
@@ -379,6 +380,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _load_collection(args: argparse.Namespace, size: int) -> FrameSet:
+    """Decode the collection named by the shared collection options (``_add_collection_args``)."""
+    from tcdn.data.video import load_frames
+
+    return load_frames(
+        args.videos,
+        size=size,
+        labels_csv=args.labels,
+        max_frames=args.max_frames,
+        skip_bad=args.skip_bad,
+        progress=not args.no_progress,
+    )
+
+
 def _device(name: str) -> str:
     import torch
 
@@ -426,7 +441,6 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from tcdn.data.video import load_frames
     from tcdn.train import TrainConfig, train
 
     options = TrainConfig.from_yaml(args.config).to_dict() if args.config else {}
@@ -452,14 +466,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise TcdnError(
             f"--size {size} differs from the network's --image-size {cfg.image_size}: give one of them"
         )
-    frames = load_frames(
-        args.videos,
-        size=size,
-        labels_csv=args.labels,
-        max_frames=args.max_frames,
-        skip_bad=args.skip_bad,
-        progress=not args.no_progress,
-    )
+    frames = _load_collection(args, size)
     ckpt = train(
         frames,
         cfg,
@@ -473,7 +480,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_features(args: argparse.Namespace) -> int:
-    from tcdn.data.video import load_frames
     from tcdn.features import frame_features
     from tcdn.pipeline import evaluation_rows
     from tcdn.train import load_checkpoint
@@ -489,14 +495,7 @@ def _cmd_features(args: argparse.Namespace) -> int:
             "--source trained (the default) needs --checkpoint; or choose --source random_init or raw_pixels"
         )
     size = args.size or (int(ckpt["config"]["image_size"]) if ckpt else 227)
-    frames = load_frames(
-        args.videos,
-        size=size,
-        labels_csv=args.labels,
-        max_frames=args.max_frames,
-        skip_bad=args.skip_bad,
-        progress=not args.no_progress,
-    )
+    frames = _load_collection(args, size)
     rows = evaluation_rows(frames, args.frame_stride, args.max_per_video)
     fs = frame_features(
         frames,
@@ -595,7 +594,6 @@ def _cmd_discover(args: argparse.Namespace) -> int:
 
 
 def _discover_videos(args: argparse.Namespace, methods: list[str]) -> Discovery:
-    from tcdn.data.video import load_frames
     from tcdn.pipeline import SOURCES, discover_collection
     from tcdn.train import load_checkpoint
 
@@ -608,14 +606,7 @@ def _discover_videos(args: argparse.Namespace, methods: list[str]) -> Discovery:
     if "trained" in sources and ckpt is None:
         raise TcdnError("--sources includes 'trained' but no --checkpoint was given")
     size = args.size or (int(ckpt["config"]["image_size"]) if ckpt else 227)
-    frames = load_frames(
-        args.videos,
-        size=size,
-        labels_csv=args.labels,
-        max_frames=args.max_frames,
-        skip_bad=args.skip_bad,
-        progress=not args.no_progress,
-    )
+    frames = _load_collection(args, size)
     discovery = discover_collection(
         frames,
         ckpt,

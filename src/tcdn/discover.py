@@ -121,13 +121,19 @@ def kmeans(features: np.ndarray, k: int, seed: int, n_init: int = 1) -> np.ndarr
     return KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit_predict(features)
 
 
+def _squared_distances(features: np.ndarray) -> np.ndarray:
+    """``(N, N)`` squared Euclidean distances between the rows, in float64 (never negative)."""
+    x = features.astype(np.float64)
+    sq = (x * x).sum(1)
+    return np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0)
+
+
 def median_sigma(features: np.ndarray, max_samples: int = 2000, seed: int = 0) -> float:
     """Kernel width that needs no labels: the median Euclidean distance between sampled frame pairs."""
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(features), size=min(max_samples, len(features)), replace=False)
-    x = features[idx].astype(np.float64)
-    sq = (x * x).sum(1)
-    d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0)
+    x = features[idx]
+    d2 = _squared_distances(x)
     med = float(np.sqrt(np.median(d2[np.triu_indices(len(x), 1)]))) if len(x) > 1 else 1.0
     return med if med > 0 else 1.0
 
@@ -198,9 +204,7 @@ def _embed(affinity: np.ndarray | sparse.spmatrix, k: int) -> tuple[np.ndarray, 
 
 def _dense_affinity(features: np.ndarray, sigma: float | str, n_neighbors: int) -> np.ndarray:
     n = len(features)
-    x = features.astype(np.float64)
-    sq = (x * x).sum(1)
-    d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0)
+    d2 = _squared_distances(features)
     if sigma == "local":
         nn_k = min(n_neighbors, n - 1)
         scale = np.sqrt(np.partition(d2, nn_k, axis=1)[:, nn_k])  # column 0 is the point itself

@@ -64,34 +64,34 @@ class Discovery(NamedTuple):
     clustered: FeatureSet
 
 
+def _every_nth(rank: np.ndarray, stride: int, max_per_video: int | None) -> np.ndarray:
+    """Rows whose position ``rank`` inside their video is a multiple of ``stride``, at most
+    ``max_per_video`` per video; ascending."""
+    if stride < 1:
+        raise TcdnError(f"--frame-stride must be >= 1, got {stride}")
+    keep = rank % stride == 0
+    if max_per_video:
+        keep &= rank // stride < max_per_video
+    return np.flatnonzero(keep)
+
+
 def evaluation_rows(
     frames: FrameSet, stride: int = 1, max_per_video: int | None = None
 ) -> np.ndarray:
     """Rows of ``frames`` to evaluate: every ``stride``-th frame of each video, at most ``max_per_video``."""
-    if stride < 1:
-        raise TcdnError(f"--frame-stride must be >= 1, got {stride}")
-    rows = []
-    for v in range(len(frames.videos)):
-        r = np.arange(frames.offsets[v], frames.offsets[v + 1], stride)
-        rows.append(r[:max_per_video] if max_per_video else r)
-    return np.concatenate(rows)
+    return _every_nth(frames.frame_index, stride, max_per_video)
 
 
 def feature_rows(fs: FeatureSet, stride: int = 1, max_per_video: int | None = None) -> np.ndarray:
     """Rows of ``fs`` to evaluate: every ``stride``-th row of each video (counted in the file's
     order), at most ``max_per_video``; in the file's order."""
-    if stride < 1:
-        raise TcdnError(f"--frame-stride must be >= 1, got {stride}")
     _, inverse = np.unique(fs.video, return_inverse=True)
     inverse = inverse.reshape(-1)
     order = np.argsort(inverse, kind="stable")
     starts = np.concatenate([[0], np.cumsum(np.bincount(inverse))[:-1]])
     rank = np.empty(len(fs), dtype=np.int64)
     rank[order] = np.arange(len(fs)) - starts[inverse[order]]
-    keep = rank % stride == 0
-    if max_per_video:
-        keep &= rank // stride < max_per_video
-    return np.flatnonzero(keep)
+    return _every_nth(rank, stride, max_per_video)
 
 
 @dataclass

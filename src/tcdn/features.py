@@ -409,32 +409,28 @@ class FrameFeaturizer:
         if source == "trained":
             if self.model is None:
                 raise TcdnError("the 'trained' source needs a checkpoint (--checkpoint)")
-            return extract_features(
-                self.model,
-                self.x,
-                self.mean,
-                layer=self.layer,
-                device=self.device,
-                progress=self.progress,
-            )
+            return self._extract(self.model, "extracting features")
         if source == "random_init":
             config = self.config or TrainConfig(image_size=int(self.x.shape[1]))
             with torch.random.fork_rng(devices=[]):  # seed the initialisation, leave the global RNG
                 torch.manual_seed(self.seed + 1000 + repeat)
                 net = model_from_config(config)
-            return extract_features(
-                net,
-                self.x,
-                self.mean,
-                layer=self.layer,
-                device=self.device,
-                progress=self.progress,
-                desc=f"random-init net {repeat + 1}",
-            )
+            return self._extract(net, f"random-init net {repeat + 1}")
         if source == "raw_pixels":
             return raw_pixel_features(self.x, seed=self.seed)
         raise TcdnError(
             f"unknown feature source {source!r}; choose from {', '.join(FRAME_SOURCES)}"
+        )
+
+    def _extract(self, model: nn.Module, desc: str) -> np.ndarray:
+        return extract_features(
+            model,
+            self.x,
+            self.mean,
+            layer=self.layer,
+            device=self.device,
+            progress=self.progress,
+            desc=desc,
         )
 
     def feature_set(self, source: str, repeat: int = 0) -> FeatureSet:

@@ -21,6 +21,7 @@ from tcdn.discover import (
     clustering_accuracy,
     conditional_entropy,
     estimate_k_eigengap,
+    estimate_k_silhouette,
     kmeans,
     knn_graph,
     purity,
@@ -391,9 +392,48 @@ def test_eigengap_finds_the_number_of_gauss_blobs(k):
     assert np.all(np.diff(vals) <= 1e-9)  # descending
 
 
-def test_score_clusterings_reports_the_eigengap_k():
+@pytest.mark.parametrize("k", [3, 5])
+def test_silhouette_finds_the_number_of_gauss_blobs(k):
+    x, _ = _gauss_blobs(40, k)
+    est, scores = estimate_k_silhouette(x, max_k=12)
+    assert est == k
+    assert sorted(scores) == list(range(2, 13))  # few candidates: every K is tried
+    assert scores[k] == max(scores.values())
+
+
+def test_silhouette_candidates_are_a_geometric_grid_without_the_known_k():
+    x, _ = _gauss_blobs(20, 3)
+    _, scores = estimate_k_silhouette(x, max_k=50, max_candidates=5)
+    assert sorted(scores) == [2, 4, 10, 22, 50]  # round(geomspace(2, 50, 5))
+
+
+def test_silhouette_matches_a_naive_reference():
+    from tcdn.discover import kmeans as tcdn_kmeans
+
+    x, _ = _gauss_blobs(12, 3)
+    _, scores = estimate_k_silhouette(x, max_k=4, sample=len(x))
+    pred = tcdn_kmeans(x, 3, 0)
+    sil = []
+    for i in range(len(x)):  # Rousseeuw's s(i) = (b - a) / max(a, b), written out
+        same = [math.dist(x[i], x[j]) for j in range(len(x)) if pred[j] == pred[i] and j != i]
+        a = np.mean(same) if same else 0.0
+        b = min(
+            np.mean([math.dist(x[i], x[j]) for j in range(len(x)) if pred[j] == c])
+            for c in set(pred.tolist()) - {pred[i]}
+        )
+        sil.append(0.0 if not same else (b - a) / max(a, b))
+    assert scores[3] == pytest.approx(np.mean(sil), rel=1e-6)
+
+
+def test_score_clusterings_reports_the_k_estimates_and_the_affinity():
     x, y = _gauss_blobs(30, 4)
-    scores = score_clusterings(lambda r: x, y, methods=("kmeans",), repeats=2)
-    assert scores["kmeans"].to_dict()["k_eigengap"] == 4
+    scores = score_clusterings(lambda r: x, y, repeats=2)
+    for method in ("kmeans", "spectral"):
+        d = scores[method].to_dict()
+        assert d["k_eigengap"] == 4
+        assert d["k_silhouette"] == 4
+    assert scores["spectral"].to_dict()["affinity"] == "dense"
+    assert scores["kmeans"].to_dict()["affinity"] is None
     off = score_clusterings(lambda r: x, y, methods=("kmeans",), repeats=1, estimate_k=False)
     assert off["kmeans"].to_dict()["k_eigengap"] is None
+    assert off["kmeans"].to_dict()["k_silhouette"] is None

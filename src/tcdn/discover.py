@@ -27,6 +27,11 @@ METHODS = ("kmeans", "spectral")
 DENSE_SPECTRAL_MAX = 12000  # frames; above this the dense N x N affinity is never built
 DENSE_AUTO_MAX = 5000  # frames; spectral clustering uses the exact dense affinity up to here
 EXACT_KNN_MAX = 10000  # frames; exact neighbour search up to here, HNSW beyond
+# Neighbours per frame in the sparse affinity. 10 (scikit-learn's default) is too few for
+# 4,096-d features: on benchmarks/bench_cluster.py's 5k-frame set (101 clusters of ~50 frames)
+# the 10-NN graph splits clusters into pieces, leaves no eigengap at K and scored 0.18 bits against
+# the dense affinity's 0.02; 20 and 30 neighbours both scored 0.00 with a clear gap at K.
+GRAPH_NEIGHBORS = 20
 
 
 def _as_labels(labels: object, name: str) -> np.ndarray:
@@ -254,7 +259,7 @@ def spectral_embedding(
     n_neighbors: int = 7,
     *,
     affinity: str = "auto",
-    graph_neighbors: int = 10,
+    graph_neighbors: int = GRAPH_NEIGHBORS,
 ) -> np.ndarray:
     """Ng-Jordan-Weiss embedding: top-``k`` eigenvectors of ``D^-1/2 A D^-1/2``, rows normalised.
 
@@ -273,8 +278,7 @@ def spectral_embedding(
     (default) is dense up to ``DENSE_AUTO_MAX`` frames and kNN beyond. ``A_ii = 0``.
     """
     n = len(features)
-    if affinity == "auto":
-        affinity = "dense" if n <= DENSE_AUTO_MAX else "knn"
+    affinity = resolve_affinity(affinity, n)
     if affinity == "dense":
         if n > DENSE_SPECTRAL_MAX:
             raise TcdnError(
@@ -282,21 +286,26 @@ def spectral_embedding(
                 f"affinity, or --frame-stride / --max-per-video to take at most {DENSE_SPECTRAL_MAX} frames"
             )
         a: np.ndarray | sparse.csr_matrix = _dense_affinity(features, sigma, n_neighbors)
-    elif affinity == "knn":
-        a = _knn_affinity(features, sigma, n_neighbors, graph_neighbors)
     else:
-        raise TcdnError(f"unknown affinity {affinity!r}; choose auto, dense or knn")
+        a = _knn_affinity(features, sigma, n_neighbors, graph_neighbors)
     return _embed(a, k)[0]
+
+
+def resolve_affinity(affinity: str, n: int) -> str:
+    """The affinity :func:`spectral_embedding` builds for ``n`` frames: ``"dense"`` or ``"knn"``."""
+    if affinity == "auto":
+        return "dense" if n <= DENSE_AUTO_MAX else "knn"
+    if affinity not in ("dense", "knn"):
+        raise TcdnError(f"unknown affinity {affinity!r}; choose auto, dense or knn")
+    return affinity
 
 
 def spectral_eigenvalues(features: np.ndarray, k: int, *, affinity: str = "auto") -> np.ndarray:
     """The top-``k`` eigenvalues (descending) of the normalised affinity of :func:`spectral_embedding`."""
     n = len(features)
-    if affinity == "auto":
-        affinity = "dense" if n <= DENSE_AUTO_MAX else "knn"
-    if affinity == "dense" and n <= DENSE_SPECTRAL_MAX:
+    if resolve_affinity(affinity, n) == "dense" and n <= DENSE_SPECTRAL_MAX:
         return _embed(_dense_affinity(features, "local", 7), k)[1]
-    return _embed(_knn_affinity(features, "local", 7, 10), k)[1]
+    return _embed(_knn_affinity(features, "local", 7, GRAPH_NEIGHBORS), k)[1]
 
 
 def estimate_k_eigengap(
@@ -319,6 +328,47 @@ def estimate_k_eigengap(
     return best, vals
 
 
+def estimate_k_silhouette(
+    features: np.ndarray,
+    max_k: int = 50,
+    *,
+    min_k: int = 2,
+    max_candidates: int = 16,
+    sample: int = 2000,
+    seed: int = 0,
+) -> tuple[int, dict[int, float]]:
+    """Choose the number of clusters without labels: the K-means clustering with the best silhouette.
+
+    The candidates are every ``K`` in ``[min_k, max_k]`` when there are at most ``max_candidates``
+    of them, else ``max_candidates`` values spaced geometrically over that range (the known K is
+    not slipped in). For each, K-means (seeded) on at most ``sample`` frames drawn at random, then
+    the mean silhouette (Rousseeuw 1987, Euclidean) of those frames. Returns the best ``K`` and
+    the score of every candidate.
+    """
+    from sklearn.metrics import silhouette_score
+
+    n = len(features)
+    rng = np.random.default_rng(seed)
+    x = features[np.sort(rng.choice(n, size=min(sample, n), replace=False))]
+    max_k = int(min(max_k, len(x) - 1))
+    if max_k < min_k:
+        raise TcdnError(f"too few frames ({n}) to estimate the number of clusters")
+    if max_k - min_k + 1 <= max_candidates:
+        candidates = list(range(min_k, max_k + 1))
+    else:
+        grid = np.geomspace(min_k, max_k, max_candidates)
+        candidates = sorted({int(v) for v in np.rint(grid)})
+    scores: dict[int, float] = {}
+    for k in candidates:
+        pred = kmeans(x, k, seed)
+        if len(np.unique(pred)) < 2:  # all frames identical: no structure to score
+            scores[k] = -1.0
+            continue
+        scores[k] = float(silhouette_score(x, pred))
+    best = max(scores, key=lambda k: scores[k])
+    return best, scores
+
+
 # -- experiments ---------------------------------------------------------------------------------
 @dataclass
 class Score:
@@ -332,6 +382,8 @@ class Score:
     first_assignment: np.ndarray | None = None  # the clusters of the first repeat
     others: dict[str, list[float]] = field(default_factory=dict)
     k_eigengap: int | None = None  # K chosen without labels (first repeat's features)
+    k_silhouette: int | None = None  # the same, by the best K-means silhouette
+    affinity: str | None = None  # spectral only: the affinity used, "dense" or "knn"
 
     @property
     def mean(self) -> float:
@@ -351,6 +403,8 @@ class Score:
             "k": self.k,
             "repeats": len(self.values),
             "k_eigengap": self.k_eigengap,
+            "k_silhouette": self.k_silhouette,
+            "affinity": self.affinity,
             **{
                 f"{name}_{stat}": float(fn(vals))
                 for name, vals in self.others.items()
@@ -373,9 +427,10 @@ def score_clusterings(
 
     ``features_for_seed(r)`` gives the features of repeat ``r``: the same array every time for a
     fixed feature source, a new one for e.g. a freshly initialised network per repeat. With
-    ``estimate_k``, the number of clusters the data suggest without labels
-    (:func:`estimate_k_eigengap` on the first repeat's features, looking up to ``max(2K, 10)``)
-    is reported beside the scores at the known ``K``.
+    ``estimate_k``, the number of clusters the data suggest without labels, by the largest
+    eigengap (:func:`estimate_k_eigengap`) and by the best silhouette
+    (:func:`estimate_k_silhouette`), each on the first repeat's features looking up to
+    ``max(2K, 10)``, is reported beside the scores at the known ``K``.
     """
     for m in methods:
         if m not in METHODS:
@@ -388,11 +443,12 @@ def score_clusterings(
     first: dict[str, np.ndarray] = {}
     last_feats: np.ndarray | None = None
     embedding: np.ndarray | None = None
-    k_est: int | None = None
+    k_est: dict[str, int] = {}
     for r in range(repeats):
         feats = features_for_seed(r)
         if estimate_k and r == 0 and len(feats) > 4:
-            k_est, _ = estimate_k_eigengap(feats, max_k=max(2 * k, 10))
+            k_est["eigengap"] = estimate_k_eigengap(feats, max_k=max(2 * k, 10))[0]
+            k_est["silhouette"] = estimate_k_silhouette(feats, max_k=max(2 * k, 10), seed=seed)[0]
         for m in methods:
             if m == "kmeans":
                 pred = kmeans(feats, k, seed + r)
@@ -405,7 +461,11 @@ def score_clusterings(
                 values[m].setdefault(name, []).append(value)
             if r == 0:
                 first[m] = pred
-    return {m: _score(values[m], labels, k, first[m], k_est) for m in methods}
+    affinity = resolve_affinity("auto", len(labels))
+    return {
+        m: _score(values[m], labels, k, first[m], k_est, affinity if m == "spectral" else None)
+        for m in methods
+    }
 
 
 def _score(
@@ -413,10 +473,22 @@ def _score(
     labels: np.ndarray,
     k: int,
     first: np.ndarray | None = None,
-    k_est: int | None = None,
+    k_est: dict[str, int] | None = None,
+    affinity: str | None = None,
 ) -> Score:
     others = {name: vals for name, vals in per_name.items() if name != "ce"}
-    return Score(per_name["ce"], len(labels), len(np.unique(labels)), k, first, others, k_est)
+    k_est = k_est or {}
+    return Score(
+        per_name["ce"],
+        len(labels),
+        len(np.unique(labels)),
+        k,
+        first,
+        others,
+        k_est.get("eigengap"),
+        k_est.get("silhouette"),
+        affinity,
+    )
 
 
 def random_assignment_scores(

@@ -359,15 +359,16 @@ def format_table(results: dict[str, Any]) -> str:
             for m in methods
         )
         lines.append(f"{source:<20}{cells}")
-    chosen = {
-        source: next(iter(per.values())).get("k_eigengap")
-        for source, per in res.items()
-        if source != "random_assignment" and per
-    }
-    if any(v is not None for v in chosen.values()):
-        k = next(iter(next(iter(res.values())).values()))["k"]
-        picks = ", ".join(f"{s} {v}" for s, v in chosen.items() if v is not None)
-        lines.append(f"K without labels (largest eigengap), beside the known K = {k}: {picks}")
+    for key, rule in (("k_eigengap", "largest eigengap"), ("k_silhouette", "best silhouette")):
+        chosen = {
+            source: next(iter(per.values())).get(key)
+            for source, per in res.items()
+            if source != "random_assignment" and per
+        }
+        if any(v is not None for v in chosen.values()):
+            k = next(iter(next(iter(res.values())).values()))["k"]
+            picks = ", ".join(f"{s} {v}" for s, v in chosen.items() if v is not None)
+            lines.append(f"K without labels ({rule}), beside the known K = {k}: {picks}")
     return "\n".join(lines)
 
 

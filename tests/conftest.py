@@ -28,13 +28,16 @@ TRAIN_SIZE = 40
 
 @pytest.fixture(scope="session", autouse=True)
 def _one_torch_thread() -> Iterator[None]:
-    """One intra-op thread: on a small, busy machine two spinning OpenMP threads make the tiny
-    training steps of these tests about 20 times slower."""
+    """One intra-op thread for torch and for the BLAS under numpy/scipy: on a small, busy machine
+    two spinning threads make the tiny training steps about 20 times slower, and a small SVD
+    (the raw-pixel PCA) about 50 times slower."""
     import torch
+    from threadpoolctl import threadpool_limits
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
+    with threadpool_limits(limits=1):
+        yield
     torch.set_num_threads(before)
 
 

@@ -163,6 +163,9 @@ def find_videos(root: str | Path, labels_csv: str | Path | None = None) -> list[
 
 
 RESIZE_MODES = ("squash", "crop")
+#: FFmpeg (libswscale) scaling algorithms offered; fast_bilinear is the default: measured faster
+#: than bilinear in one pass (benchmarks/bench_ingest.py), within ~1.3 grey levels of it
+SCALERS = ("fast_bilinear", "bilinear", "area", "bicubic")
 
 
 @dataclass(frozen=True)
@@ -182,6 +185,8 @@ class DecodeSettings:
         Keep frames at about this rate (by their timestamps) instead of every ``stride``-th.
     max_frames
         Keep at most this many frames per video.
+    scaler
+        FFmpeg's scaling algorithm, one of :data:`SCALERS`.
     """
 
     size: tuple[int, int] = (227, 227)
@@ -189,12 +194,15 @@ class DecodeSettings:
     stride: int = 1
     fps: float | None = None
     max_frames: int | None = None
+    scaler: str = "fast_bilinear"
 
     def __post_init__(self) -> None:
         if self.resize not in RESIZE_MODES:
             raise TcdnError(
                 f"resize mode {self.resize!r} is unknown: use one of {', '.join(RESIZE_MODES)}"
             )
+        if self.scaler not in SCALERS:
+            raise TcdnError(f"scaler {self.scaler!r} is unknown: use one of {', '.join(SCALERS)}")
         if min(self.size) < 1 or self.stride < 1:
             raise TcdnError(f"size {self.size} and stride {self.stride} must be >= 1")
         if self.fps is not None and self.stride != 1:
@@ -255,12 +263,13 @@ def _crop(arr: np.ndarray, settings: DecodeSettings) -> np.ndarray:
 
 def _iter_video_file(path: Path, settings: DecodeSettings, threads: bool) -> Iterator[np.ndarray]:
     import av  # imported here so that `tcdn --help` stays fast
-    from av.video.reformatter import VideoReformatter
+    from av.video.reformatter import Interpolation, VideoReformatter
 
     # One reformatter for the whole video: FFmpeg scales and converts to RGB in one pass, and the
     # scaling context is built once (``frame.to_ndarray(width=, height=)`` builds one per frame,
     # which costs as much as decoding: see benchmarks/bench_ingest.py).
     reformatter = VideoReformatter()
+    interpolation = getattr(Interpolation, settings.scaler.upper())
     keep = _Keep(settings)
     with av.open(str(path)) as container:
         if not container.streams.video:
@@ -276,7 +285,9 @@ def _iter_video_file(path: Path, settings: DecodeSettings, threads: bool) -> Ite
             if not keep(frame.time):
                 continue
             w, h = _fit(frame.width, frame.height, settings)
-            rgb = reformatter.reformat(frame, width=w, height=h, format="rgb24")
+            rgb = reformatter.reformat(
+                frame, width=w, height=h, format="rgb24", interpolation=interpolation
+            )
             yield _crop(rgb.to_ndarray(), settings)
             keep.kept += 1
             if keep.full:

@@ -563,6 +563,46 @@ class StoreFrames:
             simplejpeg.decode_jpeg(blob[offs[t] : offs[t + 1]], colorspace="RGB", buffer=out[i])
 
 
+class FrameRows:
+    """The rows ``rows`` of a frames array-like, read lazily: ``view[i:j]`` reads ``frames[rows[i:j]]``.
+
+    Lets feature extraction stream a store batch by batch instead of loading every frame.
+    """
+
+    def __init__(self, frames: Any, rows: np.ndarray) -> None:
+        self.frames = frames
+        self.rows = np.asarray(rows, dtype=np.int64)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.rows), *self.frames.shape[1:])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.frames.dtype)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        return np.asarray(self.frames[self.rows[index]])
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        arr = self[:]
+        return arr if dtype is None else arr.astype(dtype)
+
+
+def take_rows(frames: Any, rows: np.ndarray) -> Any:
+    """``frames[rows]`` for an in-memory array; a lazy :class:`FrameRows` for a store's frames."""
+    if isinstance(frames, np.ndarray) and not isinstance(frames, np.memmap):
+        return frames[rows]
+    return FrameRows(frames, rows)
+
+
 def open_store(path: str | Path, *, threads: int | None = None) -> FrameSet:
     """Open a frame store as a :class:`~tcdn.data.video.FrameSet` that reads frames on demand.
 

@@ -12,9 +12,11 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import TRAIN_SIZE
 from tcdn.cli import main
 from tcdn.data import store as store_mod
 from tcdn.data.store import (
@@ -479,3 +481,34 @@ def test_features_stream_a_store_like_memory(raw_store: Path, reference: np.ndar
     np.testing.assert_allclose(
         lazy.features("raw_pixels"), eager.features("raw_pixels"), rtol=1e-5, atol=1e-5
     )
+
+
+def test_train_reads_a_store(
+    synthetic_collection: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    restore_logging: None,
+) -> None:
+    store = tmp_path / "store"
+    ingest_folder(
+        synthetic_collection,
+        store,
+        StoreSettings(decode=DecodeSettings.make(TRAIN_SIZE)),
+        progress=False,
+    )
+    config = tmp_path / "small.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "image_size": TRAIN_SIZE,
+                "model_options": {"fc6_dim": 64},
+                "embed_dim": 16,
+                "batch_size": 2,
+                "far": 5,
+            }
+        )
+    )
+    argv = ["train", str(store), "--out", str(tmp_path / "run"), "--config", str(config)]
+    code = main([*argv, "--steps", "2", "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    assert list((tmp_path / "run").glob("*.pt"))

@@ -512,3 +512,23 @@ def test_train_reads_a_store(
     code = main([*argv, "--steps", "2", "--no-progress"])
     assert code == 0, capsys.readouterr().err
     assert list((tmp_path / "run").glob("*.pt"))
+
+
+def _read_in_child(frames: object, idx: np.ndarray, queue: object) -> None:
+    queue.put(frames[idx].sum())  # type: ignore[index, attr-defined]
+
+
+def test_jpeg_reader_works_in_a_forked_child(jpeg_store: Path) -> None:
+    """A data-loader worker forked after the parent read (and started its decoding threads)."""
+    import multiprocessing
+
+    frames = open_store(jpeg_store, threads=2).frames
+    idx = np.arange(0, len(frames), 2)[:40]
+    want = frames[idx].sum()  # starts the parent's thread pool
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_read_in_child, args=(frames, idx, queue))
+    child.start()
+    got = queue.get(timeout=60)
+    child.join(timeout=60)
+    assert got == want and child.exitcode == 0

@@ -459,6 +459,7 @@ class StoreFrames:
         self._maps: dict[int, Any] = {}
         self._jpeg_offsets: dict[int, np.ndarray] = {}
         self._pool: cf.ThreadPoolExecutor | None = None
+        self._pool_pid = 0
 
     # -- the array protocol the rest of tcdn uses
     @property
@@ -543,8 +544,9 @@ class StoreFrames:
         if len(jobs) < 16 or self.threads <= 1:
             self._decode_jpegs(jobs, out)
             return out
-        if self._pool is None:
+        if self._pool is None or self._pool_pid != os.getpid():  # a forked child needs its own
             self._pool = cf.ThreadPoolExecutor(self.threads, thread_name_prefix="tcdn-jpeg")
+            self._pool_pid = os.getpid()
         chunks = [jobs[k :: self.threads] for k in range(self.threads)]
         for f in [self._pool.submit(self._decode_jpegs, c, out) for c in chunks]:
             f.result()

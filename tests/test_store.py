@@ -527,8 +527,30 @@ def test_jpeg_reader_works_in_a_forked_child(jpeg_store: Path) -> None:
     want = frames[idx].sum()  # starts the parent's thread pool
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
-    child = ctx.Process(target=_read_in_child, args=(frames, idx, queue))
+    child = ctx.Process(target=_read_in_child, args=(frames, idx, queue), daemon=True)
     child.start()
     got = queue.get(timeout=60)
     child.join(timeout=60)
     assert got == want and child.exitcode == 0
+
+
+def test_cli_ingest_user_errors(
+    make_video: Callable[..., Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    restore_logging: None,
+) -> None:
+    def run(*argv: str) -> str:
+        assert main(["ingest", *argv, "--out", str(tmp_path / "s"), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        return err
+
+    (tmp_path / "empty").mkdir()
+    assert "no video found" in run(str(tmp_path / "empty"))
+    make_video(tmp_path / "v" / "a.mp4", 3)
+    (tmp_path / "v" / "labels.csv").write_text("video,label\na.mp4,x\ngone.mp4,y\n")
+    assert "gone.mp4" in run(str(tmp_path / "v"))
+    assert "--split needs --dataset" in run(str(tmp_path / "v"), "--split", "test")
+    assert "does not exist" in run(str(tmp_path / "nowhere"), "--dataset", "ucf101")
+    assert not (tmp_path / "s" / MANIFEST).exists()

@@ -281,14 +281,20 @@ def _iter_video_file(path: Path, settings: DecodeSettings, threads: bool) -> Ite
             stream.thread_type = "AUTO"
         else:
             stream.thread_count = 1  # one process per core already: no extra decoder threads
+        every = settings.stride == 1 and settings.fps is None  # the common case: no per-frame test
+        crop = settings.resize == "crop"
+        src_size: tuple[int, int] = (0, 0)
+        w = h = 0
         for frame in container.decode(stream):
-            if not keep(frame.time):
+            if not every and not keep(frame.time):
                 continue
-            w, h = _fit(frame.width, frame.height, settings)
+            if (frame.width, frame.height) != src_size:
+                src_size = (frame.width, frame.height)
+                w, h = _fit(frame.width, frame.height, settings)
             rgb = reformatter.reformat(
                 frame, width=w, height=h, format="rgb24", interpolation=interpolation
-            )
-            yield _crop(rgb.to_ndarray(), settings)
+            ).to_ndarray()
+            yield _crop(rgb, settings) if crop else rgb
             keep.kept += 1
             if keep.full:
                 return

@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # the library is imported inside each command, so that `tcdn 
 #: the choices of --source and --level, repeated here (and checked by a test) to keep --help fast
 FRAME_SOURCES = ("trained", "random_init", "raw_pixels")
 LEVELS = ("frame", "video")
+DATASET_NAMES = ("ucf101", "hmdb51", "5contexts")
 
 log = logging.getLogger("tcdn")
 
@@ -58,14 +59,15 @@ def _add_collection_args(p: argparse.ArgumentParser, optional: bool = False) -> 
             type=Path,
             nargs="?",
             default=None,
-            help="folder of videos (labels from class sub-folders or labels.csv); "
-            "leave it out when giving --features or --features-npy",
+            help="folder of videos (labels from class sub-folders or labels.csv), or a frame store "
+            "made by `tcdn ingest`; leave it out when giving --features or --features-npy",
         )
     else:
         p.add_argument(
             "videos",
             type=Path,
-            help="folder of videos (labels from class sub-folders or labels.csv)",
+            help="folder of videos (labels from class sub-folders or labels.csv), or a frame store "
+            "made by `tcdn ingest` (read from disk as needed: use one for large collections)",
         )
     p.add_argument(
         "--labels",
@@ -377,13 +379,149 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=0, help="seed of clustering and random-init networks"
     )
     _add_common_args(p)
+    p = sub.add_parser(
+        "ingest",
+        help="decode a collection once into a frame store that train/features/discover read",
+        description="Decode every video of a collection once, in parallel, into a frame store "
+        "folder (raw uint8 frames read through mmap, or JPEG per frame). Re-running skips videos "
+        "already done and redoes changed ones; an interrupted ingest resumes. Bad files are "
+        "skipped, named in a summary and in the store's manifest.json.",
+    )
+    p.add_argument(
+        "src",
+        type=Path,
+        help="the collection: a folder of videos or of frame-image folders, or a dataset root "
+        "with --dataset",
+    )
+    p.add_argument("--out", type=Path, required=True, help="the store folder to create or update")
+    p.add_argument(
+        "--dataset",
+        choices=DATASET_NAMES,
+        default=None,
+        help="read SRC in an official layout: ucf101 (UCF-101/ + ucfTrainTestlist/), hmdb51 "
+        "(action folders + testTrainMulti_7030_splits/), 5contexts (train/ and test/ folders); "
+        "default: a plain folder",
+    )
+    p.add_argument(
+        "--split",
+        choices=("train", "test", "all"),
+        default=None,
+        help="with --dataset: which videos (default: train for ucf101 and 5contexts, all for hmdb51)",
+    )
+    p.add_argument(
+        "--fold",
+        type=int,
+        default=1,
+        help="with --dataset ucf101/hmdb51: split 1, 2 or 3 (default: 1)",
+    )
+    p.add_argument(
+        "--clips",
+        type=_positive_int,
+        default=None,
+        help="with --dataset hmdb51: a random subset of this many clips, drawn with --seed (paper: 1000)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of --clips (default: 0)")
+    p.add_argument(
+        "--labels",
+        type=Path,
+        default=None,
+        help="a video,label CSV for a plain folder (default: SRC/labels.csv if present)",
+    )
+    p.add_argument(
+        "--size",
+        type=_positive_int,
+        default=227,
+        help="frame side in pixels (default: 227, the paper's; must match the network's)",
+    )
+    p.add_argument(
+        "--resize",
+        choices=("squash", "crop"),
+        default="squash",
+        help="squash: scale the whole frame, aspect not kept (default, the paper's); "
+        "crop: scale the shorter side, keep the centre",
+    )
+    p.add_argument(
+        "--scaler",
+        choices=("fast_bilinear", "bilinear", "area", "bicubic"),
+        default="fast_bilinear",
+        help="FFmpeg's scaling algorithm (default: fast_bilinear, the fastest measured; within "
+        "about 1 grey level of bilinear)",
+    )
+    every = p.add_mutually_exclusive_group()
+    every.add_argument(
+        "--stride",
+        type=_positive_int,
+        default=1,
+        help="keep every S-th frame (default: 1, every frame); divides the store size by S",
+    )
+    every.add_argument(
+        "--fps",
+        type=_positive_float,
+        default=None,
+        help="keep frames at about this rate, by their timestamps (instead of --stride)",
+    )
+    p.add_argument(
+        "--max-frames",
+        type=_positive_int,
+        default=None,
+        help="keep at most this many frames per video",
+    )
+    p.add_argument(
+        "--storage",
+        choices=("raw", "jpeg"),
+        default="raw",
+        help="raw: uint8 frames, H*W*3 bytes each, fastest reads (default); jpeg: one JPEG per "
+        "frame, about 1/10 of the bytes, decoded on read",
+    )
+    p.add_argument(
+        "--quality",
+        type=_positive_int,
+        default=90,
+        help="JPEG quality 1-100 for --storage jpeg (default: 90)",
+    )
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        help="decoding processes (default: the number of CPU cores)",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit with an error (status 2) if any video could not be read; the store is still written",
+    )
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
 
 def _load_collection(args: argparse.Namespace, size: int) -> FrameSet:
-    """Decode the collection named by the shared collection options (``_add_collection_args``)."""
+    """The collection named by the shared collection options (``_add_collection_args``).
+
+    A frame store (a folder with a manifest.json, from `tcdn ingest`) is opened and read from
+    disk as needed; a folder of videos is ingested into a temporary store and read into memory.
+    """
+    from tcdn.data.store import is_store, open_store
     from tcdn.data.video import load_frames
 
+    if is_store(args.videos):
+        for flag, value in (
+            ("--labels", args.labels),
+            ("--max-frames", args.max_frames),
+            ("--skip-bad", args.skip_bad or None),
+        ):
+            if value is not None:
+                raise TcdnError(
+                    f"{flag} applies to a video folder, but {args.videos} is a frame store (its "
+                    f"videos and labels were fixed by `tcdn ingest`): drop {flag}, or ingest again"
+                )
+        frames = open_store(args.videos)
+        height, width = frames.frames.shape[1:3]
+        if (height, width) != (size, size):
+            raise TcdnError(
+                f"the frame store {args.videos} holds {width}x{height} frames but {size}x{size} are "
+                f"needed: ingest again with --size {size}, or give --size {height} / a matching network"
+            )
+        return frames
     return load_frames(
         args.videos,
         size=size,
@@ -626,12 +764,92 @@ def _discover_videos(args: argparse.Namespace, methods: list[str]) -> Discovery:
     return discovery
 
 
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    import os
+
+    from tcdn.data.datasets import DATASETS
+    from tcdn.data.store import StoreSettings, ingest
+    from tcdn.data.video import DecodeSettings, find_videos
+
+    if args.dataset is None:
+        for flag, value in (("--split", args.split), ("--clips", args.clips)):
+            if value is not None:
+                raise TcdnError(f"{flag} needs --dataset (ucf101, hmdb51 or 5contexts)")
+        entries = find_videos(args.src, args.labels)
+    else:
+        if args.labels is not None:
+            raise TcdnError(
+                f"--labels is for a plain folder; --dataset {args.dataset} reads its own"
+            )
+        if not args.src.is_dir():
+            raise TcdnError(
+                f"dataset folder {args.src} does not exist: give the {args.dataset} root"
+            )
+        kwargs: dict[str, object] = {}
+        if args.dataset == "hmdb51":
+            kwargs = {
+                "split": args.split or "all",
+                "fold": args.fold,
+                "n_clips": args.clips,
+                "seed": args.seed,
+            }
+        elif args.clips is not None:
+            raise TcdnError("--clips is for --dataset hmdb51")
+        elif args.dataset == "ucf101":
+            kwargs = {"split": args.split or "train", "fold": args.fold}
+        else:
+            kwargs = {"split": args.split or "train"}
+        entries = DATASETS[args.dataset](args.src, **kwargs)
+    settings = StoreSettings(
+        decode=DecodeSettings.make(
+            args.size,
+            resize=args.resize,
+            stride=args.stride,
+            fps=args.fps,
+            max_frames=args.max_frames,
+            scaler=args.scaler,
+        ),
+        storage=args.storage,
+        quality=args.quality,
+    )
+    report = ingest(
+        entries,
+        args.out,
+        settings,
+        workers=args.workers or os.cpu_count() or 1,
+        source=f"{args.dataset or 'folder'}:{args.src}",
+        progress=not args.no_progress,
+    )
+    rows = [
+        ("store", str(report.store)),
+        ("videos", f"{report.n_videos} ({report.decoded} decoded, {report.reused} already there)"),
+        ("frames", str(report.n_frames)),
+        (
+            "storage",
+            f"{args.storage}, {report.bytes_per_frame:,.0f} bytes/frame, {report.bytes / 1e9:.3f} GB",
+        ),
+        ("bad videos", str(len(report.bad))),
+        ("seconds", f"{report.seconds:.1f}"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    sys.stdout.write("".join(f"{k:<{width}}  {v}\n" for k, v in rows))
+    for name, error in report.bad.items():
+        sys.stdout.write(f"bad: {name}: {error}\n")
+    if report.bad and args.strict:
+        raise TcdnError(
+            f"--strict: {len(report.bad)} video(s) could not be read (listed above and in "
+            f"{args.out / 'manifest.json'}); the store holds the others"
+        )
+    return 0
+
+
 COMMANDS = {
     "demo": _cmd_demo,
     "generate": _cmd_generate,
     "train": _cmd_train,
     "features": _cmd_features,
     "discover": _cmd_discover,
+    "ingest": _cmd_ingest,
 }
 
 

@@ -23,6 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from tcdn import __version__
+from tcdn.data.store import take_rows
 from tcdn.data.video import FrameSet
 from tcdn.errors import TcdnError
 from tcdn.train import (
@@ -381,7 +382,8 @@ class FrameFeaturizer:
         device: str = "cpu",
         progress: bool = True,
     ) -> None:
-        self.x = frames.frames[rows]
+        # a store's frames are read batch by batch as features are extracted, not all at once
+        self.x = take_rows(frames.frames, rows)
         self.layer, self.seed, self.device, self.progress = layer, seed, device, progress
         self.checkpoint = checkpoint
         size = int(self.x.shape[1])
@@ -417,7 +419,7 @@ class FrameFeaturizer:
                 net = model_from_config(config)
             return self._extract(net, f"random-init net {repeat + 1}")
         if source == "raw_pixels":
-            return raw_pixel_features(self.x, seed=self.seed)
+            return raw_pixel_features(np.asarray(self.x), seed=self.seed)
         raise TcdnError(
             f"unknown feature source {source!r}; choose from {', '.join(FRAME_SOURCES)}"
         )

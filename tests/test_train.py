@@ -463,14 +463,20 @@ def test_compile_without_a_compiler_is_a_clear_error(
 
 
 @pytest.mark.slow
-def test_compiled_run_matches_eager(
-    six_step_run: Path, train_frames: FrameSet, tmp_path: Path
-) -> None:
+def test_compiled_run_matches_eager(train_frames: FrameSet, tmp_path: Path) -> None:
     """torch.compile (inductor, C++ on CPU): the same weights as eager, to rounding; checkpoints
-    hold the plain module's names, so they load without compile."""
-    last = train(train_frames, small_config(compile=True), tmp_path, progress=False)
-    a = torch.load(six_step_run / "step_00000006.pt", weights_only=False)["model"]
-    b = torch.load(last, weights_only=False)["model"]
+    hold the plain module's names, so they load without compile. Dropout is off: inductor draws
+    its masks with its own generator, so with dropout the two runs differ by design."""
+    no_dropout = {"model_options": {"fc6_dim": 64, "dropout": 0.0}, "steps": 4}
+    eager = train(train_frames, small_config(**no_dropout), tmp_path / "eager", progress=False)
+    compiled = train(
+        train_frames,
+        small_config(compile=True, **no_dropout),
+        tmp_path / "compiled",
+        progress=False,
+    )
+    a = torch.load(eager, weights_only=False)["model"]
+    b = torch.load(compiled, weights_only=False)["model"]
     assert a.keys() == b.keys()
     for name in a:
         torch.testing.assert_close(a[name], b[name], atol=1e-4, rtol=1e-3)
@@ -498,7 +504,7 @@ def test_uneven_global_batch_is_refused_before_starting(
 
 #: largest allowed |w_ddp - w_single| over all weights after 4 steps: only the order in which
 #: floating-point sums are taken differs (measured: about 2e-8 for weights of about 0.1)
-DDP_TOLERANCE = 1e-5
+DDP_TOLERANCE = 1e-6
 
 
 @pytest.mark.slow
@@ -514,7 +520,7 @@ def test_two_process_gloo_run_matches_one_process(
     cfg = small_config(
         steps=4,
         batch_size=6,
-        lr=0.05,
+        lr=0.5,
         normalize=True,
         squared=True,
         augment="appearance",

@@ -66,7 +66,9 @@ def test_a_frame_does_not_depend_on_the_rest_of_the_batch() -> None:
     params = aug.sample_params(6, _gen(4))
     whole = aug.apply_params(x, params)
     for i in range(6):
-        torch.testing.assert_close(aug.apply_params(x[i : i + 1], params[i : i + 1]), whole[i : i + 1])
+        torch.testing.assert_close(
+            aug.apply_params(x[i : i + 1], params[i : i + 1]), whole[i : i + 1]
+        )
 
 
 def test_flip_alone_mirrors_the_frame() -> None:

@@ -482,7 +482,7 @@ def _check_compiler(device: torch.device) -> None:
         )
 
 
-def _tensorboard_writer(path: Path) -> Any:
+def _summary_writer_class() -> Any:
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
@@ -490,7 +490,7 @@ def _tensorboard_writer(path: Path) -> Any:
             "tensorboard: true needs the tensorboard package: pip install 'tcdn[tensorboard]' "
             "(or tensorboard), or set tensorboard: false; log.jsonl is written either way"
         ) from None
-    return SummaryWriter(log_dir=str(path))
+    return SummaryWriter
 
 
 def train(
@@ -540,6 +540,8 @@ def train(
         )
     if cfg.compile:
         _check_compiler(dev)
+    if cfg.tensorboard:
+        _summary_writer_class()  # every rank fails alike, before any collective call
     if cfg.bf16 and dev.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise TcdnError("bf16: true but this GPU has no bfloat16 support: set bf16: false")
     world = _env_int("WORLD_SIZE", 1)
@@ -683,7 +685,11 @@ def _train(
     ).reshape(-1)
     local = rows.stop - rows.start
     mean_t = torch.as_tensor(mean, dtype=torch.float32, device=dev).view(1, 3, 1, 1)
-    writer = _tensorboard_writer(run / "tensorboard") if cfg.tensorboard and ddp.main else None
+    writer = (
+        _summary_writer_class()(log_dir=str(run / "tensorboard"))
+        if cfg.tensorboard and ddp.main
+        else None
+    )
     bar = tqdm(
         total=cfg.steps,
         initial=step,

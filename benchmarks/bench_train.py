@@ -4,9 +4,12 @@ Measured in one run on the same model and batch:
 
 - ``pipeline``: sample quadruplets from a decoded synthetic collection, gather the frames,
   convert to float, forward + backward + SGD step (what ``tcdn train`` does per step);
+- ``pipeline+augment``: the same with the per-frame appearance augmentation
+  (``augment: appearance``, default strengths) on every frame;
 - ``compute``: the same step on a random tensor already in memory.
 
-Prints steps/s of each and their ratio (the target is >= 0.9). Run: ``make bench`` or
+Prints steps/s of each and their ratios to compute-only (the target is >= 0.9 without
+augmentation; augmentation is an option and its cost is reported, not targeted). Run: ``make bench`` or
 ``python benchmarks/bench_train.py [--steps N] [--image-size S]``.
 """
 
@@ -20,6 +23,7 @@ import time
 import numpy as np
 import torch
 
+from tcdn.augment import AppearanceAugment
 from tcdn.data.samplers import QuadrupletSampler
 from tcdn.data.synthetic import SyntheticConfig, generate
 from tcdn.data.video import load_frames
@@ -78,12 +82,36 @@ def main() -> None:
         idx = sampler.sample(batch)
         to_input(frames.frames[idx.T.reshape(-1)], mean)
 
+    augment = AppearanceAugment()
+    gen = torch.Generator().manual_seed(0)
+    mean01 = torch.as_tensor(mean).view(1, 3, 1, 1) / 255.0
+
+    def augmented_input() -> torch.Tensor:
+        # what train.py does with augment: appearance
+        idx = sampler.sample(batch)
+        x = torch.from_numpy(frames.frames[idx.T.reshape(-1)]).permute(0, 3, 1, 2).float() / 255.0
+        return augment.apply_params(x, augment.sample_params(4 * batch, gen)) - mean01
+
+    def augmented_step() -> None:
+        train_on(augmented_input())
+
+    def augment_only() -> None:
+        augmented_input()
+
     # Interleave the modes so that drift of the machine's speed hits both alike.
-    rates: dict[str, list[float]] = {"pipeline": [], "compute": [], "data": []}
+    rates: dict[str, list[float]] = {
+        "pipeline": [],
+        "augmented": [],
+        "compute": [],
+        "data": [],
+        "data_aug": [],
+    }
     for _ in range(3):
         rates["compute"].append(_time_steps(lambda: train_on(fixed), args.steps))
         rates["pipeline"].append(_time_steps(pipeline_step, args.steps))
+        rates["augmented"].append(_time_steps(augmented_step, args.steps))
         rates["data"].append(_time_steps(data_only, args.steps * 10))
+        rates["data_aug"].append(_time_steps(augment_only, args.steps * 2))
     med = {k: float(np.median(v)) for k, v in rates.items()}
     print(
         f"demo configuration: AlexNet {DEMO_SIZE}x{DEMO_SIZE}, {batch} quadruplets = {4 * batch} frames/step, "
@@ -96,10 +124,19 @@ def main() -> None:
         f"real data pipeline             : {med['pipeline']:8.3f} steps/s  ({med['pipeline'] * batch:7.1f} tuples/s)"
     )
     print(
+        f"pipeline + augmentation        : {med['augmented']:8.3f} steps/s  ({med['augmented'] * batch:7.1f} tuples/s)"
+    )
+    print(
         f"data alone (sample+gather+float): {med['data']:8.1f} batches/s ({med['data'] * 4 * batch:9.0f} frames/s)"
     )
     print(
+        f"data + augmentation alone      : {med['data_aug']:8.1f} batches/s ({med['data_aug'] * 4 * batch:9.0f} frames/s)"
+    )
+    print(
         f"ratio pipeline / compute-only  : {med['pipeline'] / med['compute']:8.3f}  (target >= 0.9)"
+    )
+    print(
+        f"ratio pipeline+augment / compute-only: {med['augmented'] / med['compute']:8.3f}  (reported, no target)"
     )
 
 

@@ -17,3 +17,14 @@ def test_demo_yaml_equals_the_demo_config() -> None:
 
 def test_paper_yaml_equals_the_defaults() -> None:
     assert TrainConfig.from_yaml(CONFIGS / "paper-lq-alexnet.yaml") == TrainConfig()
+
+
+def test_yaml_files_name_every_option() -> None:
+    """The shipped configs document every option, new ones included."""
+    import dataclasses
+
+    import yaml
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    for path in sorted(CONFIGS.glob("*.yaml")):
+        assert set(yaml.safe_load(path.read_text())) == fields, path.name

@@ -80,9 +80,11 @@ def naive_quadruplet(q, p, f, o, margin, squared=False, normalize=False):
     return out
 
 
-def naive_contrastive(a, b, y, margin):
+def naive_contrastive(a, b, y, margin, normalize=False):
     out = []
     for ai, bi, yi in zip(_rows(a), _rows(b), y.tolist(), strict=True):
+        if normalize:
+            ai, bi = _unit(ai), _unit(bi)
         d = _dist(ai, bi)
         out.append(d * d if yi else max(0.0, margin - d) ** 2)
     return out
@@ -161,14 +163,16 @@ def test_quadruplet_matches_naive(batch, dim, margin, squared, normalize):
         _check(out, expected, reduction)
 
 
+@pytest.mark.parametrize("normalize", [False, True])
 @pytest.mark.parametrize("margin", MARGINS)
 @pytest.mark.parametrize("dim", DIMS)
 @pytest.mark.parametrize("batch", BATCHES)
-def test_contrastive_matches_naive(batch, dim, margin):
+def test_contrastive_matches_naive(batch, dim, margin, normalize):
     a, _, b, _, _, y = _data(batch, dim)
-    expected = naive_contrastive(a, b, y, margin)
+    expected = naive_contrastive(a, b, y, margin, normalize)
     for reduction in REDUCTIONS:
-        _check(contrastive_loss(a, b, y, margin, reduction=reduction), expected, reduction)
+        out = contrastive_loss(a, b, y, margin, normalize=normalize, reduction=reduction)
+        _check(out, expected, reduction)
 
 
 @pytest.mark.parametrize("margin", MARGINS)
@@ -312,6 +316,11 @@ def test_contrastive_gradcheck():
     dists = [_dist(a, b) for a, b in zip(_rows(q), _rows(f), strict=True)]
     _assert_away_from_kink(dists + [abs(1.0 - d) for d in dists])
     assert torch.autograd.gradcheck(lambda a, b: contrastive_loss(a, b, y, 1.0), _leaf(q, f))
+    unit = [_dist(_unit(a), _unit(b)) for a, b in zip(_rows(q), _rows(f), strict=True)]
+    _assert_away_from_kink(unit + [abs(0.5 - d) for d in unit])
+    assert torch.autograd.gradcheck(
+        lambda a, b: contrastive_loss(a, b, y, 0.5, normalize=True), _leaf(q, f)
+    )
 
 
 def test_ranking_gradcheck():
@@ -359,8 +368,10 @@ def test_quadruplet_zero_distance_has_finite_gradient(squared, normalize):
 def test_contrastive_and_ranking_zero_distance_have_finite_gradient():
     x = torch.randn(3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
     for label in (0, 1):
-        a, b = _leaf(x, x)
-        _finite_grads(contrastive_loss(a, b, torch.full((3,), label), 1.0), (a, b))
+        for normalize in (False, True):
+            a, b = _leaf(x, x)
+            y = torch.full((3,), label)
+            _finite_grads(contrastive_loss(a, b, y, 1.0, normalize=normalize), (a, b))
     q, p, o = _leaf(x, x, -x)
     _finite_grads(ranking_loss(q, p, o, 0.5), (q, p, o))
 

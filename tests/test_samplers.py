@@ -17,7 +17,13 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy.stats import chisquare
 
-from tcdn.data.samplers import PairSampler, QuadrupletSampler
+from tcdn.data.samplers import (
+    PairSampler,
+    QuadrupletSampler,
+    SFAPairSampler,
+    TripletSampler,
+    shard_rows,
+)
 from tcdn.errors import TcdnError
 
 SETTINGS = settings(max_examples=60, deadline=None)
@@ -121,7 +127,19 @@ def _draw(sampler, batch=40):
     return np.concatenate([out[0], out[1][:, None]], axis=1) if isinstance(out, tuple) else out
 
 
-@pytest.mark.parametrize("factory", [_q_factory, _p_factory], ids=["quadruplet", "pair"])
+def _sfa_factory(seed):
+    return SFAPairSampler([30, 50, 7, 90], window=1, far=10, negative_share=0.5, seed=seed)
+
+
+def _t_factory(seed):
+    return TripletSampler([30, 50, 7, 90], window=2, seed=seed)
+
+
+FACTORIES = [_q_factory, _p_factory, _sfa_factory, _t_factory]
+FACTORY_IDS = ["quadruplet", "pair", "sfa", "triplet"]
+
+
+@pytest.mark.parametrize("factory", FACTORIES, ids=FACTORY_IDS)
 def test_same_seed_same_batches(factory):
     s1, s2 = factory(11), factory(11)
     for _ in range(5):
@@ -129,7 +147,7 @@ def test_same_seed_same_batches(factory):
     assert not np.array_equal(_draw(factory(11)), _draw(factory(12)))
 
 
-@pytest.mark.parametrize("factory", [_q_factory, _p_factory], ids=["quadruplet", "pair"])
+@pytest.mark.parametrize("factory", FACTORIES, ids=FACTORY_IDS)
 def test_state_dict_restores_stream(factory):
     sampler = factory(3)
     _draw(sampler)
@@ -316,3 +334,140 @@ def test_collection_whose_other_videos_are_empty():
     except TcdnError:
         return  # refusing such a collection up front is a correct answer
     assert (sampler.sample(10) < 50).all()
+
+
+# -- SFA pairs -----------------------------------------------------------------------------------
+@SETTINGS
+@given(
+    lengths_st,
+    seeds_st,
+    st.integers(1, 3),
+    st.integers(1, 25),
+    st.integers(1, 60),
+    st.sampled_from([0.0, 0.5, 1.0]) | st.floats(0.0, 1.0),
+)
+def test_sfa_properties(lengths, seed, window, extra, batch, share):
+    far = window + extra
+    lengths = np.array(lengths)
+    assume((lengths >= window + 2).any())
+    sampler = SFAPairSampler(lengths, window=window, far=far, negative_share=share, seed=seed)
+    pairs, y = sampler.sample(batch)
+    assert pairs.shape == (batch, 2) and y.shape == (batch,)
+    assert int((y == 0).sum()) == round(batch * share)
+    a, b = pairs.T
+    va, vb = _video_of(lengths, a), _video_of(lengths, b)
+    assert (lengths[va] >= window + 2).all()
+    assert (va == vb).all()  # both frames from one video, positives and negatives alike
+    pos, neg = y == 1, y == 0
+    assert (b[pos] - a[pos] == window).all()
+    reach = np.minimum(far, lengths[va] - 1)  # clamped in a short video
+    assert (np.abs(b[neg] - a[neg]) >= reach[neg]).all()
+    assert (np.abs(b[neg] - a[neg]) > window).all()  # never contiguous
+
+
+def naive_sfa_negative_probabilities(length: int, reach: int) -> dict[tuple[int, int], float]:
+    """P(query t, partner t') of a negative pair in one video, by enumeration: a direction with
+    chance 1/2, a query uniform among those with a partner >= reach away in that direction, the
+    partner uniform among those."""
+    probs: dict[tuple[int, int], float] = {}
+    for direction in (+1, -1):
+        queries = [
+            t
+            for t in range(length)
+            if any(abs(u - t) >= reach and (u - t) * direction > 0 for u in range(length))
+        ]
+        for t in queries:
+            partners = [u for u in range(length) if abs(u - t) >= reach and (u - t) * direction > 0]
+            for u in partners:
+                probs[(t, u)] = probs.get((t, u), 0.0) + 0.5 / len(queries) / len(partners)
+    return probs
+
+
+@pytest.mark.parametrize(("length", "far"), [(9, 3), (6, 20), (12, 5)])
+def test_sfa_negatives_follow_the_naive_distribution(length, far):
+    n = 20000
+    sampler = SFAPairSampler([length], window=1, far=far, negative_share=1.0, seed=2)
+    pairs, _ = sampler.sample(n)
+    expected = naive_sfa_negative_probabilities(length, min(far, length - 1))
+    keys = sorted(expected)
+    observed = {k: 0 for k in keys}
+    for t, u in pairs.tolist():
+        assert (t, u) in observed, (t, u)
+        observed[(t, u)] += 1
+    assert chisquare([observed[k] for k in keys], [expected[k] * n for k in keys]).pvalue > 1e-4
+
+
+def test_sfa_needs_no_second_video_but_reports_clamping(caplog):
+    with caplog.at_level(logging.WARNING, logger="tcdn.data.samplers"):
+        sampler = SFAPairSampler([8, 40], window=1, far=20, seed=0, names=["short.mp4", "long.mp4"])
+    assert sampler.n_clamped == 1 and "short.mp4" in caplog.text
+    pairs, _ = SFAPairSampler([60], far=20, seed=0).sample(50)  # one video is enough
+    assert ((pairs >= 0) & (pairs < 60)).all()
+
+
+def test_sfa_invalid_options():
+    with pytest.raises(TcdnError, match="window"):
+        SFAPairSampler([50], window=0)
+    with pytest.raises(TcdnError, match="larger than the window"):
+        SFAPairSampler([50], window=3, far=3)
+    with pytest.raises(TcdnError, match="share"):
+        SFAPairSampler([50], negative_share=2.0)
+
+
+# -- Ld triplets ---------------------------------------------------------------------------------
+@SETTINGS
+@given(lengths_st, seeds_st, st.integers(1, 3), st.integers(1, 50))
+def test_triplet_properties(lengths, seed, window, batch):
+    lengths = np.array(lengths)
+    assume((lengths >= window + 1).any())
+    out = TripletSampler(lengths, window=window, seed=seed).sample(batch)
+    assert out.shape == (batch, 3)
+    q, p, o = out.T
+    vq = _video_of(lengths, q)
+    assert (_video_of(lengths, p) == vq).all() and (p - q == window).all()
+    assert (_video_of(lengths, o) != vq).all()
+
+
+def test_triplet_single_video_raises_and_mentions_mu():
+    with pytest.raises(TcdnError, match="--mu"):
+        TripletSampler([500])
+
+
+@SETTINGS
+@given(st.lists(st.integers(1, 40), min_size=1, max_size=6), seeds_st, st.integers(2, 12))
+def test_mu_properties_sfa_and_triplet(lengths, seed, far):
+    lengths = np.array(lengths)
+    assume(lengths.sum() >= 2 * far + 2)
+    sfa = SFAPairSampler(lengths, window=1, far=far, seed=seed, mu=True)
+    pos = _stream_position(sfa.stream)
+    pairs, y = sfa.sample(40)
+    a, b = pos[pairs[:, 0]], pos[pairs[:, 1]]
+    assert (b[y == 1] - a[y == 1] == 1).all()
+    assert (np.abs(b[y == 0] - a[y == 0]) >= far).all()
+    trip = TripletSampler(lengths, window=1, seed=seed, mu=True)
+    q, p, o = (_stream_position(trip.stream)[c] for c in trip.sample(40).T)
+    assert (p - q == 1).all() and (np.abs(o - q) > 1).all()
+
+
+# -- sharding across ranks -----------------------------------------------------------------------
+@SETTINGS
+@given(st.integers(1, 8), st.integers(1, 30), seeds_st)
+def test_shards_are_disjoint_and_make_the_single_process_batch(world, per_rank, seed):
+    batch = world * per_rank
+    single = _draw(_q_factory(seed % 1000), batch)
+    shards = []
+    for rank in range(world):
+        own = _q_factory(seed % 1000)  # each rank has its own sampler with the shared seed
+        rows = shard_rows(batch, rank, world)
+        assert rows.stop - rows.start == per_rank
+        shards.append((set(range(batch)[rows]), _draw(own, batch)[rows]))
+    covered = [r for rows, _ in shards for r in rows]
+    assert sorted(covered) == list(range(batch))  # no row twice, none missed
+    np.testing.assert_array_equal(np.concatenate([x for _, x in shards]), single)
+
+
+def test_shard_rows_refuses_uneven_batches():
+    with pytest.raises(TcdnError, match="divisible by 3"):
+        shard_rows(40, 0, 3)
+    with pytest.raises(TcdnError, match="rank"):
+        shard_rows(40, 2, 2)

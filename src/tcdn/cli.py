@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -194,10 +195,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="a YAML file of training options; flags override it",
     )
     p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="OPTION=VALUE",
+        help="set any training option (a TrainConfig field, value read as YAML), e.g. --set lr=0.01 "
+        "--set model_options='{dropout: 0}'; repeatable; wins over --config and the flags below",
+    )
+    p.add_argument(
         "--loss",
-        choices=("lq", "ls"),
+        choices=("lq", "ls", "sfa", "ld"),
         default=None,
-        help="lq: quadruplet (default), ls: siamese pairs",
+        help="lq: quadruplet (default, the paper's best); ls: siamese pairs; sfa: contrastive "
+        "baseline (non-contiguous frames of one video as negatives); ld: cosine ranking triplets",
     )
     p.add_argument("--model", default=None, help="backbone (default: alexnet)")
     p.add_argument(
@@ -232,6 +243,44 @@ def build_parser() -> argparse.ArgumentParser:
         help="MU mode: one long stream of all videos, negatives from anywhere else in it",
     )
     p.add_argument(
+        "--schedule",
+        choices=("step", "cosine"),
+        default=None,
+        help="learning-rate schedule: step (x lr_gamma every lr_step steps, the release's) or cosine "
+        "(to 0 at --steps)",
+    )
+    p.add_argument(
+        "--augment",
+        choices=("none", "appearance"),
+        default=None,
+        help="appearance: random flip, crop and colour for every frame on its own (off in the paper); "
+        "helps where the same people appear in every video, can hurt where appearance is the signal",
+    )
+    p.add_argument(
+        "--bf16",
+        action="store_true",
+        default=None,
+        help="bfloat16 autocast of the forward pass (faster on recent GPUs)",
+    )
+    p.add_argument(
+        "--channels-last",
+        action="store_true",
+        default=None,
+        help="channels-last memory layout (often faster for convolutions on GPUs)",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        default=None,
+        help="torch.compile the network (slow first step; needs a C++ compiler on CPU)",
+    )
+    p.add_argument(
+        "--tensorboard",
+        action="store_true",
+        default=None,
+        help="also write TensorBoard events to OUT/tensorboard (needs the tensorboard package)",
+    )
+    p.add_argument(
         "--checkpoint-every",
         type=_positive_int,
         default=None,
@@ -244,6 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", action="store_true", help="continue from the last checkpoint in --out"
     )
     _add_common_args(p)
+    p.epilog = (
+        "Several processes or machines: torchrun --nproc_per_node=N -m tcdn train ... (DDP: NCCL "
+        "on GPUs, gloo on CPUs); --batch-size is the global batch and must divide by the number "
+        "of processes; rank 0 writes checkpoints and logs."
+    )
 
     p = sub.add_parser(
         "features",
@@ -579,8 +633,11 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from tcdn.train import TrainConfig, train
+    from tcdn.train import TrainConfig, parse_overrides, train
 
+    if os.environ.get("RANK", "0") not in ("", "0"):  # under torchrun: rank 0 speaks for all
+        logging.getLogger().setLevel(logging.WARNING)
+        args.no_progress = True
     options = TrainConfig.from_yaml(args.config).to_dict() if args.config else {}
     flags = {
         "loss": args.loss,
@@ -592,10 +649,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "far": args.far,
         "window": args.window,
         "mu": args.mu,
+        "schedule": args.schedule,
+        "augment": args.augment,
+        "bf16": args.bf16,
+        "channels_last": args.channels_last,
+        "compile": args.compile,
+        "tensorboard": args.tensorboard,
         "checkpoint_every": args.checkpoint_every,
         "seed": args.seed,
     }
     options.update({k: v for k, v in flags.items() if v is not None})
+    options.update(parse_overrides(args.overrides))
     if args.size is not None and "image_size" not in options:
         options["image_size"] = args.size
     cfg = TrainConfig.from_dict(options)

@@ -125,16 +125,35 @@ def quadruplet_loss(
 
 
 def contrastive_loss(
-    a: Tensor, b: Tensor, same: Tensor, margin: float = 1.0, *, reduction: str = "mean"
+    a: Tensor,
+    b: Tensor,
+    same: Tensor,
+    margin: float = 1.0,
+    *,
+    normalize: bool = False,
+    reduction: str = "mean",
 ) -> Tensor:
     """SFA-style contrastive loss (Hadsell et al. 2006): ``y d² + (1 - y) max(0, margin - d)²``.
 
     In the SFA baseline positives are contiguous frames and negatives non-contiguous frames of
-    the same video.
+    the same video. The loss is already in squared distances, so it has no ``squared`` option.
+
+    Parameters
+    ----------
+    a, b
+        ``(B, D)`` embeddings of the two frames of each pair.
+    same
+        ``(B,)`` bool or 0/1: ``y``, whether the frames are contiguous.
+    margin
+        ``m`` (1 by default; the paper does not state it).
+    normalize
+        L2-normalise the embeddings first.
     """
     _check_pair(a, b, "a and b")
     if same.shape != a.shape[:1]:
         raise ValueError(f"same must have shape ({a.shape[0]},), got {tuple(same.shape)}")
+    if normalize:
+        a, b = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
     d = euclidean_distance(a, b)
     y = same.to(dtype=torch.bool)
     loss = torch.where(y, d.pow(2), F.relu(margin - d).pow(2))
@@ -227,13 +246,19 @@ class QuadrupletLoss(nn.Module):
 class ContrastiveLoss(nn.Module):
     """SFA contrastive loss as a module; see :func:`contrastive_loss`."""
 
-    def __init__(self, margin: float = 1.0, *, reduction: str = "mean") -> None:
+    def __init__(
+        self, margin: float = 1.0, *, normalize: bool = False, reduction: str = "mean"
+    ) -> None:
         super().__init__()
         self.margin = _check_margin(margin)
+        self.normalize = bool(normalize)
         self.reduction = _check_reduction(reduction)
 
     def forward(self, a: Tensor, b: Tensor, same: Tensor) -> Tensor:
-        return contrastive_loss(a, b, same, self.margin, reduction=self.reduction)
+        """``a``, ``b``: ``(B, D)``; ``same``: ``(B,)``. Returns a scalar (or ``(B,)``)."""
+        return contrastive_loss(
+            a, b, same, self.margin, normalize=self.normalize, reduction=self.reduction
+        )
 
 
 class RankingLoss(nn.Module):
@@ -245,4 +270,5 @@ class RankingLoss(nn.Module):
         self.reduction = _check_reduction(reduction)
 
     def forward(self, q: Tensor, p: Tensor, o: Tensor) -> Tensor:
+        """``q, p, o``: ``(B, D)`` embeddings of query, positive and other-video frames."""
         return ranking_loss(q, p, o, self.margin, reduction=self.reduction)

@@ -7,10 +7,20 @@ its state can be saved in a checkpoint and restored.
 
 - :class:`QuadrupletSampler` for Lq: ``(q, p, f, o) = (V_i[t], V_i[t + w], V_i[t + n], V_j[t'])``.
 - :class:`PairSampler` for Ls: ``(V_i[t], V_i[t + w])`` with ``y = 1`` or ``(V_i[t], V_j[t'])`` with ``y = 0``.
+- :class:`SFAPairSampler` for the SFA contrastive baseline: ``(V_i[t], V_i[t + w])`` with ``y = 1``
+  or ``(V_i[t], V_i[t'])``, ``|t' - t| >= n``, with ``y = 0`` (non-contiguous frames of the same video).
+- :class:`TripletSampler` for Ld: ``(V_i[t], V_i[t + w], V_j[t'])``.
 
 In the MU view ("more unsupervised", SPEC §2) the videos are concatenated in a seeded random
 order into one long stream; positives may straddle the join of two videos and negatives are any
-frame farther than ``n`` (Lq) or ``w`` (Ls) from the query.
+frame farther than ``n`` (Lq, SFA) or ``w`` (Ls, Ld) from the query.
+
+Sharding across distributed ranks (:func:`shard_rows`): every rank draws the *global* batch from
+the same seeded generator and keeps its own contiguous block of rows. Ranks therefore never
+share a tuple, their union is exactly the batch a single process would draw, and the sampler
+state is the same on every rank (so any rank's checkpoint resumes all of them). Drawing the
+whole batch costs microseconds, nothing next to a training step. No data-loader worker draws
+indices, so the tuples never depend on the number of workers either.
 """
 
 from __future__ import annotations
@@ -26,11 +36,37 @@ from tcdn.errors import TcdnError
 log = logging.getLogger(__name__)
 
 
+def shard_rows(batch: int, rank: int = 0, world_size: int = 1) -> slice:
+    """The rows of a global batch of ``batch`` tuples that rank ``rank`` of ``world_size`` trains on.
+
+    Rank ``r`` takes rows ``r * b .. (r + 1) * b - 1`` with ``b = batch / world_size``: equal,
+    disjoint blocks whose union is the whole batch. Equal blocks matter because data-parallel
+    training averages the ranks' gradients, which equals the gradient of the global batch mean
+    only when every rank holds the same number of tuples.
+
+    Raises
+    ------
+    TcdnError
+        If ``batch`` is not a multiple of ``world_size`` or ``rank`` is out of range.
+    """
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise TcdnError(f"rank {rank} is not in 0..{world_size - 1} (world size {world_size})")
+    if batch % world_size:
+        raise TcdnError(
+            f"batch_size={batch} tuples cannot be split evenly over {world_size} processes: "
+            f"choose a batch size divisible by {world_size}"
+        )
+    b = batch // world_size
+    return slice(rank * b, (rank + 1) * b)
+
+
 class _TupleSampler:
     """Shared machinery: video lengths, usable videos, the generator and its state."""
 
-    #: how far past the query the tuple reaches, as a function of the video; set by subclasses
+    #: the fewest frames a video needs to give a tuple; set by subclasses
     min_length: int = 2
+    #: whether a tuple needs a frame of another video (False for SFA, whose negatives are in-video)
+    _needs_other_video: bool = True
 
     def __init__(
         self,
@@ -80,7 +116,7 @@ class _TupleSampler:
                 f"no video has the {self.min_length} frames a tuple needs "
                 f"(longest: {int(self.lengths.max())} frames): use longer videos"
             )
-        if np.count_nonzero(self.lengths) < 2:
+        if self._needs_other_video and np.count_nonzero(self.lengths) < 2:
             only = self.names[int(np.argmax(self.lengths))]
             raise TcdnError(
                 f"the collection holds one video with frames ({only}), so no negative (a frame of another "
@@ -241,3 +277,115 @@ class PairSampler(_TupleSampler):
         q, videos = self._queries(batch, self.window)
         other = np.where(y == 1, q + self.window, self._negatives_other_video(videos))
         return np.stack([q, other], axis=1), y
+
+
+class SFAPairSampler(_TupleSampler):
+    """Pairs for the SFA contrastive baseline (SPEC §1; Mobahi et al. 2009): both frames of one video.
+
+    ``y = 1``: contiguous frames ``(V_i[t], V_i[t + w])``; ``y = 0``: non-contiguous frames
+    ``(V_i[t], V_i[t'])`` with ``|t' - t| >= n``. ``n`` is clamped to what a short video has
+    (``L - 1``, reported like the Lq far frame); a negative pair is drawn by picking a direction
+    (ahead or behind) with equal chance, a query with a partner that far in that direction
+    uniformly, then the partner uniformly among those.
+
+    Parameters
+    ----------
+    lengths
+        Number of frames of each video.
+    window
+        ``w``, the offset of the positive (1).
+    far
+        ``n``, the least distance between the two frames of a negative pair (20). Must exceed ``window``.
+    negative_share
+        Fraction of negative pairs in a batch (0.5).
+    seed, mu, names
+        As for :class:`QuadrupletSampler`. In the MU view a negative is any stream position at least
+        ``n`` away from the query, whichever video it comes from.
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int] | np.ndarray,
+        *,
+        window: int = 1,
+        far: int = 20,
+        negative_share: float = 0.5,
+        seed: int = 0,
+        mu: bool = False,
+        names: Sequence[str] | None = None,
+    ) -> None:
+        if window < 1:
+            raise TcdnError(f"window (w) must be >= 1, got {window}")
+        if far <= window:
+            raise TcdnError(
+                f"negative distance (n) must be larger than the window (w): got n={far}, w={window}"
+            )
+        if not 0.0 <= negative_share <= 1.0:
+            raise TcdnError(f"negative share must be in [0, 1], got {negative_share}")
+        self.window = int(window)
+        self.far = int(far)
+        self.negative_share = float(negative_share)
+        # a positive (t, t + w) and a negative at distance > w: at least w + 2 frames
+        self.min_length = self.window + 2
+        self._needs_other_video = False
+        super().__init__(lengths, reach=far, seed=seed, mu=mu, names=names)
+
+    def sample(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(batch, 2)`` global frame indices and ``(batch,)`` labels ``y`` (1 = contiguous)."""
+        n_neg = round(batch * self.negative_share)
+        y = np.concatenate(
+            [np.zeros(n_neg, dtype=np.int64), np.ones(batch - n_neg, dtype=np.int64)]
+        )
+        if self.mu:
+            pos = self._mu_queries(batch, self.window)
+            neg = self._mu_negatives(pos, self.far - 1)  # outside [pos - n + 1, pos + n - 1]
+            other = np.where(y == 1, pos + self.window, neg)
+            return np.stack([self.stream[pos], self.stream[other]], axis=1), y
+        q, videos = self._queries(batch, self.window)
+        # Negatives: redraw query and partner inside the query's video.
+        length, reach = self.lengths[videos], self.video_reach[videos]
+        span = length - reach  # queries with a partner >= reach ahead (or behind): span of them
+        ahead = self.rng.random(batch) < 0.5
+        u = (self.rng.random(batch) * span).astype(np.int64)
+        t = np.where(ahead, u, reach + u)
+        room = np.where(ahead, length - (t + reach), t - reach + 1)  # partners in that direction
+        v = (self.rng.random(batch) * room).astype(np.int64)
+        t_other = np.where(ahead, t + reach + v, v)
+        start = self.offsets[videos]
+        first = np.where(y == 1, q, start + t)
+        other = np.where(y == 1, q + self.window, start + t_other)
+        return np.stack([first, other], axis=1), y
+
+
+class TripletSampler(_TupleSampler):
+    """Triplets ``(q, p, o)`` for the ranking loss Ld (Wang & Gupta 2015).
+
+    ``q = V_i[t]``, ``p = V_i[t + w]``, ``o`` = a frame of another video drawn uniformly over the
+    collection. In the MU view ``o`` is any stream position farther than ``w`` from the query.
+
+    Parameters are those of :class:`PairSampler` without ``negative_share``.
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int] | np.ndarray,
+        *,
+        window: int = 1,
+        seed: int = 0,
+        mu: bool = False,
+        names: Sequence[str] | None = None,
+    ) -> None:
+        if window < 1:
+            raise TcdnError(f"window (w) must be >= 1, got {window}")
+        self.window = int(window)
+        self.min_length = self.window + 1
+        super().__init__(lengths, reach=window, seed=seed, mu=mu, names=names)
+
+    def sample(self, batch: int) -> np.ndarray:
+        """``(batch, 3)`` global frame indices, columns ``q, p, o``."""
+        if self.mu:
+            pos = self._mu_queries(batch, self.window)
+            neg = self._mu_negatives(pos, self.window)
+            return np.stack([self.stream[c] for c in (pos, pos + self.window, neg)], axis=1)
+        q, videos = self._queries(batch, self.window)
+        return np.stack([q, q + self.window, self._negatives_other_video(videos)], axis=1)

@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.tcdn-installed
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test test-fast lint bench clean
+.PHONY: demo test test-fast lint bench bench-step clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_train.py
+
+# AlexNet step at 227x227: GFLOP/s vs the matmul peak, channels-last/bf16/compile/threads, peak memory
+bench-step: $(STAMP)
+	$(PY) benchmarks/bench_step.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(DEMO_OUT) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -18,7 +18,7 @@ from tcdn.models import (
     count_parameters,
     register_model,
 )
-from tcdn.models.cifar import WithinChannelLRN
+from tcdn.models.layers import CrossChannelLRN, WithinChannelLRN
 
 SMALL = {"embed_dim": 16, "fc6_dim": 64}
 
@@ -476,3 +476,30 @@ def test_googlenet_dropout_only_in_training() -> None:
     assert torch.equal(model(x), model(x))
     with pytest.raises(TcdnError, match="dropout must be in"):
         _build("googlenet", dropout=1.5)
+
+
+# -- the LRN layers ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(("size", "channels"), [(5, 8), (5, 3), (4, 7), (1, 4), (3, 2)])
+def test_cross_channel_lrn_is_torchs_lrn(size: int, channels: int) -> None:
+    # alpha large enough that the normalisation matters
+    ours, ref = CrossChannelLRN(size, 0.3, 0.75, 1.5), nn.LocalResponseNorm(size, 0.3, 0.75, 1.5)
+    gen = torch.Generator().manual_seed(size * 10 + channels)
+    x = torch.randn(2, channels, 4, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(2, channels, 4, 5, generator=gen, dtype=torch.float64)
+    (grad,) = torch.autograd.grad(ours(x), x, g)
+    (grad_ref,) = torch.autograd.grad(ref(x), x, g)
+    torch.testing.assert_close(ours(x), ref(x), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(grad, grad_ref, rtol=1e-10, atol=1e-12)
+    assert torch.autograd.gradcheck(ours, (x,))
+
+
+def test_cross_channel_lrn_float32_and_channels_last() -> None:
+    ours, ref = CrossChannelLRN(5), nn.LocalResponseNorm(5, 1e-4, 0.75, 1.0)
+    x = torch.randn(3, 16, 9, 9, generator=torch.Generator().manual_seed(6)) * 30
+    torch.testing.assert_close(ours(x), ref(x))
+    x_cl = x.contiguous(memory_format=torch.channels_last).requires_grad_()
+    g = torch.ones_like(x)
+    (grad,) = torch.autograd.grad(ours(x_cl), x_cl, g)
+    x_ref = x.clone().requires_grad_()
+    (grad_ref,) = torch.autograd.grad(ref(x_ref), x_ref, g)
+    torch.testing.assert_close(grad, grad_ref)

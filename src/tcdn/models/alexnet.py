@@ -4,7 +4,8 @@ conv1 96 11x11/4 -> ReLU -> LRN(5, 1e-4, 0.75) -> max-pool 3/2; conv2 256 5x5 pa
 ReLU -> LRN -> pool; conv3 384 3x3 pad 1; conv4 384 3x3 pad 1 g2; conv5 256 3x3 pad 1 g2 -> pool5
 -> fc6 4096 -> ReLU -> (dropout) -> fc7 (the embedding: 1024 for Lq, 4096 for Ls).
 
-Pooling uses Caffe's ceil mode. An adaptive average pool brings pool5 to 6x6 whatever the input
+Pooling uses Caffe's ceil mode; the LRN is :class:`~tcdn.models.layers.CrossChannelLRN` (the function
+of ``torch.nn.LocalResponseNorm`` with a faster backward). An adaptive average pool brings pool5 to 6x6 whatever the input
 size, so frames smaller than 227x227 (e.g. the 64x64 demo videos) go through the same network.
 """
 
@@ -16,6 +17,7 @@ from torch import nn
 
 from tcdn.errors import TcdnError
 from tcdn.models.base import Backbone, caffe_gaussian_, check_init, count_parameters, register_model
+from tcdn.models.layers import CrossChannelLRN
 
 
 class AlexNet(Backbone):
@@ -74,7 +76,7 @@ class AlexNet(Backbone):
                 nn.ReLU(inplace=True),
             ]
             if lrn and i <= 2:
-                layers.append(nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0))
+                layers.append(CrossChannelLRN(5, alpha=1e-4, beta=0.75, k=1.0))
             if i <= 2:
                 layers.append(nn.MaxPool2d(3, stride=2, ceil_mode=True))
             stages[f"conv{i}"] = nn.Sequential(*layers)

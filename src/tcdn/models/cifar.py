@@ -26,34 +26,13 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from torch import Tensor, nn
-from torch.nn import functional as F
+from torch import nn
 
 from tcdn.errors import TcdnError
 from tcdn.models.base import Backbone, caffe_gaussian_, register_model
+from tcdn.models.layers import WithinChannelLRN
 
 LAYOUTS = ("quick", "full")
-
-
-class WithinChannelLRN(nn.Module):
-    """Caffe's ``LRN`` with ``norm_region: WITHIN_CHANNEL``: each value is divided by
-    ``(1 + alpha * m)^beta``, ``m`` the mean of the squares over the ``size x size`` window around it
-    (zero-padded at the borders, the padding counted in the mean as Caffe does)."""
-
-    def __init__(self, size: int = 3, alpha: float = 5e-5, beta: float = 0.75) -> None:
-        super().__init__()
-        if size % 2 != 1:
-            raise ValueError(f"size must be odd, got {size}")
-        self.size, self.alpha, self.beta = size, alpha, beta
-
-    def forward(self, x: Tensor) -> Tensor:
-        mean_sq = F.avg_pool2d(
-            x * x, self.size, stride=1, padding=self.size // 2, count_include_pad=True
-        )
-        return x * (1.0 + self.alpha * mean_sq).pow(-self.beta)
-
-    def extra_repr(self) -> str:
-        return f"size={self.size}, alpha={self.alpha}, beta={self.beta}"
 
 
 class CifarNet(Backbone):

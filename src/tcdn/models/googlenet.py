@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from tcdn.errors import TcdnError
 from tcdn.models.base import Backbone, caffe_xavier_, register_model
+from tcdn.models.layers import CrossChannelLRN
 
 #: (in, 1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj) of each module, Table 1 of Szegedy et al.
 INCEPTION = OrderedDict(
@@ -46,8 +47,8 @@ def _conv(cin: int, cout: int, k: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2), nn.ReLU())
 
 
-def _lrn() -> nn.LocalResponseNorm:
-    return nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)
+def _lrn() -> CrossChannelLRN:
+    return CrossChannelLRN(5, alpha=1e-4, beta=0.75, k=1.0)
 
 
 def _max_pool() -> nn.MaxPool2d:

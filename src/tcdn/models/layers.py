@@ -37,9 +37,7 @@ class _CrossChannelLRN(autograd.Function):
     ``c - size // 2 .. c + (size - 1) // 2`` as in :class:`torch.nn.LocalResponseNorm`."""
 
     @staticmethod
-    def forward(
-        ctx: Any, x: Tensor, size: int, alpha: float, beta: float, k: float
-    ) -> Tensor:
+    def forward(ctx: Any, x: Tensor, size: int, alpha: float, beta: float, k: float) -> Tensor:
         b = _channel_window_sum(x * x, -(size // 2), (size - 1) // 2)
         b.mul_(alpha / size).add_(k)
         scale = b.pow(-beta)

@@ -199,7 +199,10 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=BATCH, help=f"quadruplets (default: {BATCH})")
     ap.add_argument("--size", type=int, default=SIZE, help=f"frame side (default: {SIZE})")
     ap.add_argument(
-        "--rtol", type=float, default=1e-5, help="relative tolerance of 'same loss' (1e-5)"
+        "--rtol",
+        type=float,
+        default=1e-4,
+        help="relative tolerance of 'same loss' (1e-4: float32 rounding grows over a few SGD steps)",
     )
     ap.add_argument(
         "--timeout", type=float, default=1200, help="seconds per configuration (default: 1200)"

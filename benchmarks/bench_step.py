@@ -20,6 +20,10 @@ peak memory do not leak from one to the next):
    the imports (tracemalloc does not see torch's allocator).
 
 Ends with the recommended default: the fastest configuration whose loss matches fp32.
+
+Found while writing this bench (torch 2.13.0, CPU): ``torch.compile`` returns zero gradients for a
+convolution followed by ReLU and max-pool in the default (NCHW) layout, so compiled AlexNet
+leaves every conv layer untrained; the "same" column shows it as a loss that departs from fp32.
 Run: ``make bench-step`` or ``python benchmarks/bench_step.py [--quick] [--steps N]``.
 """
 

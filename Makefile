@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.tcdn-installed
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test test-fast lint bench bench-data clean
+.PHONY: demo test test-fast lint bench bench-data bench-step bench-cluster clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,14 @@ bench: $(STAMP)
 bench-data: $(STAMP)
 	$(PY) benchmarks/bench_ingest.py
 	$(PY) benchmarks/bench_store.py
+
+# AlexNet step at 227x227: GFLOP/s vs the matmul peak, channels-last/bf16/compile/threads, peak memory
+bench-step: $(STAMP)
+	$(PY) benchmarks/bench_step.py $(BENCH_ARGS)
+
+# K-means and spectral clustering of 10k/50k/100k x 4,096 features, K = 101: time and peak memory
+bench-cluster: $(STAMP)
+	$(PY) benchmarks/bench_cluster.py
 
 clean:
 	rm -rf $(DEMO_OUT) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

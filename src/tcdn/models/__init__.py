@@ -1,23 +1,34 @@
 """Backbones by name. Every backbone maps ``(B, 3, H, W)`` frames to ``(B, embed_dim)`` embeddings
-and exposes ``forward_features(x, layer=...)`` for any of its ``layer_names``."""
+and exposes ``forward_features(x, layer=...)`` for any of its ``layer_names``.
+
+========================  =======================================  ==========  =============
+name                      network                                  input side  default layer
+========================  =======================================  ==========  =============
+``alexnet``               bvlc_alexnet, fc7 embedding (SPEC §3)    227         fc6
+``alexnet_lrcn``          the authors' release (LRCN single-frame) 227         fc6
+``cifar10_quick``         Caffe's cifar10_quick                    32          ip1
+``cifar10_full``          Krizhevsky's CIFAR layout (layers-18pct) 32          pool3
+``googlenet``             Inception v1 + 1024 fc                   224         fc
+``resnet18``              ResNet-18 + fc embedding                 224         pool
+========================  =======================================  ==========  =============
+
+All of them accept other input sides (an adaptive pool feeds their fc layers) and two inits,
+``init="kaiming"`` and ``init="caffe"``; :class:`~tcdn.models.base.Backbone` holds what they share.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
-
-from torch import nn
 
 from tcdn.errors import TcdnError
 from tcdn.models.alexnet import AlexNet, alexnet, alexnet_lrcn
+from tcdn.models.base import INITS, MODELS, Backbone, count_parameters, register_model
+from tcdn.models.cifar import CifarNet, cifar10_full, cifar10_quick
+from tcdn.models.googlenet import GoogLeNet, googlenet
+from tcdn.models.resnet import ResNet18, resnet18
 
-MODELS: dict[str, Callable[..., nn.Module]] = {
-    "alexnet": alexnet,
-    "alexnet_lrcn": alexnet_lrcn,
-}
 
-
-def build_model(name: str, **kwargs: Any) -> nn.Module:
+def build_model(name: str, **kwargs: Any) -> Backbone:
     """Build the backbone registered as ``name`` with the given keyword arguments."""
     try:
         factory = MODELS[name]
@@ -28,4 +39,21 @@ def build_model(name: str, **kwargs: Any) -> nn.Module:
     return factory(**kwargs)
 
 
-__all__ = ["MODELS", "AlexNet", "build_model"]
+__all__ = [
+    "INITS",
+    "MODELS",
+    "AlexNet",
+    "Backbone",
+    "CifarNet",
+    "GoogLeNet",
+    "ResNet18",
+    "alexnet",
+    "alexnet_lrcn",
+    "build_model",
+    "cifar10_full",
+    "cifar10_quick",
+    "count_parameters",
+    "googlenet",
+    "register_model",
+    "resnet18",
+]

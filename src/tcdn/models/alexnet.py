@@ -4,7 +4,8 @@ conv1 96 11x11/4 -> ReLU -> LRN(5, 1e-4, 0.75) -> max-pool 3/2; conv2 256 5x5 pa
 ReLU -> LRN -> pool; conv3 384 3x3 pad 1; conv4 384 3x3 pad 1 g2; conv5 256 3x3 pad 1 g2 -> pool5
 -> fc6 4096 -> ReLU -> (dropout) -> fc7 (the embedding: 1024 for Lq, 4096 for Ls).
 
-Pooling uses Caffe's ceil mode. An adaptive average pool brings pool5 to 6x6 whatever the input
+Pooling uses Caffe's ceil mode; the LRN is :class:`~tcdn.models.layers.CrossChannelLRN` (the function
+of ``torch.nn.LocalResponseNorm`` with a faster backward). An adaptive average pool brings pool5 to 6x6 whatever the input
 size, so frames smaller than 227x227 (e.g. the 64x64 demo videos) go through the same network.
 """
 
@@ -12,14 +13,14 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from torch import Tensor, nn
+from torch import nn
 
 from tcdn.errors import TcdnError
+from tcdn.models.base import Backbone, caffe_gaussian_, check_init, count_parameters, register_model
+from tcdn.models.layers import CrossChannelLRN
 
-INITS = ("kaiming", "caffe")
 
-
-class AlexNet(nn.Module):
+class AlexNet(Backbone):
     """AlexNet-shaped embedding network.
 
     Parameters
@@ -42,6 +43,8 @@ class AlexNet(nn.Module):
     """
 
     layer_names = ("conv1", "conv2", "conv3", "conv4", "conv5", "pool5", "fc6", "fc7")
+    default_layer = "fc6"
+    input_size = 227
 
     def __init__(
         self,
@@ -60,8 +63,7 @@ class AlexNet(nn.Module):
         init: str = "kaiming",
     ) -> None:
         super().__init__()
-        if init not in INITS:
-            raise TcdnError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
+        check_init(init)
         if not 0 <= dropout < 1:
             raise TcdnError(f"dropout must be in [0, 1), got {dropout}")
         self.embed_dim = embed_dim
@@ -74,7 +76,7 @@ class AlexNet(nn.Module):
                 nn.ReLU(inplace=True),
             ]
             if lrn and i <= 2:
-                layers.append(nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0))
+                layers.append(CrossChannelLRN(5, alpha=1e-4, beta=0.75, k=1.0))
             if i <= 2:
                 layers.append(nn.MaxPool2d(3, stride=2, ceil_mode=True))
             stages[f"conv{i}"] = nn.Sequential(*layers)
@@ -86,47 +88,24 @@ class AlexNet(nn.Module):
             nn.Linear(in_ch * pool_size * pool_size, fc6_dim), nn.ReLU(inplace=True)
         )
         stages["fc7"] = nn.Sequential(nn.Dropout(dropout), nn.Linear(fc6_dim, embed_dim))
-        self.stages = nn.ModuleDict(stages)
-        self.init = init
-        if init == "caffe":
-            self._caffe_init()
+        self._set_stages(stages, init)
 
     def _caffe_init(self) -> None:
         for name, stage in self.stages.items():
             for m in stage.modules():
                 if isinstance(m, nn.Conv2d | nn.Linear):
-                    nn.init.normal_(m.weight, 0.0, 0.01 if isinstance(m, nn.Conv2d) else 0.005)
                     one = name in ("conv2", "conv4", "conv5", "fc6")
-                    if m.bias is not None:
-                        nn.init.constant_(m.bias, 1.0 if one else 0.0)
-
-    def forward_features(self, x: Tensor, layer: str = "fc6") -> Tensor:
-        """Run up to ``layer`` (one of :attr:`layer_names`) and return its output, flattened to ``(B, D)``.
-
-        Convolution and fc6 outputs are taken after their ReLU; fc7 is the embedding.
-        """
-        if layer not in self.layer_names:
-            raise TcdnError(
-                f"unknown layer {layer!r}; this network has {', '.join(self.layer_names)}"
-            )
-        for name, stage in self.stages.items():
-            x = stage(x)
-            if name == layer:
-                return x.flatten(1)
-        raise AssertionError("unreachable")
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``(B, 3, H, W)`` normalised frames -> ``(B, embed_dim)`` embeddings."""
-        for stage in self.stages.values():
-            x = stage(x)
-        return x
+                    std = 0.01 if isinstance(m, nn.Conv2d) else 0.005
+                    caffe_gaussian_(m, std, 1.0 if one else 0.0)
 
 
+@register_model("alexnet")
 def alexnet(embed_dim: int = 1024, **kwargs: object) -> AlexNet:
     """The paper's network: bvlc_alexnet up to fc6, then an fc7 embedding of ``embed_dim``."""
     return AlexNet(embed_dim=embed_dim, **kwargs)  # type: ignore[arg-type]
 
 
+@register_model("alexnet_lrcn")
 def alexnet_lrcn(embed_dim: int = 1024, **kwargs: object) -> AlexNet:
     """The authors' release: LRCN's single-frame net (conv1 96 7x7/2, conv2 384, conv3/4 512, conv5 384), no dropout."""
     kwargs.setdefault("dropout", 0.0)
@@ -140,5 +119,4 @@ def alexnet_lrcn(embed_dim: int = 1024, **kwargs: object) -> AlexNet:
     return AlexNet(embed_dim=embed_dim, conv=conv, **kwargs)  # type: ignore[arg-type]
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+__all__ = ["AlexNet", "alexnet", "alexnet_lrcn", "count_parameters"]

@@ -1,0 +1,171 @@
+"""What every backbone shares: named stages, ``forward_features``, the init switch, the registry.
+
+A backbone is an ordered :class:`~torch.nn.ModuleDict` of *stages*, ``self.stages``; each stage's
+name is a layer a caller can ask for. ``forward`` runs every stage and returns the last one, the
+embedding; ``forward_features(x, layer)`` stops after ``layer`` and returns its output flattened to
+``(B, D)``. Subclasses only build their stages and say how ``init="caffe"`` / ``"kaiming"`` fill
+the weights; the layer lookup, its errors and the dimension probe live here once.
+
+Factories register themselves by name with :func:`register_model`, so :data:`MODELS` and the
+networks cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import TypeVar
+
+import torch
+from torch import Tensor, nn
+
+from tcdn.errors import TcdnError
+
+#: the weight initialisations every backbone offers
+INITS = ("kaiming", "caffe")
+
+#: name -> factory ``f(embed_dim=..., **options) -> Backbone``; filled by :func:`register_model`
+MODELS: dict[str, Callable[..., Backbone]] = {}
+
+F = TypeVar("F", bound=Callable[..., "Backbone"])
+
+
+def register_model(name: str) -> Callable[[F], F]:
+    """Class or function decorator: make ``factory`` buildable as ``build_model(name, ...)``."""
+
+    def add(factory: F) -> F:
+        if name in MODELS:
+            raise ValueError(f"model {name!r} is registered twice")
+        MODELS[name] = factory
+        return factory
+
+    return add
+
+
+def check_init(init: str) -> str:
+    if init not in INITS:
+        raise TcdnError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
+    return init
+
+
+class Backbone(nn.Module):
+    """Base class of the embedding networks: ``(B, 3, H, W)`` frames -> ``(B, embed_dim)``.
+
+    Subclasses set the class attributes, build an ordered mapping of stages named exactly as
+    :attr:`layer_names` and hand it to :meth:`_set_stages`, which stores it as ``self.stages`` and
+    applies the chosen init.
+
+    Attributes
+    ----------
+    layer_names
+        The layers :meth:`forward_features` can stop at, in forward order; the last is the embedding.
+    default_layer
+        The layer whose output is the discovery feature when none is named.
+    input_size
+        The side of the frames the network was designed for (other sides work too).
+    embed_dim
+        Width of the embedding (the output of ``forward``).
+    num_features
+        Width of :attr:`default_layer`'s output (see :meth:`feature_dim` for any layer).
+    init
+        ``"kaiming"`` or ``"caffe"``: how the weights were filled (each network documents both).
+    """
+
+    layer_names: tuple[str, ...] = ()
+    default_layer: str = ""
+    input_size: int = 224
+
+    embed_dim: int
+    num_features: int
+    init: str
+    stages: nn.ModuleDict
+
+    def _set_stages(self, stages: OrderedDict[str, nn.Module], init: str) -> None:
+        if tuple(stages) != self.layer_names:  # a programming error, not a user's
+            raise AssertionError(f"stages {tuple(stages)} != layer_names {self.layer_names}")
+        self.stages = nn.ModuleDict(stages)
+        self.init = check_init(init)
+        if init == "caffe":
+            self._caffe_init()
+        else:
+            self._kaiming_init()
+
+    def _caffe_init(self) -> None:
+        """Fill the weights as the network's Caffe definition did."""
+        raise NotImplementedError
+
+    def _kaiming_init(self) -> None:
+        """Fill the weights with a He et al. (2015) init; PyTorch's layer defaults unless overridden."""
+
+    def check_layer(self, layer: str | None) -> str:
+        """``layer``, or :attr:`default_layer` for ``None``; an unknown name raises :class:`TcdnError`."""
+        if layer is None:
+            return self.default_layer
+        if layer not in self.layer_names:
+            raise TcdnError(
+                f"unknown layer {layer!r}; this network has {', '.join(self.layer_names)}"
+            )
+        return layer
+
+    def forward_features(self, x: Tensor, layer: str | None = None) -> Tensor:
+        """Run the stages up to ``layer`` and return its output, flattened to ``(B, D)``.
+
+        Parameters
+        ----------
+        x
+            ``(B, 3, H, W)`` normalised frames.
+        layer
+            One of :attr:`layer_names`; ``None`` means :attr:`default_layer`.
+        """
+        layer = self.check_layer(layer)
+        for name, stage in self.stages.items():
+            x = stage(x)
+            if name == layer:
+                return x.flatten(1)
+        raise AssertionError("unreachable")
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, 3, H, W)`` normalised frames -> ``(B, embed_dim)`` embeddings."""
+        for stage in self.stages.values():
+            x = stage(x)
+        return x
+
+    def feature_dim(self, layer: str | None = None, input_size: int | None = None) -> int:
+        """Width ``D`` of :meth:`forward_features`'s output for ``layer`` on square frames of side
+        ``input_size`` (default :attr:`input_size`); layers after the adaptive pool do not depend on it.
+
+        Found by running one zero frame through the network (in eval mode, without gradients).
+        """
+        layer = self.check_layer(layer)
+        side = self.input_size if input_size is None else input_size
+        param = next(self.parameters())
+        was_training = self.training
+        try:
+            with torch.no_grad():
+                x = torch.zeros(1, 3, side, side, dtype=param.dtype, device=param.device)
+                return int(self.eval().forward_features(x, layer).shape[1])
+        finally:
+            self.train(was_training)
+
+
+def caffe_gaussian_(module: nn.Module, std: float, bias: float = 0.0) -> None:
+    """Caffe's ``gaussian`` weight filler (mean 0, ``std``) and ``constant`` bias filler."""
+    nn.init.normal_(module.weight, 0.0, std)  # type: ignore[arg-type]
+    if getattr(module, "bias", None) is not None:
+        nn.init.constant_(module.bias, bias)  # type: ignore[arg-type]
+
+
+def caffe_xavier_(module: nn.Module, bias: float = 0.0) -> None:
+    """Caffe's ``xavier`` weight filler (uniform in ``±sqrt(3 / fan_in)``) and a constant bias."""
+    weight: Tensor = module.weight  # type: ignore[assignment]
+    fan_in = weight[0].numel()
+    bound = math.sqrt(3.0 / fan_in)
+    nn.init.uniform_(weight, -bound, bound)
+    if getattr(module, "bias", None) is not None:
+        nn.init.constant_(module.bias, bias)  # type: ignore[arg-type]
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of learnable values (buffers such as BatchNorm's running statistics excluded)."""
+    return sum(p.numel() for p in model.parameters())

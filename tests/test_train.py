@@ -480,6 +480,16 @@ def test_compiled_run_matches_eager(train_frames: FrameSet, tmp_path: Path) -> N
     assert a.keys() == b.keys()
     for name in a:
         torch.testing.assert_close(a[name], b[name], atol=1e-4, rtol=1e-3)
+    # Every convolution trained (torch 2.13's NCHW compiled kernels gave them zero gradients).
+    torch.manual_seed(0)
+    init = train_mod.model_from_config(small_config(**no_dropout)).state_dict()
+    for name in (n for n in b if n.endswith(".weight") and b[n].ndim == 4):
+        assert (b[name] - init[name]).abs().max() > 1e-5, name
+
+
+def test_compile_needs_channels_last() -> None:
+    with pytest.raises(TcdnError, match=r"compile.*channels_last"):
+        small_config(compile=True, channels_last=False)
 
 
 def test_device_choice(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -347,3 +347,20 @@ def test_frame_features_errors(train_frames: FrameSet) -> None:
     ckpt["config"]["image_size"] = 64
     with pytest.raises(TcdnError, match="trained on 64px frames but these are 40px"):
         frame_features(train_frames, rows, "trained", ckpt)
+
+
+@pytest.mark.parametrize(
+    ("model", "options", "layer", "dim"),
+    [("alexnet", {"fc6_dim": 64}, "fc6", 64), ("resnet18", {}, "pool", 512)],
+)
+def test_features_default_to_the_networks_own_layer(
+    train_frames: FrameSet, model: str, options: dict, layer: str, dim: int
+) -> None:
+    cfg = TrainConfig(model=model, image_size=TRAIN_SIZE, model_options=options, embed_dim=16)
+    torch.manual_seed(0)
+    net = model_from_config(cfg)
+    mean = np.zeros(3, dtype=np.float32)
+    ckpt = {"config": cfg.to_dict(), "model": net.state_dict(), "mean": mean, "path": "x.pt"}
+    fs = frame_features(train_frames, np.arange(6), "trained", ckpt, progress=False)
+    assert fs.features.shape == (6, dim)
+    assert fs.meta["layer"] == layer

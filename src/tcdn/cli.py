@@ -330,8 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--layer",
-        default="fc6",
-        help="network layer whose output is the feature (default: fc6; unused by raw_pixels)",
+        default=None,
+        help="network layer whose output is the feature (default: the network's own: fc6 for "
+        "AlexNet, fc for GoogLeNet, pool for ResNet-18; unused by raw_pixels)",
     )
     p.add_argument(
         "--frame-stride",
@@ -406,7 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--methods", default="kmeans,spectral", help="clustering methods (default: kmeans,spectral)"
     )
     p.add_argument(
-        "--layer", default=None, help="network layer whose output is the feature (default: fc6)"
+        "--layer",
+        default=None,
+        help="network layer whose output is the feature (default: the network's own, fc6 for AlexNet)",
     )
     p.add_argument(
         "--k",
@@ -814,7 +817,7 @@ def _discover_videos(args: argparse.Namespace, methods: list[str]) -> Discovery:
         ckpt,
         sources=sources,
         methods=methods,
-        layer=args.layer or "fc6",
+        layer=args.layer,
         repeats=args.repeats,
         seed=args.seed,
         k=args.k,

@@ -51,13 +51,15 @@ def extract_features(
     frames: np.ndarray,
     mean: np.ndarray,
     *,
-    layer: str = "fc6",
+    layer: str | None = None,
     batch_size: int = 256,
     device: str = "cpu",
     progress: bool = True,
     desc: str = "extracting features",
 ) -> np.ndarray:
-    """Run ``model.forward_features(x, layer)`` over ``(N, H, W, 3)`` uint8 frames -> ``(N, D)`` float32."""
+    """Run ``model.forward_features(x, layer)`` over ``(N, H, W, 3)`` uint8 frames -> ``(N, D)`` float32.
+
+    ``layer=None`` is the network's own default feature layer (``fc6`` for AlexNet)."""
     was_training = model.training
     model.eval().to(device)
     chunks = []
@@ -377,7 +379,7 @@ class FrameFeaturizer:
         rows: np.ndarray,
         checkpoint: dict[str, Any] | None,
         *,
-        layer: str = "fc6",
+        layer: str | None = None,
         seed: int = 0,
         device: str = "cpu",
         progress: bool = True,
@@ -391,6 +393,7 @@ class FrameFeaturizer:
         self.config: TrainConfig | None = None
         if checkpoint is not None:
             self.model, self.mean, self.config = model_from_checkpoint(checkpoint)
+            self.layer = layer or str(getattr(self.model, "default_layer", "") or "") or None
             if self.config.image_size != size:
                 raise TcdnError(
                     f"the checkpoint was trained on {self.config.image_size}px frames but these are {size}px"
@@ -457,7 +460,7 @@ def frame_features(
     source: str,
     checkpoint: dict[str, Any] | None,
     *,
-    layer: str = "fc6",
+    layer: str | None = None,
     seed: int = 0,
     device: str = "cpu",
     progress: bool = True,

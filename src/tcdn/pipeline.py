@@ -2,7 +2,7 @@
 
 ``discover_collection`` scores one collection with four feature sources computed the same way:
 
-- ``trained``: the checkpoint's network (layer ``fc6`` by default);
+- ``trained``: the checkpoint's network (its default feature layer, ``fc6`` for AlexNet);
 - ``random_init``: the *same* network with random weights, a fresh initialisation per repeat;
 - ``raw_pixels``: the frames' pixels reduced by PCA;
 - ``random_assignment``: every frame put in a uniformly random cluster.
@@ -241,7 +241,7 @@ def discover_collection(
     *,
     sources: Sequence[str] = SOURCES,
     methods: Sequence[str] = METHODS,
-    layer: str = "fc6",
+    layer: str | None = None,
     repeats: int = 10,
     seed: int = 0,
     k: int | None = None,
@@ -288,7 +288,7 @@ def discover_collection(
         scores,
         timings,
         level=level,
-        layer=layer,
+        layer=featurizer.layer,
         repeats=repeats,
         seed=seed,
         checkpoint=checkpoint.get("path") if checkpoint else None,

@@ -646,6 +646,7 @@ def test_cli_set_overrides_config_and_flags(
             "cosine",
             "--device",
             "auto",
+            "--no-channels-last",
         ]
     )
     assert code == 0
@@ -656,6 +657,7 @@ def test_cli_set_overrides_config_and_flags(
         "appearance",
         "cosine",
     )
+    assert saved["channels_last"] is False and TrainConfig().channels_last is True
     assert (
         main(["train", str(synthetic_collection), "--out", str(tmp_path / "r2"), "--set", "lr"])
         == 2

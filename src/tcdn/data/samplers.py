@@ -60,6 +60,24 @@ def shard_rows(batch: int, rank: int = 0, world_size: int = 1) -> slice:
     return slice(rank * b, (rank + 1) * b)
 
 
+def _check_offsets(
+    window: int,
+    far: int | None = None,
+    negative_share: float | None = None,
+    *,
+    far_name: str = "far offset",
+) -> None:
+    """Reject offsets no sampler can use: ``w >= 1``, ``n > w``, a share in ``[0, 1]``."""
+    if window < 1:
+        raise TcdnError(f"window (w) must be >= 1, got {window}")
+    if far is not None and far <= window:
+        raise TcdnError(
+            f"{far_name} (n) must be larger than the window (w): got n={far}, w={window}"
+        )
+    if negative_share is not None and not 0.0 <= negative_share <= 1.0:
+        raise TcdnError(f"negative share must be in [0, 1], got {negative_share}")
+
+
 class _TupleSampler:
     """Shared machinery: video lengths, usable videos, the generator and its state."""
 
@@ -212,12 +230,7 @@ class QuadrupletSampler(_TupleSampler):
         mu: bool = False,
         names: Sequence[str] | None = None,
     ) -> None:
-        if window < 1:
-            raise TcdnError(f"window (w) must be >= 1, got {window}")
-        if far <= window:
-            raise TcdnError(
-                f"far offset (n) must be larger than the window (w): got n={far}, w={window}"
-            )
+        _check_offsets(window, far)
         self.window = int(window)
         self.far = int(far)
         # q, p = q + w and a far frame at least one past p: the shortest usable video.
@@ -255,10 +268,7 @@ class PairSampler(_TupleSampler):
         mu: bool = False,
         names: Sequence[str] | None = None,
     ) -> None:
-        if window < 1:
-            raise TcdnError(f"window (w) must be >= 1, got {window}")
-        if not 0.0 <= negative_share <= 1.0:
-            raise TcdnError(f"negative share must be in [0, 1], got {negative_share}")
+        _check_offsets(window, negative_share=negative_share)
         self.window = int(window)
         self.negative_share = float(negative_share)
         self.min_length = self.window + 1
@@ -314,14 +324,7 @@ class SFAPairSampler(_TupleSampler):
         mu: bool = False,
         names: Sequence[str] | None = None,
     ) -> None:
-        if window < 1:
-            raise TcdnError(f"window (w) must be >= 1, got {window}")
-        if far <= window:
-            raise TcdnError(
-                f"negative distance (n) must be larger than the window (w): got n={far}, w={window}"
-            )
-        if not 0.0 <= negative_share <= 1.0:
-            raise TcdnError(f"negative share must be in [0, 1], got {negative_share}")
+        _check_offsets(window, far, negative_share, far_name="negative distance")
         self.window = int(window)
         self.far = int(far)
         self.negative_share = float(negative_share)
@@ -375,8 +378,7 @@ class TripletSampler(_TupleSampler):
         mu: bool = False,
         names: Sequence[str] | None = None,
     ) -> None:
-        if window < 1:
-            raise TcdnError(f"window (w) must be >= 1, got {window}")
+        _check_offsets(window)
         self.window = int(window)
         self.min_length = self.window + 1
         super().__init__(lengths, reach=window, seed=seed, mu=mu, names=names)

@@ -391,12 +391,13 @@ def test_discover_features_npy_and_index(capsys, tmp_path: Path) -> None:
         (["--features", "F", "--checkpoint", "C"], ["--checkpoint applies to a VIDEOS folder"]),
         (["--features", "F", "--layer", "conv5"], ["drop --layer"]),
         (["--features", "F", "--skip-bad"], ["drop --skip-bad"]),
+        (["--features", "F", "--device", "cpu"], ["drop --device"]),
         (["--features", "F"], ["feature file", "does not exist"]),
         (["--features", "F", "--level", "video", "--k", "3"], ["[2, 2], the number of videos", "--level frame"]),
         (["--features-npy", "X", "--index", "BAD"], ["index file", "has 3 row(s) but feature array", "has 4"]),
     ],
     ids=["two-inputs", "no-input", "npy-without-index", "index-without-npy", "checkpoint",
-         "layer", "skip-bad", "missing-file", "k-over-videos", "row-mismatch"],
+         "layer", "skip-bad", "device", "missing-file", "k-over-videos", "row-mismatch"],
 )  # fmt: skip
 def test_discover_features_user_errors(
     capsys, tmp_path: Path, argv: list[str], needles: list[str]

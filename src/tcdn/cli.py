@@ -97,7 +97,9 @@ def _add_collection_args(p: argparse.ArgumentParser, optional: bool = False) -> 
 
 def _add_common_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--device", default="cpu", help="torch device: cpu, cuda, cuda:1 or auto (default: cpu)"
+        "--device",
+        default=None,
+        help="torch device: cpu, cuda, cuda:1 or auto (default: cpu)",
     )
     p.add_argument(
         "--no-progress", action="store_true", help="hide progress bars (e.g. in batch jobs)"
@@ -591,16 +593,11 @@ def _load_collection(args: argparse.Namespace, size: int) -> FrameSet:
     )
 
 
-def _device(name: str) -> str:
-    import torch
+def _device(name: str | None) -> str:
+    """The torch device an option names (``None``: the CPU); checked by :func:`tcdn.train.resolve_device`."""
+    from tcdn.train import resolve_device
 
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise TcdnError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
-    if name != "cpu" and not name.startswith("cuda"):
-        raise TcdnError(f"--device must be cpu, cuda, cuda:N or auto, got {name!r}")
-    return name
+    return str(resolve_device(name or "cpu"))
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -759,6 +756,7 @@ def _given_features(args: argparse.Namespace) -> FeatureSet | None:
         ("--size", args.size),
         ("--max-frames", args.max_frames),
         ("--skip-bad", args.skip_bad or None),
+        ("--device", args.device),
     ):
         if value is not None:
             raise TcdnError(

@@ -471,3 +471,16 @@ def test_shard_rows_refuses_uneven_batches():
         shard_rows(40, 0, 3)
     with pytest.raises(TcdnError, match="rank"):
         shard_rows(40, 2, 2)
+
+
+@given(batch=st.integers(1, 300), share=st.floats(0.0, 1.0))
+def test_pair_labels_count_and_spread(batch: int, share: float) -> None:
+    from tcdn.data.samplers import _pair_labels
+
+    y = _pair_labels(batch, share)
+    n_neg = round(batch * share)
+    assert y.shape == (batch,) and int((y == 0).sum()) == n_neg
+    # Evenly spread: any two rank blocks of a 2-way split differ by at most one negative.
+    half = batch // 2
+    if batch % 2 == 0:
+        assert abs(int((y[:half] == 0).sum()) - int((y[half:] == 0).sum())) <= 1

@@ -78,6 +78,16 @@ def _check_offsets(
         raise TcdnError(f"negative share must be in [0, 1], got {negative_share}")
 
 
+def _pair_labels(batch: int, negative_share: float) -> np.ndarray:
+    """``(batch,)`` pair labels, ``round(batch * share)`` of them 0 (negative), spread evenly over
+    the batch, so that every block of rows a distributed rank keeps gets its share of negatives."""
+    n_neg = round(batch * negative_share)
+    y = np.ones(batch, dtype=np.int64)
+    if n_neg:
+        y[np.round(np.arange(n_neg) * (batch / n_neg)).astype(np.int64)] = 0
+    return y
+
+
 class _TupleSampler:
     """Shared machinery: video lengths, usable videos, the generator and its state."""
 
@@ -276,10 +286,7 @@ class PairSampler(_TupleSampler):
 
     def sample(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
         """``(batch, 2)`` global frame indices and ``(batch,)`` labels ``y`` (1 = same video, adjacent)."""
-        n_neg = round(batch * self.negative_share)
-        y = np.concatenate(
-            [np.zeros(n_neg, dtype=np.int64), np.ones(batch - n_neg, dtype=np.int64)]
-        )
+        y = _pair_labels(batch, self.negative_share)
         if self.mu:
             pos = self._mu_queries(batch, self.window)
             other = np.where(y == 1, pos + self.window, self._mu_negatives(pos, self.window))
@@ -335,10 +342,7 @@ class SFAPairSampler(_TupleSampler):
 
     def sample(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
         """``(batch, 2)`` global frame indices and ``(batch,)`` labels ``y`` (1 = contiguous)."""
-        n_neg = round(batch * self.negative_share)
-        y = np.concatenate(
-            [np.zeros(n_neg, dtype=np.int64), np.ones(batch - n_neg, dtype=np.int64)]
-        )
+        y = _pair_labels(batch, self.negative_share)
         if self.mu:
             pos = self._mu_queries(batch, self.window)
             neg = self._mu_negatives(pos, self.far - 1)  # outside [pos - n + 1, pos + n - 1]

@@ -11,6 +11,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
@@ -105,3 +106,22 @@ def restore_logging() -> Iterator[None]:
         if h not in root.handlers:
             root.addHandler(h)
     root.setLevel(level)
+
+
+def write_audio_only(path: Path) -> Path:
+    """A real AAC-in-mp4 file with no video stream."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("aac", rate=44100)
+        stream.layout = "mono"
+        fmt = stream.codec_context.format
+        for _ in range(5):
+            frame = av.AudioFrame.from_ndarray(
+                np.zeros((1, 1024), dtype=np.float32), format=fmt.name, layout="mono"
+            )
+            frame.sample_rate = 44100
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path

@@ -16,7 +16,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import TRAIN_SIZE
+from conftest import TRAIN_SIZE, write_audio_only
 from tcdn.cli import main
 from tcdn.data import store as store_mod
 from tcdn.data.store import (
@@ -296,21 +296,6 @@ def test_parallel_ingest_writes_the_same_store(
 
 
 # -- bad input ------------------------------------------------------------------------------------
-def _write_audio_only(path: Path) -> Path:
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("aac", rate=44100)
-        stream.layout = "mono"
-        fmt = stream.codec_context.format
-        for _ in range(5):
-            frame = av.AudioFrame.from_ndarray(
-                np.zeros((1, 1024), dtype=np.float32), format=fmt.name, layout="mono"
-            )
-            frame.sample_rate = 44100
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return path
 
 
 def _write_mpeg4_avi(path: Path, n_frames: int) -> Path:
@@ -340,7 +325,7 @@ def broken_collection(
     (root / "bad").mkdir()
     (root / "bad" / "truncated.mp4").write_bytes(data[: len(data) // 3])
     (root / "bad" / "noise.avi").write_bytes(np.random.default_rng(2).bytes(5000))
-    _write_audio_only(root / "bad" / "song.mp4")
+    write_audio_only(root / "bad" / "song.mp4")
     _write_mpeg4_avi(root / "bad" / "zero.avi", 0)  # a video stream with no frame
     blob = _write_mpeg4_avi(root / "bad" / "codec.avi", 4).read_bytes()
     assert blob.count(b"FMP4") >= 1

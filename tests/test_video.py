@@ -6,11 +6,10 @@ import csv
 import shutil
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
-from conftest import TINY
+from conftest import TINY, write_audio_only
 from tcdn.data.video import FrameSet, decode_video, find_videos, load_frames
 from tcdn.errors import TcdnError
 
@@ -25,25 +24,6 @@ def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
         w = csv.writer(fh)
         w.writerow(header)
         w.writerows(rows)
-    return path
-
-
-def _write_audio_only(path: Path) -> Path:
-    """A real AAC-in-mp4 file with no video stream."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("aac", rate=44100)
-        stream.layout = "mono"
-        fmt = stream.codec_context.format
-        for _ in range(5):
-            frame = av.AudioFrame.from_ndarray(
-                np.zeros((1, 1024), dtype=np.float32), format=fmt.name, layout="mono"
-            )
-            frame.sample_rate = 44100
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
     return path
 
 
@@ -287,7 +267,7 @@ def test_decode_truncated_video(sample_video: Path, tmp_path: Path) -> None:
 
 
 def test_decode_audio_only(tmp_path: Path) -> None:
-    path = _write_audio_only(tmp_path / "song.mp4")
+    path = write_audio_only(tmp_path / "song.mp4")
     with pytest.raises(TcdnError, match="no video stream") as info:
         decode_video(path)
     assert "song.mp4" in str(info.value)
@@ -360,7 +340,7 @@ def test_load_frames_bad_file_stops_and_names_it(make_video, tmp_path: Path) -> 
 def test_load_frames_skip_bad(make_video, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     make_video(tmp_path / "x" / "a.mp4", 4)
     (tmp_path / "x" / "b.mp4").write_bytes(np.random.default_rng(1).bytes(3000))
-    _write_audio_only(tmp_path / "y" / "c.mp4")
+    write_audio_only(tmp_path / "y" / "c.mp4")
     make_video(tmp_path / "y" / "d.mp4", 3)
     with caplog.at_level("WARNING", logger="tcdn"):
         fs = load_frames(tmp_path, size=16, skip_bad=True, progress=False)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tcdn.data.video import VideoEntry, find_videos
+from tcdn.data.video import VideoEntry, find_videos, first_few
 from tcdn.errors import TcdnError
 
 log = logging.getLogger(__name__)
@@ -54,11 +54,8 @@ def _video_path(videos_dir: Path, rel: str) -> Path | None:
 
 def _check_missing(missing: list[str], listing: Path, videos_dir: Path) -> None:
     if missing:
-        shown = ", ".join(missing[:5]) + (
-            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-        )
         raise TcdnError(
-            f"{listing} names {len(missing)} video(s) missing under {videos_dir}: {shown}. "
+            f"{listing} names {len(missing)} video(s) missing under {videos_dir}: {first_few(missing)}. "
             "Extract the whole dataset there (or give its folder)"
         )
 

@@ -54,6 +54,12 @@ class VideoEntry:
     label: str | None = None
 
 
+def first_few(names: Sequence[str], n: int = 5) -> str:
+    """``names`` for a message: the first ``n``, then how many more."""
+    more = f" and {len(names) - n} more" if len(names) > n else ""
+    return ", ".join(names[:n]) + more
+
+
 def _read_labels_csv(csv_path: Path, root: Path) -> list[VideoEntry]:
     try:
         with csv_path.open(
@@ -85,11 +91,9 @@ def _read_labels_csv(csv_path: Path, root: Path) -> list[VideoEntry]:
             continue
         entries.append(VideoEntry(path=path, name=rel, label=label))
     if missing:
-        shown = ", ".join(missing[:5]) + (
-            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-        )
         raise TcdnError(
-            f"label file {csv_path} names {len(missing)} video(s) that do not exist under {root}: {shown}. "
+            f"label file {csv_path} names {len(missing)} video(s) that do not exist under {root}: "
+            f"{first_few(missing)}. "
             "Fix the paths (relative to the collection folder) or remove those lines."
         )
     seen: dict[Path, str] = {}

@@ -26,6 +26,7 @@ from tcdn import __version__
 from tcdn.data.store import take_rows
 from tcdn.data.video import FrameSet
 from tcdn.errors import TcdnError
+from tcdn.models import Backbone
 from tcdn.train import (
     TrainConfig,
     channel_mean,
@@ -389,11 +390,11 @@ class FrameFeaturizer:
         self.layer, self.seed, self.device, self.progress = layer, seed, device, progress
         self.checkpoint = checkpoint
         size = int(self.x.shape[1])
-        self.model: nn.Module | None = None
+        self.model: Backbone | None = None
         self.config: TrainConfig | None = None
         if checkpoint is not None:
             self.model, self.mean, self.config = model_from_checkpoint(checkpoint)
-            self.layer = layer or str(getattr(self.model, "default_layer", "") or "") or None
+            self.layer = layer or self.model.default_layer
             if self.config.image_size != size:
                 raise TcdnError(
                     f"the checkpoint was trained on {self.config.image_size}px frames but these are {size}px"

@@ -51,7 +51,7 @@ from tcdn.data.samplers import (
 from tcdn.data.video import FrameSet
 from tcdn.errors import TcdnError
 from tcdn.losses import ContrastiveLoss, QuadrupletLoss, RankingLoss, SiameseLoss
-from tcdn.models import MODELS, build_model
+from tcdn.models import MODELS, Backbone, build_model
 
 log = logging.getLogger(__name__)
 
@@ -342,7 +342,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
-def model_from_config(cfg: TrainConfig, check_input: bool = False) -> nn.Module:
+def model_from_config(cfg: TrainConfig, check_input: bool = False) -> Backbone:
     """The network a config describes; with ``check_input``, also check it accepts ``image_size`` frames."""
     cfg = cfg.resolved()
     try:
@@ -363,7 +363,7 @@ def model_from_config(cfg: TrainConfig, check_input: bool = False) -> nn.Module:
     return model
 
 
-def model_from_checkpoint(ckpt: dict[str, Any]) -> tuple[nn.Module, np.ndarray, TrainConfig]:
+def model_from_checkpoint(ckpt: dict[str, Any]) -> tuple[Backbone, np.ndarray, TrainConfig]:
     """The trained network, its input mean and its config."""
     cfg = TrainConfig.from_dict(ckpt["config"])
     model = model_from_config(cfg)

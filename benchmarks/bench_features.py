@@ -19,7 +19,7 @@ import time
 import numpy as np
 import torch
 
-from tcdn.features import extract_features
+from tcdn.features.extract import extract_features
 from tcdn.models import build_model
 
 

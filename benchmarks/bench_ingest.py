@@ -8,7 +8,7 @@ content that pans and moves), then measures in frames/s:
   (one process, one decoder thread): the reference the target is stated against;
 - ``naive resize``: decode + ``frame.to_ndarray(width=, height=)`` (what tcdn did before: it
   builds a new scaling context for every frame);
-- ``ingest raw`` / ``ingest jpeg``: ``tcdn.data.store.ingest`` with ``--workers W`` (decode, scale
+- ``ingest raw`` / ``ingest jpeg``: ``tcdn.data.store.writer`` with ``--workers W`` (decode, scale
   to SIZE, write the store).
 
 Prints the ratios ``ingest / (plain decode x W)`` (target >= 0.8). On a machine shared with other
@@ -27,8 +27,10 @@ from pathlib import Path
 import av
 import numpy as np
 
-from tcdn.data.store import StoreSettings, ingest
-from tcdn.data.video import DecodeSettings, find_videos
+from tcdn.data.collection import find_videos
+from tcdn.data.decode import DecodeSettings
+from tcdn.data.store.manifest import StoreSettings
+from tcdn.data.store.writer import ingest
 
 
 def textured_frames(n: int, width: int, height: int, seed: int) -> np.ndarray:

@@ -34,16 +34,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_ingest import write_collection
-from tcdn.data.store import (
-    MANIFEST,
-    STORE_FORMAT,
-    STORE_VERSION,
-    StoreSettings,
-    ingest,
-    open_store,
-    video_key,
-)
-from tcdn.data.video import DecodeSettings, FrameSet, find_videos
+from tcdn.data.collection import find_videos
+from tcdn.data.decode import DecodeSettings
+from tcdn.data.frameset import FrameSet
+from tcdn.data.store.manifest import MANIFEST, STORE_FORMAT, STORE_VERSION, StoreSettings, video_key
+from tcdn.data.store.reader import open_store
+from tcdn.data.store.writer import ingest
 
 BATCH = 40  # quadruplets
 FAR = 20

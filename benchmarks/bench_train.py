@@ -2,20 +2,23 @@
 
 Measured in one run on the same model and batch:
 
-- ``pipeline``: sample quadruplets from a decoded synthetic collection, gather the frames,
-  convert to float, forward + backward + SGD step (what ``tcdn train`` does per step);
+- ``pipeline``: :meth:`tcdn.training.loop.Trainer.step`, the step ``tcdn train`` runs: sample
+  quadruplets from a decoded synthetic collection, gather the frames, convert to float,
+  forward + backward + clipping + SGD step;
 - ``pipeline+augment``: the same with the per-frame appearance augmentation
   (``augment: appearance``, default strengths) on every frame;
-- ``compute``: the same step on a random tensor already in memory.
+- ``compute``: :meth:`~tcdn.training.loop.Trainer.optimize` alone, on a random tensor already
+  in memory.
 
 Prints steps/s of each and their ratios to compute-only (the target is >= 0.9 without
 augmentation; augmentation is an option and its cost is reported, not targeted). Run: ``make bench`` or
-``python benchmarks/bench_train.py [--steps N] [--image-size S]``.
+``python benchmarks/bench_train.py [--steps N] [--threads T]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import tempfile
 import time
@@ -23,13 +26,10 @@ import time
 import numpy as np
 import torch
 
-from tcdn.augment import AppearanceAugment
-from tcdn.data.samplers import QuadrupletSampler
+from tcdn.data.load import load_frames
 from tcdn.data.synthetic import SyntheticConfig, generate
-from tcdn.data.video import load_frames
-from tcdn.losses import QuadrupletLoss
-from tcdn.pipeline import DEMO_SIZE, demo_train_config
-from tcdn.train import channel_mean, model_from_config, to_input
+from tcdn.demo import DEMO_SIZE, demo_train_config
+from tcdn.training.loop import Trainer
 
 
 def _time_steps(step, n: int, warmup: int = 2) -> float:
@@ -54,49 +54,25 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    cfg = demo_train_config(steps=1, seed=0).resolved()
-    batch = cfg.batch_size or 40
+    cfg = demo_train_config(steps=10**6, seed=0).resolved()
     with tempfile.TemporaryDirectory() as tmp:
         generate(tmp, SyntheticConfig(), progress=False)
         frames = load_frames(tmp, size=DEMO_SIZE, progress=False)
+    # The trainer's own step (what `tcdn train` runs), without and with augmentation.
     torch.manual_seed(0)
-    model = model_from_config(cfg)
-    loss_fn = QuadrupletLoss(cfg.margin or 0.5)
-    opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
-    sampler = QuadrupletSampler(frames.lengths, window=cfg.window, far=cfg.far, seed=0)
-    mean = channel_mean(frames.frames)
-    fixed = torch.randn(4 * batch, 3, DEMO_SIZE, DEMO_SIZE)
-
-    def train_on(x: torch.Tensor) -> None:
-        emb = model(x).view(4, batch, -1)
-        loss = loss_fn(*emb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    def pipeline_step() -> None:
-        idx = sampler.sample(batch)
-        train_on(to_input(frames.frames[idx.T.reshape(-1)], mean))
+    plain = Trainer(frames, cfg, torch.device("cpu"))
+    torch.manual_seed(0)
+    augmented = Trainer(frames, dataclasses.replace(cfg, augment="appearance"), torch.device("cpu"))
+    batch = plain.batch
+    fixed = torch.randn(4 * batch, 3, DEMO_SIZE, DEMO_SIZE).contiguous(
+        memory_format=torch.channels_last
+    )
 
     def data_only() -> None:
-        idx = sampler.sample(batch)
-        to_input(frames.frames[idx.T.reshape(-1)], mean)
-
-    augment = AppearanceAugment()
-    gen = torch.Generator().manual_seed(0)
-    mean01 = torch.as_tensor(mean).view(1, 3, 1, 1) / 255.0
-
-    def augmented_input() -> torch.Tensor:
-        # what train.py does with augment: appearance
-        idx = sampler.sample(batch)
-        x = torch.from_numpy(frames.frames[idx.T.reshape(-1)]).permute(0, 3, 1, 2).float() / 255.0
-        return augment.apply_params(x, augment.sample_params(4 * batch, gen)) - mean01
-
-    def augmented_step() -> None:
-        train_on(augmented_input())
+        plain.inputs(plain.draw().indices)
 
     def augment_only() -> None:
-        augmented_input()
+        augmented.inputs(augmented.draw().indices)
 
     # Interleave the modes so that drift of the machine's speed hits both alike.
     rates: dict[str, list[float]] = {
@@ -107,9 +83,9 @@ def main() -> None:
         "data_aug": [],
     }
     for _ in range(3):
-        rates["compute"].append(_time_steps(lambda: train_on(fixed), args.steps))
-        rates["pipeline"].append(_time_steps(pipeline_step, args.steps))
-        rates["augmented"].append(_time_steps(augmented_step, args.steps))
+        rates["compute"].append(_time_steps(lambda: plain.optimize(fixed), args.steps))
+        rates["pipeline"].append(_time_steps(plain.step, args.steps))
+        rates["augmented"].append(_time_steps(augmented.step, args.steps))
         rates["data"].append(_time_steps(data_only, args.steps * 10))
         rates["data_aug"].append(_time_steps(augment_only, args.steps * 2))
     med = {k: float(np.median(v)) for k, v in rates.items()}

@@ -6,6 +6,7 @@ runs in about a minute on two cores. Collections that no test modifies are sessi
 
 from __future__ import annotations
 
+import csv
 import logging
 import shutil
 from collections.abc import Callable, Iterator
@@ -14,9 +15,16 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import torch
 
+from tcdn.data.collection import VideoEntry, find_videos
+from tcdn.data.decode import DecodeSettings, decode_video
+from tcdn.data.frameset import FrameSet
+from tcdn.data.load import load_frames
+from tcdn.data.store.manifest import StoreSettings
+from tcdn.data.store.writer import ingest
 from tcdn.data.synthetic import SyntheticConfig, generate, write_video
-from tcdn.data.video import FrameSet, load_frames
+from tcdn.training.config import TrainConfig
 
 #: the synthetic collection every test shares: 3 classes x 2 videos of 24-32 frames at 32x32
 TINY = SyntheticConfig(
@@ -125,3 +133,106 @@ def write_audio_only(path: Path) -> Path:
         for packet in stream.encode(None):
             container.mux(packet)
     return path
+
+
+def labels_rows(root: Path) -> list[dict[str, str]]:
+    with (root / "labels.csv").open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def small_config(**overrides: object) -> TrainConfig:
+    """A tiny Lq run: AlexNet with a 64-wide fc6 and a 16-d embedding, 4 quadruplets per step.
+
+    Dropout stays at its default (0.5), so resuming is only exact if the torch RNG is restored.
+    """
+    options: dict[str, object] = {
+        "image_size": TRAIN_SIZE,
+        "model_options": {"fc6_dim": 64},
+        "embed_dim": 16,
+        "batch_size": 4,
+        "steps": 6,
+        "checkpoint_every": 2,
+        "keep_last": 2,
+        "log_every": 1,
+        "lr": 0.01,
+        "far": 5,
+    }
+    options.update(overrides)
+    return TrainConfig(**options)  # type: ignore[arg-type]
+
+
+def tiny_checkpoint(seed: int = 0) -> dict:
+    """A checkpoint dict of an untrained tiny AlexNet at TRAIN_SIZE, without training."""
+    cfg = TrainConfig(image_size=TRAIN_SIZE, model_options={"fc6_dim": 64}, embed_dim=16)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = cfg.build_model()
+    mean = np.array([100.0, 110.0, 120.0], dtype=np.float32)
+    return {"config": cfg.to_dict(), "model": model.state_dict(), "mean": mean, "path": "tiny.pt"}
+
+
+# -- frame stores ----------------------------------------------------------------------------------
+#: the frame side of the stores the tests build
+STORE_SIZE = 24
+
+
+def store_settings(storage: str = "raw", **decode: object) -> StoreSettings:
+    return StoreSettings(decode=DecodeSettings.make(STORE_SIZE, **decode), storage=storage)  # type: ignore[arg-type]
+
+
+def naive_frames(entries: list[VideoEntry], **decode: object) -> np.ndarray:
+    """Obvious reference: decode each video on its own and stack them."""
+    return np.concatenate([decode_video(e.path, size=STORE_SIZE, **decode) for e in entries])  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def raw_store(synthetic_collection: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("raw") / "store"
+    ingest(synthetic_collection, out, store_settings("raw"), progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference(synthetic_collection: Path) -> np.ndarray:
+    return naive_frames(find_videos(synthetic_collection))
+
+
+def write_mpeg4_avi(path: Path, n_frames: int) -> Path:
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("mpeg4", rate=25)
+        stream.width = stream.height = 32  # type: ignore[union-attr]
+        stream.pix_fmt = "yuv420p"  # type: ignore[union-attr]
+        container.start_encoding()
+        for t in range(n_frames):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 40 * t, np.uint8), "rgb24")
+            for packet in stream.encode(frame):  # type: ignore[union-attr]
+                container.mux(packet)
+        for packet in stream.encode():  # type: ignore[union-attr]
+            container.mux(packet)
+    return path
+
+
+@pytest.fixture
+def broken_collection(
+    make_video: Callable[..., Path], tmp_path: Path
+) -> tuple[Path, dict[str, str]]:
+    """Two good videos and one of each kind of bad file, all real, with what each should say."""
+    root = tmp_path / "videos"
+    make_video(root / "good" / "a.mp4", 6)
+    make_video(root / "good" / "b.mp4", 5, seed=1)
+    data = (root / "good" / "a.mp4").read_bytes()
+    (root / "bad").mkdir()
+    (root / "bad" / "truncated.mp4").write_bytes(data[: len(data) // 3])
+    (root / "bad" / "noise.avi").write_bytes(np.random.default_rng(2).bytes(5000))
+    write_audio_only(root / "bad" / "song.mp4")
+    write_mpeg4_avi(root / "bad" / "zero.avi", 0)  # a video stream with no frame
+    blob = write_mpeg4_avi(root / "bad" / "codec.avi", 4).read_bytes()
+    assert blob.count(b"FMP4") >= 1
+    (root / "bad" / "codec.avi").write_bytes(blob.replace(b"FMP4", b"QZX9"))  # unknown fourcc
+    why = {
+        "bad/noise.avi": "cannot decode",
+        "bad/song.mp4": "no video stream",
+        "bad/zero.avi": "no decodable frame",
+        "bad/codec.avi": "cannot decode",
+    }
+    return root, why

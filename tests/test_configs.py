@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tcdn.pipeline import demo_train_config
-from tcdn.train import TrainConfig
+from tcdn.demo import demo_train_config
+from tcdn.training.config import TrainConfig
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

@@ -16,10 +16,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from tcdn.data.load import load_frames
 from tcdn.data.synthetic import SyntheticConfig, generate
-from tcdn.data.video import load_frames
-from tcdn.pipeline import DEMO_SIZE, demo_train_config, discover_collection
-from tcdn.train import load_checkpoint, train
+from tcdn.demo import DEMO_SIZE, demo_train_config
+from tcdn.discovery.config import DiscoverConfig
+from tcdn.discovery.pipeline import discover_collection
+from tcdn.training.checkpoint import load_checkpoint
+from tcdn.training.loop import train
 
 
 @pytest.fixture
@@ -38,10 +41,12 @@ def test_lq_features_beat_random_init_on_synthetic_data(tmp_path: Path, two_thre
     results, _, _ = discover_collection(
         frames,
         load_checkpoint(ckpt),
-        sources=("trained", "random_init", "random_assignment"),
-        methods=("kmeans",),
-        repeats=3,
-        frame_stride=4,
+        DiscoverConfig(
+            sources=("trained", "random_init", "random_assignment"),
+            methods=("kmeans",),
+            repeats=3,
+            frame_stride=4,
+        ),
         progress=False,
     )
     res = {s: results["results"][s]["kmeans"] for s in results["results"]}

@@ -3,12 +3,75 @@
 Learn visual features from unlabelled video with temporal-coherence losses (Siamese Ls,
 Quadruplet Lq), then discover actions and scenes by clustering frames.
 
-The package is laid out as the pipeline it runs:
-``tcdn.data`` (videos -> frames -> tuple samplers), ``tcdn.losses``, ``tcdn.models``,
-``tcdn.train``, ``tcdn.features``, ``tcdn.discover``, and ``tcdn.cli`` on top.
+The package is laid out as the pipeline it runs, one room per stage (``ARCHITECTURE.md``):
+``tcdn.data`` (videos -> frame store -> frame sets and tuple samplers), ``tcdn.losses``,
+``tcdn.models``, ``tcdn.augment``, ``tcdn.training``, ``tcdn.features``, ``tcdn.discovery``,
+``tcdn.demo`` and ``tcdn.cli`` on top. The entry points a user calls are offered here::
+
+    import tcdn
+
+    tcdn.ingest("videos/", "store/", tcdn.StoreSettings())         # decode once (optional)
+    frames = tcdn.open_collection("store/", size=64)               # a store or a video folder
+    run = tcdn.train(frames, tcdn.TrainConfig(image_size=64, steps=200), "runs/lq")
+    ckpt = tcdn.load_checkpoint(run)
+    feats = tcdn.frame_features(frames, "trained", ckpt)           # a FeatureSet
+    found = tcdn.discover(frames, ckpt, tcdn.DiscoverConfig(k=4))   # or tcdn.discover(feats)
+    print(tcdn.format_table(found.results))
+
+Names are imported on first use, so ``import tcdn`` is light.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tcdn._lazy import lazy_exports
 from tcdn.errors import TcdnError
 
 __version__ = "0.1.0"
-__all__ = ["TcdnError", "__version__"]
+
+if TYPE_CHECKING:
+    from tcdn.data.load import load_frames, open_collection
+    from tcdn.data.store import StoreSettings, ingest
+    from tcdn.discovery.config import DiscoverConfig
+    from tcdn.discovery.pipeline import discover
+    from tcdn.discovery.results import format_table
+    from tcdn.features.extract import frame_features
+    from tcdn.features.featureset import FeatureSet
+    from tcdn.training.checkpoint import load_checkpoint
+    from tcdn.training.config import TrainConfig
+    from tcdn.training.loop import train
+
+__all__ = [
+    "DiscoverConfig",
+    "FeatureSet",
+    "StoreSettings",
+    "TcdnError",
+    "TrainConfig",
+    "__version__",
+    "discover",
+    "format_table",
+    "frame_features",
+    "ingest",
+    "load_checkpoint",
+    "load_frames",
+    "open_collection",
+    "train",
+]
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "ingest": "tcdn.data.store",
+        "StoreSettings": "tcdn.data.store",
+        "load_frames": "tcdn.data.load",
+        "open_collection": "tcdn.data.load",
+        "TrainConfig": "tcdn.training.config",
+        "train": "tcdn.training.loop",
+        "load_checkpoint": "tcdn.training.checkpoint",
+        "frame_features": "tcdn.features.extract",
+        "FeatureSet": "tcdn.features.featureset",
+        "DiscoverConfig": "tcdn.discovery.config",
+        "discover": "tcdn.discovery.pipeline",
+        "format_table": "tcdn.discovery.results",
+    },
+)

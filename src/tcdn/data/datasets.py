@@ -1,6 +1,6 @@
 """Readers for the official on-disk layouts of the datasets the paper uses (SPEC §7).
 
-Each reader returns the :class:`~tcdn.data.video.VideoEntry` list of one split, with labels,
+Each reader returns the :class:`~tcdn.data.collection.VideoEntry` list of one split, with labels,
 ready for :func:`tcdn.data.store.ingest` (``tcdn ingest --dataset NAME``). A video may be the
 original file or a folder of its frames extracted as images under the same name without the
 extension (e.g. ``UCF-101/ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01/00001.jpg``).
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tcdn.data.video import VideoEntry, find_videos, first_few
+from tcdn.data.collection import VideoEntry, find_videos, first_few
 from tcdn.errors import TcdnError
 
 log = logging.getLogger(__name__)
@@ -305,4 +305,39 @@ DATASETS: dict[str, Callable[..., list[VideoEntry]]] = {
     "5contexts": five_contexts,
 }
 
-__all__ = ["DATASETS", "FIVE_CONTEXTS", "five_contexts", "hmdb51", "ucf101"]
+
+def read_dataset(
+    name: str,
+    root: str | Path,
+    *,
+    split: str | None = None,
+    fold: int = 1,
+    clips: int | None = None,
+    seed: int = 0,
+) -> list[VideoEntry]:
+    """The videos of the dataset ``name`` (one of :data:`DATASETS`) under ``root``: the options
+    of ``tcdn ingest --dataset``, checked, with each dataset's default split (``train`` for
+    UCF101 and 5-Contexts, ``all`` for HMDB51). ``clips`` and ``seed`` draw HMDB51's subset."""
+    if name not in DATASETS:
+        raise TcdnError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
+    root = Path(root)
+    if not root.is_dir():
+        raise TcdnError(f"dataset folder {root} does not exist: give the {name} root")
+    if clips is not None and name != "hmdb51":
+        raise TcdnError("--clips is for --dataset hmdb51")
+    if name == "hmdb51":
+        return hmdb51(root, split=split or "all", fold=fold, n_clips=clips, seed=seed)
+    if name == "ucf101":
+        return ucf101(root, split=split or "train", fold=fold)
+    return five_contexts(root, split=split or "train")
+
+
+__all__ = [
+    "DATASETS",
+    "FIVE_CONTEXTS",
+    "SPLITS",
+    "five_contexts",
+    "hmdb51",
+    "read_dataset",
+    "ucf101",
+]

@@ -1,7 +1,8 @@
 """Tuple samplers for temporal-coherence training (SPEC §2).
 
 A sampler sees a collection only through the lengths of its videos (frames of video ``v`` are
-the global rows ``offsets[v] .. offsets[v + 1] - 1``) and returns global frame indices. It owns a
+the global rows ``offsets[v] .. offsets[v + 1] - 1``) and returns global frame indices (a
+:class:`Tuples`, whatever the loss). It owns a
 seeded :class:`numpy.random.Generator`, so a run is reproducible whatever loads the frames, and
 its state can be saved in a checkpoint and restored.
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,6 +36,31 @@ import numpy as np
 from tcdn.errors import TcdnError
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Tuples:
+    """A batch of training tuples, as every sampler returns it.
+
+    Attributes
+    ----------
+    indices
+        ``(B, k)`` global frame indices, one column per member of the tuple (``q, p, f, o`` for
+        Lq; the two frames of a pair; ``q, p, o`` for Ld).
+    labels
+        ``(B,)`` pair labels ``y`` (1: a positive pair) for the pair losses (Ls, SFA); ``None``
+        for the others.
+    """
+
+    indices: np.ndarray
+    labels: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def take(self, rows: slice) -> Tuples:
+        """The tuples of ``rows`` (e.g. a distributed rank's block, :func:`shard_rows`)."""
+        return Tuples(self.indices[rows], None if self.labels is None else self.labels[rows])
 
 
 def shard_rows(batch: int, rank: int = 0, world_size: int = 1) -> slice:
@@ -247,16 +274,18 @@ class QuadrupletSampler(_TupleSampler):
         self.min_length = self.window + 2
         super().__init__(lengths, reach=far, seed=seed, mu=mu, names=names)
 
-    def sample(self, batch: int) -> np.ndarray:
-        """``(batch, 4)`` global frame indices, columns ``q, p, f, o``."""
+    def sample(self, batch: int) -> Tuples:
+        """``batch`` quadruplets: ``(batch, 4)`` global frame indices, columns ``q, p, f, o``."""
         if self.mu:
             pos = self._mu_queries(batch, self.far)
             neg = self._mu_negatives(pos, self.far)
             cols = [pos, pos + self.window, pos + self.far, neg]
-            return np.stack([self.stream[c] for c in cols], axis=1)
+            return Tuples(np.stack([self.stream[c] for c in cols], axis=1))
         q, videos = self._queries(batch, self.video_reach)
         far = self.video_reach[videos]
-        return np.stack([q, q + self.window, q + far, self._negatives_other_video(videos)], axis=1)
+        return Tuples(
+            np.stack([q, q + self.window, q + far, self._negatives_other_video(videos)], axis=1)
+        )
 
 
 class PairSampler(_TupleSampler):
@@ -284,16 +313,17 @@ class PairSampler(_TupleSampler):
         self.min_length = self.window + 1
         super().__init__(lengths, reach=window, seed=seed, mu=mu, names=names)
 
-    def sample(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(batch, 2)`` global frame indices and ``(batch,)`` labels ``y`` (1 = same video, adjacent)."""
+    def sample(self, batch: int) -> Tuples:
+        """``batch`` pairs: ``(batch, 2)`` global frame indices and ``(batch,)`` labels ``y``
+        (1 = same video, adjacent)."""
         y = _pair_labels(batch, self.negative_share)
         if self.mu:
             pos = self._mu_queries(batch, self.window)
             other = np.where(y == 1, pos + self.window, self._mu_negatives(pos, self.window))
-            return np.stack([self.stream[pos], self.stream[other]], axis=1), y
+            return Tuples(np.stack([self.stream[pos], self.stream[other]], axis=1), y)
         q, videos = self._queries(batch, self.window)
         other = np.where(y == 1, q + self.window, self._negatives_other_video(videos))
-        return np.stack([q, other], axis=1), y
+        return Tuples(np.stack([q, other], axis=1), y)
 
 
 class SFAPairSampler(_TupleSampler):
@@ -340,14 +370,15 @@ class SFAPairSampler(_TupleSampler):
         self._needs_other_video = False
         super().__init__(lengths, reach=far, seed=seed, mu=mu, names=names)
 
-    def sample(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(batch, 2)`` global frame indices and ``(batch,)`` labels ``y`` (1 = contiguous)."""
+    def sample(self, batch: int) -> Tuples:
+        """``batch`` pairs: ``(batch, 2)`` global frame indices and ``(batch,)`` labels ``y``
+        (1 = contiguous)."""
         y = _pair_labels(batch, self.negative_share)
         if self.mu:
             pos = self._mu_queries(batch, self.window)
             neg = self._mu_negatives(pos, self.far - 1)  # outside [pos - n + 1, pos + n - 1]
             other = np.where(y == 1, pos + self.window, neg)
-            return np.stack([self.stream[pos], self.stream[other]], axis=1), y
+            return Tuples(np.stack([self.stream[pos], self.stream[other]], axis=1), y)
         q, videos = self._queries(batch, self.window)
         # Negatives: redraw query and partner inside the query's video.
         length, reach = self.lengths[videos], self.video_reach[videos]
@@ -361,7 +392,7 @@ class SFAPairSampler(_TupleSampler):
         start = self.offsets[videos]
         first = np.where(y == 1, q, start + t)
         other = np.where(y == 1, q + self.window, start + t_other)
-        return np.stack([first, other], axis=1), y
+        return Tuples(np.stack([first, other], axis=1), y)
 
 
 class TripletSampler(_TupleSampler):
@@ -387,11 +418,11 @@ class TripletSampler(_TupleSampler):
         self.min_length = self.window + 1
         super().__init__(lengths, reach=window, seed=seed, mu=mu, names=names)
 
-    def sample(self, batch: int) -> np.ndarray:
-        """``(batch, 3)`` global frame indices, columns ``q, p, o``."""
+    def sample(self, batch: int) -> Tuples:
+        """``batch`` triplets: ``(batch, 3)`` global frame indices, columns ``q, p, o``."""
         if self.mu:
             pos = self._mu_queries(batch, self.window)
             neg = self._mu_negatives(pos, self.window)
-            return np.stack([self.stream[c] for c in (pos, pos + self.window, neg)], axis=1)
+            return Tuples(np.stack([self.stream[c] for c in (pos, pos + self.window, neg)], axis=1))
         q, videos = self._queries(batch, self.window)
-        return np.stack([q, q + self.window, self._negatives_other_video(videos)], axis=1)
+        return Tuples(np.stack([q, q + self.window, self._negatives_other_video(videos)], axis=1))

@@ -1,0 +1,62 @@
+"""``tcdn demo``: synthetic videos, a short Lq run, the discovery of their classes."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from tcdn.cli.common import add_common_args, device, positive_int
+
+log = logging.getLogger("tcdn")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo", help="generate synthetic videos, train Lq, discover their classes, print the table"
+    )
+    p.add_argument(
+        "--out", type=Path, default=Path("demo_out"), help="output folder (default: demo_out)"
+    )
+    p.add_argument(
+        "--steps",
+        type=positive_int,
+        default=200,
+        help="training steps (default: 200, about 2 minutes on 2 cores)",
+    )
+    p.add_argument(
+        "--repeats",
+        type=positive_int,
+        default=10,
+        help="clustering repeats for mean ± std (default: 10)",
+    )
+    p.add_argument(
+        "--frame-stride",
+        type=positive_int,
+        default=2,
+        help="score discovery on every S-th frame of each video (default: 2)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the data, the training and the clustering"
+    )
+    add_common_args(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tcdn.demo import run_demo
+    from tcdn.discovery.results import format_table
+
+    results = run_demo(
+        args.out,
+        steps=args.steps,
+        seed=args.seed,
+        repeats=args.repeats,
+        frame_stride=args.frame_stride,
+        device=device(args.device),
+        progress=not args.no_progress,
+    )
+    sys.stdout.write(format_table(results) + "\n")
+    log.info("wrote %s and %s", args.out / "results.json", args.out / "clusters.csv")
+    return 0

@@ -1,0 +1,193 @@
+"""``tcdn discover``: cluster a collection's frames (or videos), or given features, and score the clusters."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tcdn.cli.common import (
+    add_collection_args,
+    add_common_args,
+    device,
+    frame_size,
+    load_collection,
+    positive_int,
+)
+from tcdn.discovery.config import LEVELS, METHODS, DiscoverConfig
+from tcdn.errors import TcdnError
+
+if TYPE_CHECKING:
+    from tcdn.features.featureset import FeatureSet
+
+log = logging.getLogger("tcdn")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "discover",
+        help="cluster the frames (or videos) of a labelled folder, or given features, and score the clusters",
+    )
+    add_collection_args(p, optional=True)
+    p.add_argument(
+        "--features",
+        type=Path,
+        default=None,
+        metavar="FILE.npz",
+        help="cluster the features of this .npz (from `tcdn features` or any numpy.savez with "
+        "features, video, frame, label) instead of decoding videos; scores the sources "
+        "'given' and random_assignment",
+    )
+    p.add_argument(
+        "--features-npy",
+        type=Path,
+        default=None,
+        metavar="X.npy",
+        help="cluster the (N, D) array of this .npy instead of decoding videos; needs --index",
+    )
+    p.add_argument(
+        "--index",
+        type=Path,
+        default=None,
+        metavar="CSV",
+        help="with --features-npy: a CSV of N rows with the columns video,frame[,label] naming "
+        "each feature row",
+    )
+    p.add_argument(
+        "--level",
+        choices=LEVELS,
+        default="frame",
+        help="cluster frames (default), or videos: the mean of each video's frame features",
+    )
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="checkpoint file or run folder (its last checkpoint)",
+    )
+    p.add_argument(
+        "--out", type=Path, required=True, help="output folder for results.json and clusters.csv"
+    )
+    p.add_argument(
+        "--sources",
+        default=None,
+        help="comma-separated feature sources (default: all; trained needs --checkpoint)",
+    )
+    p.add_argument(
+        "--methods",
+        default=",".join(METHODS),
+        help=f"comma-separated clustering methods (default: {','.join(METHODS)})",
+    )
+    p.add_argument(
+        "--layer",
+        default=None,
+        help="network layer whose output is the feature (default: the network's own, fc6 for AlexNet)",
+    )
+    p.add_argument(
+        "--k",
+        type=positive_int,
+        default=None,
+        help="number of clusters (default: number of classes)",
+    )
+    p.add_argument(
+        "--repeats", type=positive_int, default=10, help="repeats for mean ± std (default: 10)"
+    )
+    p.add_argument(
+        "--frame-stride",
+        type=positive_int,
+        default=1,
+        help="use every S-th frame (or feature row) of each video",
+    )
+    p.add_argument(
+        "--max-per-video",
+        type=positive_int,
+        default=None,
+        help="use at most this many frames (or feature rows) per video",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of clustering and random-init networks"
+    )
+    add_common_args(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tcdn.discovery.pipeline import discover_collection, discover_features
+    from tcdn.discovery.results import format_table, write_results
+    from tcdn.training.checkpoint import load_checkpoint
+
+    config = DiscoverConfig(
+        sources=DiscoverConfig.parse_list(args.sources),
+        methods=DiscoverConfig.parse_list(args.methods) or (),
+        layer=args.layer,
+        repeats=args.repeats,
+        seed=args.seed,
+        k=args.k,
+        frame_stride=args.frame_stride,
+        max_per_video=args.max_per_video,
+        level=args.level,
+    )
+    feats = _given_features(args)
+    if feats is not None:
+        results, assignments, clustered = discover_features(feats, config)
+    else:
+        dev = device(args.device)
+        ckpt = load_checkpoint(args.checkpoint) if args.checkpoint else None
+        config.sources_for(ckpt is not None)  # a bad --sources fails before decoding
+        frames = load_collection(args, frame_size(args.size, ckpt))
+        results, assignments, clustered = discover_collection(
+            frames, ckpt, config, device=dev, progress=not args.no_progress
+        )
+        results["collection"] = str(args.videos)
+    write_results(args.out, clustered, results, assignments)
+    sys.stdout.write(format_table(results) + "\n")
+    log.info("wrote %s and %s", args.out / "results.json", args.out / "clusters.csv")
+    return 0
+
+
+def _given_features(args: argparse.Namespace) -> FeatureSet | None:
+    """The feature set given by --features or --features-npy/--index; ``None`` for a VIDEOS folder."""
+    from tcdn.features.featureset import FeatureSet
+
+    inputs = [
+        name
+        for name, given in (
+            ("VIDEOS", args.videos is not None),
+            ("--features", args.features is not None),
+            ("--features-npy/--index", args.features_npy is not None or args.index is not None),
+        )
+        if given
+    ]
+    if len(inputs) != 1:
+        raise TcdnError(
+            "give exactly one input: a VIDEOS folder, --features FILE.npz, or --features-npy X.npy "
+            f"with --index CSV (got {' and '.join(inputs) or 'none'})"
+        )
+    if inputs[0] == "VIDEOS":
+        return None
+    for flag, value in (
+        ("--checkpoint", args.checkpoint),
+        ("--sources", args.sources),
+        ("--layer", args.layer),
+        ("--labels", args.labels),
+        ("--size", args.size),
+        ("--max-frames", args.max_frames),
+        ("--skip-bad", args.skip_bad or None),
+        ("--device", args.device),
+    ):
+        if value is not None:
+            raise TcdnError(
+                f"{flag} applies to a VIDEOS folder, but {inputs[0]} gives the features: drop {flag}"
+            )
+    if args.features is not None:
+        return FeatureSet.load(args.features)
+    if args.features_npy is None or args.index is None:
+        missing, given = (
+            ("--index", "--features-npy") if args.index is None else ("--features-npy", "--index")
+        )
+        raise TcdnError(
+            f"{given} needs {missing}: a .npy of (N, D) features and a video,frame[,label] CSV of its N rows"
+        )
+    return FeatureSet.from_arrays(args.features_npy, args.index)

@@ -1,0 +1,120 @@
+"""``tcdn features``: one feature source of a collection's frames, saved as a feature file."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from tcdn.cli.common import (
+    add_collection_args,
+    add_common_args,
+    device,
+    frame_size,
+    load_collection,
+    positive_int,
+)
+from tcdn.errors import TcdnError
+from tcdn.features.featureset import FRAME_SOURCES
+
+log = logging.getLogger("tcdn")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "features",
+        help="compute the features of a folder's frames and save them to one .npz file",
+        description="Compute one feature source for the frames of a folder of videos and save a "
+        "feature file (.npz: features, video, frame, label, meta) that `tcdn discover --features` "
+        "reads, or that numpy.load opens for any other use.",
+    )
+    add_collection_args(p)
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="checkpoint file or run folder (its last checkpoint); needed for --source trained, "
+        "and gives random_init its architecture",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="FILE.npz",
+        help="the feature file to write (replaced atomically if it exists)",
+    )
+    p.add_argument(
+        "--source",
+        choices=FRAME_SOURCES,
+        default="trained",
+        help="trained: the checkpoint's network (default); random_init: the same network with "
+        "random weights, seeded by --seed; raw_pixels: the pixels reduced by PCA (a baseline)",
+    )
+    p.add_argument(
+        "--layer",
+        default=None,
+        help="network layer whose output is the feature (default: the network's own: fc6 for "
+        "AlexNet, fc for GoogLeNet, pool for ResNet-18; unused by raw_pixels)",
+    )
+    p.add_argument(
+        "--frame-stride",
+        type=positive_int,
+        default=1,
+        help="keep every S-th frame of each video (default: 1, every frame)",
+    )
+    p.add_argument(
+        "--max-per-video",
+        type=positive_int,
+        default=None,
+        help="keep at most this many frames per video (after --frame-stride)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the random-init network and of the PCA (default: 0)",
+    )
+    add_common_args(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tcdn.features.extract import frame_features
+    from tcdn.training.checkpoint import load_checkpoint
+
+    if args.out.is_dir():
+        raise TcdnError(
+            f"--out {args.out} is a folder: give the feature file to write, e.g. {args.out / 'features.npz'}"
+        )
+    dev = device(args.device)
+    ckpt = load_checkpoint(args.checkpoint) if args.checkpoint else None
+    if args.source == "trained" and ckpt is None:
+        raise TcdnError(
+            "--source trained (the default) needs --checkpoint; or choose --source random_init or raw_pixels"
+        )
+    frames = load_collection(args, frame_size(args.size, ckpt))
+    feats = frame_features(
+        frames,
+        args.source,
+        ckpt,
+        rows=frames.rows(args.frame_stride, args.max_per_video),
+        layer=args.layer,
+        seed=args.seed,
+        device=dev,
+        progress=not args.no_progress,
+    )
+    feats.meta.update(
+        collection=str(args.videos),
+        frame_stride=args.frame_stride,
+        max_per_video=args.max_per_video,
+        skipped=frames.skipped,
+    )
+    path = feats.save(args.out)
+    log.info(
+        "wrote %d x %d %s features of %d videos to %s",
+        *feats.features.shape,
+        args.source,
+        len(frames.videos),
+        path,
+    )
+    return 0

@@ -1,0 +1,111 @@
+"""A store's settings and its manifest: what decides its bytes, and what it holds.
+
+Every file of a store is written under a temporary name beside its final one and renamed, so a
+crash never leaves a half-written file under a final name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tcdn.data.decode import DecodeSettings
+from tcdn.errors import TcdnError
+
+MANIFEST = "manifest.json"
+STORE_FORMAT = "tcdn-frame-store"
+STORE_VERSION = 1
+STORAGES = ("raw", "jpeg")
+DEFAULT_QUALITY = 90
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """Everything that decides a store's bytes: the decode settings, the storage and its quality."""
+
+    decode: DecodeSettings = field(default_factory=DecodeSettings)
+    storage: str = "raw"
+    quality: int = DEFAULT_QUALITY
+
+    def __post_init__(self) -> None:
+        if self.storage not in STORAGES:
+            raise TcdnError(
+                f"storage {self.storage!r} is unknown: use one of {', '.join(STORAGES)}"
+            )
+        if not 1 <= self.quality <= 100:
+            raise TcdnError(f"--quality must be in 1..100, got {self.quality}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self.decode)
+        d["size"] = list(self.decode.size)
+        return {"decode": d, "storage": self.storage, "quality": self.quality}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> StoreSettings:
+        dec = dict(d["decode"])
+        dec["size"] = tuple(dec["size"])
+        return cls(decode=DecodeSettings(**dec), storage=d["storage"], quality=int(d["quality"]))
+
+    @property
+    def frame_shape(self) -> tuple[int, int, int]:
+        return (*self.decode.size, 3)
+
+
+def is_store(path: str | Path) -> bool:
+    """Whether ``path`` is a frame-store folder (it holds a ``manifest.json``)."""
+    return (Path(path) / MANIFEST).is_file()
+
+
+def video_key(name: str) -> str:
+    """The file stem of a video's data: a hash of its name, stable across ingests."""
+    return hashlib.sha1(name.encode("utf-8")).hexdigest()[:20]
+
+
+def data_files(data_dir: Path, key: str, storage: str) -> list[Path]:
+    if storage == "raw":
+        return [data_dir / f"{key}.u8"]
+    return [data_dir / f"{key}.jpg", data_dir / f"{key}.jpg.idx"]
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.partial")
+    with tmp.open("w", encoding="utf-8") as fh:
+        json.dump(obj, fh, indent=1)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_manifest(store: str | Path) -> dict[str, Any]:
+    """The manifest of a store folder; :class:`TcdnError` if it is missing or unreadable."""
+    path = Path(store) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TcdnError(
+            f"{store} is not a frame store (no {MANIFEST}): build one with `tcdn ingest`"
+        ) from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise TcdnError(
+            f"cannot read {path}: {exc}. Remove the store and run `tcdn ingest` again"
+        ) from exc
+    if manifest.get("format") != STORE_FORMAT or manifest.get("version") != STORE_VERSION:
+        raise TcdnError(
+            f"{path} is not a version-{STORE_VERSION} tcdn frame store "
+            f"(format {manifest.get('format')!r}, version {manifest.get('version')!r}): ingest again"
+        )
+    return manifest
+
+
+def describe(settings: dict[str, Any]) -> str:
+    d = settings["decode"]
+    every = f"fps {d['fps']}" if d["fps"] else f"stride {d['stride']}"
+    return (
+        f"{d['size'][0]}x{d['size'][1]} {d['resize']}, {every}, max-frames {d['max_frames']}, "
+        f"{settings['storage']}"
+        + (f" q{settings['quality']}" if settings["storage"] == "jpeg" else "")
+    )

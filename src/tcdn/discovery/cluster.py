@@ -1,0 +1,360 @@
+"""Clustering feature rows without labels: K-means, Ng-Jordan-Weiss spectral clustering on a dense
+or sparse (kNN) Gaussian affinity, and two label-free estimates of the number of clusters.
+
+The functions are the building blocks; :class:`KMeans` and :class:`SpectralClustering` wrap them
+as scikit-learn-style estimators (``fit`` returns ``self``, fitted attributes end in ``_``).
+Every random choice takes ``random_state``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+from scipy.sparse.linalg import eigsh
+from sklearn.cluster import KMeans as _SklearnKMeans
+from sklearn.metrics import silhouette_score
+
+from tcdn.errors import TcdnError
+
+log = logging.getLogger(__name__)
+
+DENSE_SPECTRAL_MAX = 12000  # frames; above this the dense N x N affinity is never built
+DENSE_AUTO_MAX = 5000  # frames; spectral clustering uses the exact dense affinity up to here
+EXACT_KNN_MAX = 10000  # frames; exact neighbour search up to here, HNSW beyond
+# Neighbours per frame in the sparse affinity. 10 (scikit-learn's default) is too few for
+# 4,096-d features: on benchmarks/bench_cluster.py's 5k-frame set (101 clusters of ~50 frames)
+# the 10-NN graph splits clusters into pieces, leaves no eigengap at K and scored 0.18 bits against
+# the dense affinity's 0.02; 20 and 30 neighbours both scored 0.00 with a clear gap at K.
+GRAPH_NEIGHBORS = 20
+
+
+def kmeans(features: np.ndarray, k: int, *, random_state: int, n_init: int = 1) -> np.ndarray:
+    """Seeded K-means (k-means++ init; the best of ``n_init`` runs) -> ``(N,)`` cluster labels."""
+    return KMeans(k, n_init=n_init, random_state=random_state).fit(features).labels_
+
+
+def _squared_distances(features: np.ndarray) -> np.ndarray:
+    """``(N, N)`` squared Euclidean distances between the rows, in float64 (never negative)."""
+    x = features.astype(np.float64)
+    sq = (x * x).sum(1)
+    return np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0)
+
+
+def median_sigma(features: np.ndarray, max_samples: int = 2000, random_state: int = 0) -> float:
+    """Kernel width that needs no labels: the median Euclidean distance between sampled frame pairs."""
+    rng = np.random.default_rng(random_state)
+    idx = rng.choice(len(features), size=min(max_samples, len(features)), replace=False)
+    x = features[idx]
+    d2 = _squared_distances(x)
+    med = float(np.sqrt(np.median(d2[np.triu_indices(len(x), 1)]))) if len(x) > 1 else 1.0
+    return med if med > 0 else 1.0
+
+
+def knn_graph(
+    features: np.ndarray, n_neighbors: int = 10, *, exact: bool | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n_neighbors`` nearest other rows of every row: ``(N, k)`` Euclidean distances and indices.
+
+    faiss does the search: exact brute force (``IndexFlatL2``) up to ``EXACT_KNN_MAX`` rows, an
+    HNSW graph (M = 16, efConstruction = 40, efSearch = max(64, 2k)) beyond, unless ``exact`` says
+    otherwise. A missing neighbour (HNSW may find fewer than k) has index -1 and distance inf.
+    """
+    import faiss  # a field library for exactly this; imported here to keep start-up light
+
+    x = np.ascontiguousarray(features, dtype=np.float32)
+    n, d = x.shape
+    if n < 2:
+        raise TcdnError(f"a neighbour graph needs at least 2 frames, got {n}")
+    k = min(n_neighbors, n - 1)
+    if exact is None:
+        exact = n <= EXACT_KNN_MAX
+    index: Any
+    if exact:
+        index = faiss.IndexFlatL2(d)
+    else:
+        index = faiss.IndexHNSWFlat(d, 16)
+        index.hnsw.efConstruction = 40
+    index.add(x)
+    if not exact:
+        index.hnsw.efSearch = max(64, 2 * (k + 1))
+    d2, idx = index.search(x, k + 1)
+    # Drop each row itself (usually, but with duplicates not always, the first hit).
+    rows = np.arange(n)[:, None]
+    is_self = idx == rows
+    order = np.argsort(is_self, axis=1, kind="stable")[:, :k]
+    idx = np.take_along_axis(idx, order, axis=1)
+    d2 = np.take_along_axis(d2, order, axis=1)
+    missing = idx < 0
+    dist = np.where(missing, np.inf, np.sqrt(np.maximum(d2, 0)))
+    return dist.astype(np.float64), idx
+
+
+def _embed(
+    affinity: np.ndarray | sparse.spmatrix, k: int, random_state: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` eigenpairs of ``D^-1/2 A D^-1/2`` (eigenvalues descending), rows normalised."""
+    n = affinity.shape[0]
+    deg = np.asarray(affinity.sum(axis=1)).ravel()
+    inv = 1.0 / np.sqrt(np.maximum(deg, 1e-300))
+    if sparse.issparse(affinity):
+        scale = sparse.diags(inv)
+        lap = (scale @ affinity @ scale).tocsr()
+    else:
+        lap = affinity * inv[:, None] * inv[None, :]
+    if k >= n - 1:
+        dense_lap = lap.toarray() if sparse.issparse(lap) else lap
+        vals, vecs = np.linalg.eigh(dense_lap)
+        vals, vecs = vals[-k:], vecs[:, -k:]
+    else:
+        # A seeded random start: a constant one is special for a graph Laplacian, and with it
+        # Lanczos misses repeated eigenvalues (one per connected component).
+        v0 = np.random.default_rng(random_state).standard_normal(n)
+        vals, vecs = eigsh(lap, k=k, which="LA", v0=v0)
+    order = np.argsort(vals)[::-1]
+    vals, vecs = vals[order], vecs[:, order]
+    norm = np.linalg.norm(vecs, axis=1, keepdims=True)
+    return vecs / np.maximum(norm, 1e-12), vals
+
+
+def _dense_affinity(features: np.ndarray, sigma: float | str, n_neighbors: int) -> np.ndarray:
+    n = len(features)
+    d2 = _squared_distances(features)
+    if sigma == "local":
+        nn_k = min(n_neighbors, n - 1)
+        scale = np.sqrt(np.partition(d2, nn_k, axis=1)[:, nn_k])  # column 0 is the point itself
+        scale = np.maximum(scale, max(float(scale.max()), 1.0) * 1e-12)
+        a = np.exp(-d2 / (scale[:, None] * scale[None, :]))
+    else:
+        width = _global_width(features, sigma)
+        a = np.exp(-d2 / (2 * width * width))
+    np.fill_diagonal(a, 0.0)
+    return a
+
+
+def _global_width(features: np.ndarray, sigma: float | str) -> float:
+    width = median_sigma(features) if sigma == "median" else float(sigma)
+    if not width > 0:
+        raise TcdnError(f"the kernel width sigma must be > 0, 'median' or 'local', got {sigma!r}")
+    return width
+
+
+def _knn_affinity(
+    features: np.ndarray, sigma: float | str, n_neighbors: int, graph_neighbors: int
+) -> sparse.csr_matrix:
+    n = len(features)
+    dist, idx = knn_graph(features, max(graph_neighbors, n_neighbors))
+    if sigma == "local":
+        col = min(n_neighbors, dist.shape[1]) - 1  # the n_neighbors-th other point
+        scale = dist[:, col]
+        finite = np.isfinite(scale)
+        fallback = float(np.median(scale[finite])) if finite.any() else 1.0
+        scale = np.where(finite, scale, fallback)
+        scale = np.maximum(scale, max(float(scale.max()), 1.0) * 1e-12)
+        safe_idx = np.where(idx < 0, 0, idx)
+        w = np.exp(-(dist**2) / (scale[:, None] * scale[safe_idx]))
+    else:
+        width = _global_width(features, sigma)
+        w = np.exp(-(dist**2) / (2 * width * width))
+    keep = (idx >= 0) & np.isfinite(dist)
+    rows = np.repeat(np.arange(n), idx.shape[1])[keep.ravel()]
+    a = sparse.csr_matrix((w[keep], (rows, idx[keep])), shape=(n, n))
+    return a.maximum(a.T).tocsr()  # symmetric: i ~ j when either is among the other's neighbours
+
+
+def spectral_embedding(
+    features: np.ndarray,
+    k: int,
+    sigma: float | str = "local",
+    n_neighbors: int = 7,
+    *,
+    affinity: str = "auto",
+    graph_neighbors: int = GRAPH_NEIGHBORS,
+    random_state: int = 0,
+) -> np.ndarray:
+    """Ng-Jordan-Weiss embedding: top-``k`` eigenvectors of ``D^-1/2 A D^-1/2``, rows normalised.
+
+    The Gaussian affinity's width needs no labels:
+
+    - ``sigma="local"`` (default): local scaling (Zelnik-Manor & Perona 2004),
+      ``A_ij = exp(-||x_i - x_j||² / (s_i s_j))`` with ``s_i`` the distance from ``x_i`` to its
+      ``n_neighbors``-th nearest neighbour; it adapts to clusters of different density;
+    - ``sigma="median"``: one global width, the median pairwise distance (:func:`median_sigma`),
+      ``A_ij = exp(-||x_i - x_j||² / (2 sigma²))``;
+    - a number: that global width.
+
+    ``affinity``: ``"dense"`` builds the exact ``N x N`` matrix (at most ``DENSE_SPECTRAL_MAX``
+    frames); ``"knn"`` keeps only each frame's ``graph_neighbors`` nearest neighbours (found by
+    :func:`knn_graph`), symmetrised, and solves the sparse eigenproblem with ARPACK; ``"auto"``
+    (default) is dense up to ``DENSE_AUTO_MAX`` frames and kNN beyond. ``A_ii = 0``.
+    ``random_state`` seeds the eigensolver's start vector.
+    """
+    n = len(features)
+    affinity = resolve_affinity(affinity, n)
+    if affinity == "dense":
+        if n > DENSE_SPECTRAL_MAX:
+            raise TcdnError(
+                f"dense spectral clustering of {n} frames needs an {n}x{n} affinity: use the kNN "
+                f"affinity, or --frame-stride / --max-per-video to take at most {DENSE_SPECTRAL_MAX} frames"
+            )
+        a: np.ndarray | sparse.csr_matrix = _dense_affinity(features, sigma, n_neighbors)
+    else:
+        a = _knn_affinity(features, sigma, n_neighbors, graph_neighbors)
+    return _embed(a, k, random_state)[0]
+
+
+def resolve_affinity(affinity: str, n: int) -> str:
+    """The affinity :func:`spectral_embedding` builds for ``n`` frames: ``"dense"`` or ``"knn"``."""
+    if affinity == "auto":
+        return "dense" if n <= DENSE_AUTO_MAX else "knn"
+    if affinity not in ("dense", "knn"):
+        raise TcdnError(f"unknown affinity {affinity!r}; choose auto, dense or knn")
+    return affinity
+
+
+def spectral_eigenvalues(features: np.ndarray, k: int, *, affinity: str = "auto") -> np.ndarray:
+    """The top-``k`` eigenvalues (descending) of the normalised affinity of :func:`spectral_embedding`."""
+    n = len(features)
+    if resolve_affinity(affinity, n) == "dense" and n <= DENSE_SPECTRAL_MAX:
+        return _embed(_dense_affinity(features, "local", 7), k)[1]
+    return _embed(_knn_affinity(features, "local", 7, GRAPH_NEIGHBORS), k)[1]
+
+
+def estimate_k_eigengap(
+    features: np.ndarray,
+    max_k: int = 50,
+    *,
+    min_k: int = 2,
+    affinity: str = "auto",
+) -> tuple[int, np.ndarray]:
+    """Choose the number of clusters without labels: the largest eigengap of the normalised affinity.
+
+    With ``λ_1 >= λ_2 >= ...`` the top eigenvalues of ``D^-1/2 A D^-1/2`` (the same affinity as
+    :func:`spectral_embedding`), ``K = argmax_{min_k <= i < max_k} (λ_i - λ_{i+1})``: ``K`` nearly
+    disconnected groups give ``K`` eigenvalues near 1 and a gap after them. Returns ``K`` and the
+    eigenvalues.
+    """
+    n = len(features)
+    max_k = int(min(max_k, n - 2))
+    if max_k <= min_k:
+        raise TcdnError(f"too few frames ({n}) to estimate the number of clusters")
+    vals = spectral_eigenvalues(features, max_k + 1, affinity=affinity)
+    gaps = vals[:-1] - vals[1:]  # gaps[i - 1] = λ_i - λ_{i+1}
+    best = int(np.argmax(gaps[min_k - 1 : max_k])) + min_k
+    return best, vals
+
+
+def estimate_k_silhouette(
+    features: np.ndarray,
+    max_k: int = 50,
+    *,
+    min_k: int = 2,
+    max_candidates: int = 16,
+    sample: int = 2000,
+    random_state: int = 0,
+) -> tuple[int, dict[int, float]]:
+    """Choose the number of clusters without labels: the K-means clustering with the best silhouette.
+
+    The candidates are every ``K`` in ``[min_k, max_k]`` when there are at most ``max_candidates``
+    of them, else ``max_candidates`` values spaced geometrically over that range (the known K is
+    not slipped in). For each, K-means (seeded) on at most ``sample`` frames drawn at random, then
+    the mean silhouette (Rousseeuw 1987, Euclidean) of those frames. Returns the best ``K`` and
+    the score of every candidate. ``random_state`` seeds the sample and K-means.
+    """
+    n = len(features)
+    rng = np.random.default_rng(random_state)
+    x = features[np.sort(rng.choice(n, size=min(sample, n), replace=False))]
+    max_k = int(min(max_k, len(x) - 1))
+    if max_k < min_k:
+        raise TcdnError(f"too few frames ({n}) to estimate the number of clusters")
+    if max_k - min_k + 1 <= max_candidates:
+        candidates = list(range(min_k, max_k + 1))
+    else:
+        grid = np.geomspace(min_k, max_k, max_candidates)
+        candidates = sorted({int(v) for v in np.rint(grid)})
+    scores: dict[int, float] = {}
+    for k in candidates:
+        pred = kmeans(x, k, random_state=random_state)
+        if len(np.unique(pred)) < 2:  # all frames identical: no structure to score
+            scores[k] = -1.0
+            continue
+        scores[k] = float(silhouette_score(x, pred))
+    best = max(scores, key=lambda k: scores[k])
+    return best, scores
+
+
+class KMeans:
+    """K-means (k-means++ init, the best of ``n_init`` runs), seeded by ``random_state``.
+
+    Attributes after :meth:`fit`: ``labels_`` ``(N,)`` and ``cluster_centers_`` ``(K, D)``.
+    """
+
+    def __init__(
+        self, n_clusters: int, *, n_init: int = 1, random_state: int | None = None
+    ) -> None:
+        if n_clusters < 1:
+            raise TcdnError(f"the number of clusters must be >= 1, got {n_clusters}")
+        self.n_clusters, self.n_init, self.random_state = n_clusters, n_init, random_state
+
+    def fit(self, features: np.ndarray) -> KMeans:
+        est = _SklearnKMeans(self.n_clusters, n_init=self.n_init, random_state=self.random_state)
+        est.fit(features)
+        self.labels_: np.ndarray = est.labels_
+        self.cluster_centers_: np.ndarray = est.cluster_centers_
+        return self
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """The nearest fitted centre of each row."""
+        x = np.asarray(features, dtype=np.float64)
+        c = self.cluster_centers_.astype(np.float64)
+        d2 = (x * x).sum(1)[:, None] - 2 * x @ c.T + (c * c).sum(1)[None, :]
+        return np.argmin(d2, axis=1)
+
+    def fit_predict(self, features: np.ndarray) -> np.ndarray:
+        return self.fit(features).labels_
+
+
+class SpectralClustering:
+    """Ng-Jordan-Weiss spectral clustering: :func:`spectral_embedding` of the features, then
+    K-means (best of ``n_init`` runs) on the embedding's rows, both seeded by ``random_state``.
+
+    Parameters are those of :func:`spectral_embedding`. Attributes after :meth:`fit`:
+    ``labels_`` ``(N,)``, ``embedding_`` ``(N, K)`` and ``affinity_`` (``"dense"`` or ``"knn"``).
+    """
+
+    def __init__(
+        self,
+        n_clusters: int,
+        *,
+        affinity: str = "auto",
+        sigma: float | str = "local",
+        n_neighbors: int = 7,
+        graph_neighbors: int = GRAPH_NEIGHBORS,
+        n_init: int = 10,
+        random_state: int | None = None,
+    ) -> None:
+        self.n_clusters, self.affinity, self.sigma = n_clusters, affinity, sigma
+        self.n_neighbors, self.graph_neighbors = n_neighbors, graph_neighbors
+        self.n_init, self.random_state = n_init, random_state
+
+    def fit(self, features: np.ndarray) -> SpectralClustering:
+        seed = 0 if self.random_state is None else self.random_state
+        self.affinity_ = resolve_affinity(self.affinity, len(features))
+        self.embedding_: np.ndarray = spectral_embedding(
+            features,
+            self.n_clusters,
+            self.sigma,
+            self.n_neighbors,
+            affinity=self.affinity_,
+            graph_neighbors=self.graph_neighbors,
+            random_state=seed,
+        )
+        self.labels_: np.ndarray = kmeans(
+            self.embedding_, self.n_clusters, random_state=seed, n_init=self.n_init
+        )
+        return self
+
+    def fit_predict(self, features: np.ndarray) -> np.ndarray:
+        return self.fit(features).labels_

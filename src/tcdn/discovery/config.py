@@ -1,0 +1,104 @@
+"""What a discovery run compares and how: one validated dataclass, and the names it chooses from.
+
+This module imports no torch and no scikit-learn, so the command line reads its choices quickly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tcdn.errors import TcdnError
+from tcdn.features.featureset import FRAME_SOURCES, GIVEN
+
+#: the clustering methods (SPEC §5)
+METHODS = ("kmeans", "spectral")
+#: what a row to cluster stands for: one frame, or one video (the mean of its frames' features)
+LEVELS = ("frame", "video")
+#: the baseline that needs no features: every row in a uniformly random cluster
+RANDOM_ASSIGNMENT = "random_assignment"
+#: the feature sources of a discovery on a collection, and of one on given features
+SOURCES = (*FRAME_SOURCES, RANDOM_ASSIGNMENT)
+GIVEN_SOURCES = (GIVEN, RANDOM_ASSIGNMENT)
+
+
+@dataclass(frozen=True)
+class DiscoverConfig:
+    """Everything that decides a discovery's scores, checked when it is made.
+
+    Attributes
+    ----------
+    sources
+        Feature sources to compare (of :data:`SOURCES`); ``None``: every source the input
+        allows (``trained`` needs a checkpoint; given features are scored as ``given``).
+    methods
+        Clustering methods (of :data:`METHODS`).
+    layer
+        The network layer whose features are clustered; ``None``: the network's own default.
+    repeats
+        Clusterings per source and method, for mean ± std (SPEC §5: 10).
+    seed
+        Repeat ``r`` of K-means is seeded ``seed + r``; the random-init networks ``seed + 1000 + r``.
+    k
+        Number of clusters; ``None``: the number of classes.
+    frame_stride, max_per_video
+        Cluster every S-th frame (or feature row) of each video, at most M per video.
+    level
+        ``"frame"`` or ``"video"`` (each video's rows averaged into one).
+    """
+
+    sources: tuple[str, ...] | None = None
+    methods: tuple[str, ...] = METHODS
+    layer: str | None = None
+    repeats: int = 10
+    seed: int = 0
+    k: int | None = None
+    frame_stride: int = 1
+    max_per_video: int | None = None
+    level: str = "frame"
+
+    def __post_init__(self) -> None:
+        if self.sources is not None:
+            object.__setattr__(self, "sources", tuple(self.sources))
+            _check_names(self.sources, (*SOURCES, GIVEN), "feature source")
+        object.__setattr__(self, "methods", tuple(self.methods))
+        _check_names(self.methods, METHODS, "clustering method")
+        if not self.methods:
+            raise TcdnError(f"--methods names no method; choose from {', '.join(METHODS)}")
+        if self.level not in LEVELS:
+            raise TcdnError(f"--level must be one of {', '.join(LEVELS)}, got {self.level!r}")
+        if self.repeats < 1:
+            raise TcdnError(f"--repeats must be >= 1, got {self.repeats}")
+        if self.k is not None and self.k < 2:
+            raise TcdnError(f"--k must be >= 2, got {self.k}")
+        if self.frame_stride < 1:
+            raise TcdnError(f"--frame-stride must be >= 1, got {self.frame_stride}")
+        if self.max_per_video is not None and self.max_per_video < 1:
+            raise TcdnError(f"--max-per-video must be >= 1, got {self.max_per_video}")
+
+    def n_clusters(self, n_classes: int) -> int:
+        """The number of clusters: ``k``, or by default the number of classes."""
+        return self.k or n_classes
+
+    def sources_for(self, have_checkpoint: bool) -> tuple[str, ...]:
+        """The sources of a discovery on a collection: :attr:`sources`, or every source of
+        :data:`SOURCES` the input allows (``trained`` only with a checkpoint)."""
+        if self.sources is not None:
+            if GIVEN in self.sources:
+                raise TcdnError(f"the source {GIVEN!r} is for given features (--features)")
+            if "trained" in self.sources and not have_checkpoint:
+                raise TcdnError("--sources includes 'trained' but no --checkpoint was given")
+            return self.sources
+        return tuple(s for s in SOURCES if have_checkpoint or s != "trained")
+
+    @classmethod
+    def parse_list(cls, text: str | None) -> tuple[str, ...] | None:
+        """A comma-separated option (``--sources``, ``--methods``) as a tuple; ``None`` stays."""
+        return None if text is None else tuple(s.strip() for s in text.split(",") if s.strip())
+
+
+def _check_names(names: Sequence[str], known: Sequence[str], what: str) -> None:
+    """Raise :class:`TcdnError` naming the first of ``names`` not in ``known``."""
+    for name in names:
+        if name not in known:
+            raise TcdnError(f"unknown {what} {name!r}; choose from {', '.join(known)}")

@@ -1,0 +1,160 @@
+"""Repeated clusterings of a feature source, scored against the true classes: mean ± std over
+repeats (SPEC §5: each experiment is repeated 10 times)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tcdn.discovery.cluster import (
+    estimate_k_eigengap,
+    estimate_k_silhouette,
+    kmeans,
+    resolve_affinity,
+    spectral_embedding,
+)
+from tcdn.discovery.config import METHODS
+from tcdn.discovery.metrics import cluster_scores
+from tcdn.errors import TcdnError
+
+
+@dataclass
+class Score:
+    """The scores of repeated clusterings: ``values`` holds the conditional entropy of each
+    repeat, ``others`` every other score of :func:`cluster_scores` per repeat."""
+
+    values: list[float]
+    n_rows: int  # the rows clustered: frames, or videos at level 'video'
+    n_classes: int
+    k: int
+    first_assignment: np.ndarray | None = None  # the clusters of the first repeat
+    others: dict[str, list[float]] = field(default_factory=dict)
+    k_eigengap: int | None = None  # K chosen without labels (first repeat's features)
+    k_silhouette: int | None = None  # the same, by the best K-means silhouette
+    affinity: str | None = None  # spectral only: the affinity used, "dense" or "knn"
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.values))
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.values))
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "ce_mean": self.mean,
+            "ce_std": self.std,
+            "ce_values": self.values,
+            "n_rows": self.n_rows,
+            "n_classes": self.n_classes,
+            "k": self.k,
+            "repeats": len(self.values),
+            "k_eigengap": self.k_eigengap,
+            "k_silhouette": self.k_silhouette,
+            "affinity": self.affinity,
+            **{
+                f"{name}_{stat}": float(fn(vals))
+                for name, vals in self.others.items()
+                for stat, fn in (("mean", np.mean), ("std", np.std))
+            },
+        }
+
+
+def score_clusterings(
+    features_for_repeat: Callable[[int], np.ndarray],
+    labels: np.ndarray,
+    *,
+    k: int,
+    methods: Sequence[str] = METHODS,
+    repeats: int = 10,
+    random_state: int = 0,
+    estimate_k: bool = True,
+) -> dict[str, Score]:
+    """Cluster ``repeats`` times per method into ``k`` clusters and score each run with
+    :func:`~tcdn.discovery.metrics.cluster_scores`; repeat ``r`` is seeded by ``random_state + r``.
+
+    ``features_for_repeat(r)`` gives the features of repeat ``r``: the same array every time for
+    a fixed feature source (its spectral embedding is then computed once), a new one for e.g. a
+    freshly initialised network per repeat. With ``estimate_k``, the number of clusters the data
+    suggest without labels, by the largest eigengap (:func:`estimate_k_eigengap`) and by the best
+    silhouette (:func:`estimate_k_silhouette`), each on the first repeat's features looking up to
+    ``max(2K, 10)``, is reported beside the scores at ``k``.
+    """
+    for m in methods:
+        if m not in METHODS:
+            raise TcdnError(f"unknown clustering method {m!r}; choose from {', '.join(METHODS)}")
+    if k < 2 or k > len(labels):
+        raise TcdnError(f"the number of clusters must be in [2, {len(labels)}], got {k}")
+    values: dict[str, dict[str, list[float]]] = {m: {} for m in methods}
+    first: dict[str, np.ndarray] = {}
+    last_feats: np.ndarray | None = None
+    embedding: np.ndarray | None = None
+    k_est: dict[str, int] = {}
+    for r in range(repeats):
+        feats = features_for_repeat(r)
+        if estimate_k and r == 0 and len(feats) > 4:
+            k_est["eigengap"] = estimate_k_eigengap(feats, max_k=max(2 * k, 10))[0]
+            k_est["silhouette"] = estimate_k_silhouette(
+                feats, max_k=max(2 * k, 10), random_state=random_state
+            )[0]
+        for m in methods:
+            if m == "kmeans":
+                pred = kmeans(feats, k, random_state=random_state + r)
+            else:
+                if embedding is None or feats is not last_feats:  # depends only on the features
+                    embedding, last_feats = spectral_embedding(feats, k), feats
+                # Best of 10 K-means runs on the K-dim embedding (cheap), as NJW/scikit-learn do.
+                pred = kmeans(embedding, k, random_state=random_state + r, n_init=10)
+            for name, value in cluster_scores(labels, pred).items():
+                values[m].setdefault(name, []).append(value)
+            if r == 0:
+                first[m] = pred
+    affinity = resolve_affinity("auto", len(labels))
+    return {
+        m: _score(values[m], labels, k, first[m], k_est, affinity if m == "spectral" else None)
+        for m in methods
+    }
+
+
+def _score(
+    per_name: dict[str, list[float]],
+    labels: np.ndarray,
+    k: int,
+    first: np.ndarray | None = None,
+    k_est: dict[str, int] | None = None,
+    affinity: str | None = None,
+) -> Score:
+    others = {name: vals for name, vals in per_name.items() if name != "ce"}
+    k_est = k_est or {}
+    return Score(
+        per_name["ce"],
+        len(labels),
+        len(np.unique(labels)),
+        k,
+        first,
+        others,
+        k_est.get("eigengap"),
+        k_est.get("silhouette"),
+        affinity,
+    )
+
+
+def random_assignment_scores(
+    labels: np.ndarray,
+    *,
+    k: int,
+    methods: Sequence[str] = METHODS,
+    repeats: int = 10,
+    random_state: int = 0,
+) -> dict[str, Score]:
+    """The random-assignment baseline, computed: each row gets a uniformly random one of ``k``
+    clusters; repeat ``r`` draws from ``numpy.random.default_rng([random_state, r])``."""
+    per_name: dict[str, list[float]] = {}
+    for r in range(repeats):
+        pred = np.random.default_rng([random_state, r]).integers(0, k, len(labels))
+        for name, value in cluster_scores(labels, pred).items():
+            per_name.setdefault(name, []).append(value)
+    return {m: _score(per_name, labels, k) for m in methods}

@@ -1,0 +1,190 @@
+"""Features of the frames of a :class:`~tcdn.data.FrameSet`, from a network or from raw pixels.
+
+Every source goes through the same path and returns ``(N, D)`` float32 rows aligned with the
+frame set's rows, so a later step can join them back to videos, frames and labels.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.decomposition import PCA
+from torch import nn
+from tqdm.auto import tqdm
+
+from tcdn import __version__
+from tcdn.data.frameset import FrameSet, take_rows
+from tcdn.errors import TcdnError
+from tcdn.features.featureset import FRAME_SOURCES, FeatureSet
+from tcdn.models import Backbone
+from tcdn.models.input import channel_mean, to_input
+from tcdn.training.checkpoint import model_from_checkpoint
+from tcdn.training.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+@torch.inference_mode()
+def extract_features(
+    model: nn.Module,
+    frames: np.ndarray,
+    mean: np.ndarray,
+    *,
+    layer: str | None = None,
+    batch_size: int = 256,
+    device: str = "cpu",
+    progress: bool = True,
+    desc: str = "extracting features",
+) -> np.ndarray:
+    """Run ``model.forward_features(x, layer)`` over ``(N, H, W, 3)`` uint8 frames -> ``(N, D)`` float32.
+
+    ``layer=None`` is the network's own default feature layer (``fc6`` for AlexNet)."""
+    was_training = model.training
+    model.eval().to(device)
+    chunks = []
+    starts = range(0, len(frames), batch_size)
+    for s in tqdm(starts, desc=desc, unit="batch", disable=not progress):
+        x = to_input(frames[s : s + batch_size], mean, device)
+        chunks.append(model.forward_features(x, layer=layer).float().cpu().numpy())  # type: ignore[operator]
+    model.train(was_training)
+    return np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
+
+
+def raw_pixel_features(frames: np.ndarray, n_components: int = 128, seed: int = 0) -> np.ndarray:
+    """Raw pixels (scaled to [0, 1], flattened) reduced by PCA to ``n_components`` dimensions: a baseline."""
+    x = frames.reshape(len(frames), -1).astype(np.float32) / 255.0
+    n = int(min(n_components, x.shape[0], x.shape[1]))
+    return PCA(n_components=n, random_state=seed).fit_transform(x).astype(np.float32)
+
+
+# -- features of a frame set, the one path for `tcdn features` and the discovery pipeline ---------
+class FrameFeaturizer:
+    """Features of the rows ``rows`` of a frame set, from each source of :data:`FRAME_SOURCES`.
+
+    ``checkpoint`` (a :func:`tcdn.training.load_checkpoint` dict) gives the ``trained`` network and,
+    to ``random_init``, its architecture and input mean; without one, ``random_init`` uses the
+    default AlexNet at the frames' size and the frames' own channel mean.
+
+    Attributes
+    ----------
+    index
+        The rows as a :class:`FeatureSet` with no feature columns: video, frame and label.
+    config
+        The checkpoint's :class:`~tcdn.training.TrainConfig`; ``None`` without a checkpoint.
+    """
+
+    def __init__(
+        self,
+        frames: FrameSet,
+        rows: np.ndarray,
+        checkpoint: dict[str, Any] | None,
+        *,
+        layer: str | None = None,
+        seed: int = 0,
+        device: str = "cpu",
+        progress: bool = True,
+    ) -> None:
+        # a store's frames are read batch by batch as features are extracted, not all at once
+        self.x = take_rows(frames.frames, rows)
+        self.layer, self.seed, self.device, self.progress = layer, seed, device, progress
+        self.checkpoint = checkpoint
+        size = int(self.x.shape[1])
+        self.model: Backbone | None = None
+        self.config: TrainConfig | None = None
+        if checkpoint is not None:
+            self.model, self.mean, self.config = model_from_checkpoint(checkpoint)
+            self.layer = layer or self.model.default_layer
+            if self.config.image_size != size:
+                raise TcdnError(
+                    f"the checkpoint was trained on {self.config.image_size}px frames but these are {size}px"
+                )
+        else:
+            self.mean = channel_mean(self.x, seed=seed)
+        vid = frames.video_index[rows]
+        self.index = FeatureSet(
+            features=np.zeros((len(rows), 0), np.float32),
+            video=np.array([frames.videos[v].name for v in vid], dtype=str),
+            frame=frames.frame_index[rows],
+            label=np.array([frames.videos[v].label or "" for v in vid], dtype=str),
+        )
+
+    def features(self, source: str, repeat: int = 0) -> np.ndarray:
+        """``(N, D)`` float32 features of the rows from ``source``; ``random_init`` builds a fresh
+        network per ``repeat`` (seeded by ``seed + 1000 + repeat``)."""
+        if source == "trained":
+            if self.model is None:
+                raise TcdnError("the 'trained' source needs a checkpoint (--checkpoint)")
+            return self._extract(self.model, "extracting features")
+        if source == "random_init":
+            config = self.config or TrainConfig(image_size=int(self.x.shape[1]))
+            with torch.random.fork_rng(devices=[]):  # seed the initialisation, leave the global RNG
+                torch.manual_seed(self.seed + 1000 + repeat)
+                net = config.build_model()
+            return self._extract(net, f"random-init net {repeat + 1}")
+        if source == "raw_pixels":
+            return raw_pixel_features(np.asarray(self.x), seed=self.seed)
+        raise TcdnError(
+            f"unknown feature source {source!r}; choose from {', '.join(FRAME_SOURCES)}"
+        )
+
+    def _extract(self, model: nn.Module, desc: str) -> np.ndarray:
+        return extract_features(
+            model,
+            self.x,
+            self.mean,
+            layer=self.layer,
+            device=self.device,
+            progress=self.progress,
+            desc=desc,
+        )
+
+    def feature_set(self, source: str, repeat: int = 0) -> FeatureSet:
+        """:meth:`features` joined to :attr:`index`, with the facts needed to reproduce them in ``meta``."""
+        ckpt = self.checkpoint
+        meta: dict[str, Any] = {
+            "tcdn_version": __version__,
+            "source": source,
+            "layer": None if source == "raw_pixels" else self.layer,
+            "checkpoint": ckpt.get("path") if ckpt else None,
+            "train_config": self.config.to_dict() if self.config else None,
+            "image_size": int(self.x.shape[1]),
+            "seed": self.seed,
+            "repeat": repeat if source == "random_init" else None,
+        }
+        return replace(self.index, features=self.features(source, repeat), meta=meta)
+
+
+def frame_features(
+    frames: FrameSet,
+    source: str,
+    checkpoint: dict[str, Any] | None = None,
+    *,
+    rows: np.ndarray | None = None,
+    layer: str | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool = True,
+) -> FeatureSet:
+    """The :class:`FeatureSet` of the rows ``rows`` of ``frames`` (default: every frame; e.g.
+    :meth:`FrameSet.rows <tcdn.data.frameset.FrameSet.rows>`) from ``source`` (one of
+    :data:`FRAME_SOURCES`), computed exactly as the discovery pipeline computes it (its first
+    repeat for ``random_init``). See :class:`FrameFeaturizer`; ``checkpoint`` is a
+    :func:`tcdn.training.load_checkpoint` dict."""
+    if source not in FRAME_SOURCES:
+        raise TcdnError(
+            f"unknown feature source {source!r}; choose from {', '.join(FRAME_SOURCES)}"
+        )
+    featurizer = FrameFeaturizer(
+        frames,
+        frames.rows() if rows is None else rows,
+        checkpoint,
+        layer=layer,
+        seed=seed,
+        device=device,
+        progress=progress,
+    )
+    return featurizer.feature_set(source)

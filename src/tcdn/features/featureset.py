@@ -1,0 +1,319 @@
+"""A feature set: features of any origin, one row per frame (or per video), joined to each row's
+video, frame and label; and its file format, the ``.npz`` that carries features to discovery.
+
+This module imports no torch: clustering given features never loads a network.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tcdn.data.frameset import every_nth
+from tcdn.errors import TcdnError
+
+FEATURES_FORMAT = "tcdn-features-1"
+#: the feature sources computed from frames (``random_assignment`` needs no features)
+FRAME_SOURCES = ("trained", "random_init", "raw_pixels")
+#: the source of features given by the user (``tcdn discover --features``, :meth:`FeatureSet.from_arrays`)
+GIVEN = "given"
+#: the arrays every feature file holds (``meta``, a JSON text, is optional)
+FEATURE_ARRAYS = ("features", "video", "frame", "label")
+#: the ``frame`` of a row that stands for a whole video (see :func:`pool_by_video`)
+WHOLE_VIDEO = -1
+
+
+@dataclass
+class FeatureSet:
+    """Features of any origin, one row per frame (or per video), with the index that joins each row
+    back to its video, frame and label.
+
+    Attributes
+    ----------
+    features
+        ``(N, D)`` float32, finite.
+    video
+        ``(N,)`` str: the name of each row's video.
+    frame
+        ``(N,)`` int64: the row's frame index within its video; :data:`WHOLE_VIDEO` (-1) for a row
+        that pools a whole video.
+    label
+        ``(N,)`` str: the row's class, ``''`` when unlabelled. Only used to score a discovery.
+    meta
+        JSON-serialisable facts about the features: ``source``, ``layer``, ``checkpoint``, ...
+
+    Raises :class:`TcdnError` when the arrays do not fit together.
+    """
+
+    features: np.ndarray
+    video: np.ndarray
+    frame: np.ndarray
+    label: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        try:
+            features = np.asarray(self.features, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise TcdnError(f"the features must be numbers ({exc})") from None
+        if features.ndim != 2:
+            raise TcdnError(
+                f"the features must be a 2-D (rows, dimensions) array, got shape {features.shape}"
+            )
+        n = len(features)
+        columns = {}
+        for name in ("video", "frame", "label"):
+            arr = np.asarray(getattr(self, name))
+            if arr.ndim != 1 or len(arr) != n:
+                raise TcdnError(
+                    f"'{name}' must hold one value per feature row ({n}), got shape {arr.shape}"
+                )
+            columns[name] = arr
+        frame = columns["frame"]
+        if n and frame.dtype.kind not in "iu":
+            raise TcdnError(f"'frame' must hold whole numbers, got {frame.dtype} values")
+        if not np.isfinite(features).all():
+            bad = int(np.flatnonzero(~np.isfinite(features).all(axis=1))[0])
+            raise TcdnError(
+                f"the features hold NaN or infinite values (first in row {bad}): clustering needs finite numbers"
+            )
+        self.features = features
+        self.video = columns["video"].astype(str)
+        self.frame = frame.astype(np.int64)
+        self.label = columns["label"].astype(str)
+        self.meta = dict(self.meta)
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    @property
+    def videos(self) -> list[str]:
+        """The distinct video names, in the order of their first row."""
+        names, first = np.unique(self.video, return_index=True)
+        return names[np.argsort(first)].tolist()
+
+    @property
+    def class_names(self) -> list[str]:
+        """The distinct non-empty labels, sorted."""
+        return sorted(set(self.label.tolist()) - {""})
+
+    def label_codes(self) -> np.ndarray:
+        """``(N,)`` class index of every row (in :attr:`class_names` order).
+
+        Raises :class:`TcdnError` when some row has no label.
+        """
+        missing = self.label == ""
+        if missing.any():
+            videos = sorted(set(self.video[missing].tolist()))
+            raise TcdnError(
+                f"{int(missing.sum())} feature row(s) of {len(videos)} video(s) have no label "
+                f"(e.g. {videos[0]}): scoring a discovery needs a label for every row"
+            )
+        lookup = {name: i for i, name in enumerate(self.class_names)}
+        return np.array([lookup[lab] for lab in self.label.tolist()], dtype=np.int64)
+
+    def rows(self, stride: int = 1, max_per_video: int | None = None) -> np.ndarray:
+        """Rows to evaluate: every ``stride``-th row of each video (counted in the file's order),
+        at most ``max_per_video``; in the file's order."""
+        _, inverse = np.unique(self.video, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        order = np.argsort(inverse, kind="stable")
+        starts = np.concatenate([[0], np.cumsum(np.bincount(inverse))[:-1]])
+        rank = np.empty(len(self), dtype=np.int64)
+        rank[order] = np.arange(len(self)) - starts[inverse[order]]
+        return every_nth(rank, stride, max_per_video)
+
+    def subset(self, rows: np.ndarray) -> FeatureSet:
+        """A new feature set holding only ``rows`` (indices or a boolean mask), same meta."""
+        return replace(
+            self,
+            features=self.features[rows],
+            video=self.video[rows],
+            frame=self.frame[rows],
+            label=self.label[rows],
+        )
+
+    def save(self, path: str | Path) -> Path:
+        """Write one ``.npz`` (arrays :data:`FEATURE_ARRAYS` and ``meta`` as JSON text), atomically:
+        to a temporary name in the same folder, then renamed. Returns the path."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.partial")
+        try:
+            meta = json.dumps({**self.meta, "format": FEATURES_FORMAT})
+        except (TypeError, ValueError) as exc:
+            raise TcdnError(f"the feature set's meta is not JSON-serialisable: {exc}") from None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tmp.open("wb") as fh:  # a file object: np.savez would append '.npz' to a name
+                np.savez(
+                    fh,
+                    features=self.features,
+                    video=self.video,
+                    frame=self.frame,
+                    label=self.label,
+                    meta=np.array(meta),
+                )
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise TcdnError(f"cannot write feature file {path}: {exc}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> FeatureSet:
+        """Read a feature file written by :meth:`save` (or by ``numpy.savez`` with the arrays
+        ``features``, ``video``, ``frame``, ``label`` and, optionally, a JSON ``meta`` text)."""
+        path = Path(path)
+        if not path.is_file():
+            raise TcdnError(
+                f"feature file {path} does not exist: write one with `tcdn features` or FeatureSet.save"
+            )
+        try:
+            loaded = np.load(path, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):
+                raise TcdnError(
+                    f"{path} is a single array, not a feature set: give it with --features-npy "
+                    "and its video,frame[,label] CSV with --index"
+                )
+            with loaded as npz:
+                missing = [name for name in FEATURE_ARRAYS if name not in npz.files]
+                if missing:
+                    raise TcdnError(
+                        f"feature file {path} lacks the array(s) {', '.join(missing)} "
+                        f"(it holds: {', '.join(npz.files) or 'nothing'}); a feature file holds "
+                        f"{', '.join(FEATURE_ARRAYS)}"
+                    )
+                arrays = {name: npz[name] for name in FEATURE_ARRAYS}
+                meta_text = str(npz["meta"].item()) if "meta" in npz.files else "{}"
+        except TcdnError:
+            raise
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise TcdnError(
+                f"cannot read feature file {path}: {exc}. It is not a .npz written by "
+                "`tcdn features`, or it is truncated or corrupt: write it again"
+            ) from exc
+        try:
+            meta = json.loads(meta_text)
+        except ValueError as exc:
+            raise TcdnError(f"feature file {path}: its 'meta' is not valid JSON ({exc})") from None
+        if not isinstance(meta, dict):
+            raise TcdnError(f"feature file {path}: its 'meta' must be a JSON object")
+        fmt = meta.get("format", FEATURES_FORMAT)
+        if fmt != FEATURES_FORMAT:
+            raise TcdnError(
+                f"feature file {path} has format {fmt!r}; this tcdn reads {FEATURES_FORMAT!r}"
+            )
+        meta["path"] = str(path)  # where it was read from, not where it was first written
+        try:
+            return cls(**arrays, meta=meta)
+        except TcdnError as exc:
+            raise TcdnError(f"feature file {path}: {exc}") from None
+
+    @classmethod
+    def from_arrays(cls, features_npy: str | Path, index_csv: str | Path) -> FeatureSet:
+        """Features of any origin: an ``(N, D)`` ``.npy`` array and a CSV of ``N`` rows with the
+        columns ``video,frame`` and optionally ``label`` (row ``i`` describes feature row ``i``)."""
+        npy, index = Path(features_npy), Path(index_csv)
+        if not npy.is_file():
+            raise TcdnError(f"feature array {npy} does not exist (option --features-npy)")
+        if not index.is_file():
+            raise TcdnError(f"index file {index} does not exist (option --index)")
+        try:
+            loaded = np.load(npy, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise TcdnError(
+                f"cannot read feature array {npy}: {exc}; save it with numpy.save"
+            ) from exc
+        if not isinstance(loaded, np.ndarray):
+            loaded.close()
+            raise TcdnError(f"{npy} is a .npz archive, not one array: give it with --features")
+        if loaded.ndim != 2:
+            raise TcdnError(
+                f"feature array {npy} must be 2-D (rows, dimensions), got shape {loaded.shape}"
+            )
+        video, frame, label = _read_index_csv(index)
+        if len(video) != len(loaded):
+            raise TcdnError(
+                f"index file {index} has {len(video)} row(s) but feature array {npy} has "
+                f"{len(loaded)}: they must describe the same rows, in the same order"
+            )
+        meta = {"source": GIVEN, "features_npy": str(npy), "index_csv": str(index)}
+        try:
+            return cls(
+                loaded, np.array(video), np.array(frame, dtype=np.int64), np.array(label), meta
+            )
+        except TcdnError as exc:
+            raise TcdnError(f"feature array {npy}: {exc}") from None
+
+
+def _read_index_csv(path: Path) -> tuple[list[str], list[int], list[str]]:
+    """The ``video``, ``frame`` and (``''`` if absent) ``label`` columns of an index CSV."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:  # -sig: a spreadsheet's BOM
+            reader = csv.DictReader(fh)
+            rows = list(reader)
+            header = list(reader.fieldnames or [])
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise TcdnError(f"cannot read index file {path}: {exc}") from exc
+    if "video" not in header or "frame" not in header:
+        raise TcdnError(
+            f"index file {path} must have the columns 'video' and 'frame', and optionally 'label' "
+            f"(found: {', '.join(header) or 'no header'})"
+        )
+    video, frame, label = [], [], []
+    for line_no, row in enumerate(rows, start=2):
+        name = (row["video"] or "").strip()
+        if not name:
+            raise TcdnError(f"index file {path}, line {line_no}: empty 'video' field")
+        try:
+            frame.append(int((row["frame"] or "").strip()))
+        except ValueError:
+            raise TcdnError(
+                f"index file {path}, line {line_no}: 'frame' must be a whole number, got {row['frame']!r}"
+            ) from None
+        video.append(name)
+        label.append((row.get("label") or "").strip())
+    if not rows:
+        raise TcdnError(f"index file {path} has no rows: it needs one line per feature row")
+    return video, frame, label
+
+
+def pool_by_video(fs: FeatureSet) -> FeatureSet:
+    """One row per video, the mean of its rows' features, in the order of each video's first row.
+
+    The pooled row's ``frame`` is :data:`WHOLE_VIDEO` and its label the video's label; ``meta``
+    gains ``level: "video"``. Raises :class:`TcdnError` if a video's rows carry different labels.
+    """
+    names, first, inverse = np.unique(fs.video, return_index=True, return_inverse=True)
+    order = np.argsort(first)  # group g of np.unique -> position rank[g] in first-row order
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    group = rank[inverse.reshape(-1)]
+    n_videos = len(names)
+    sums = np.zeros((n_videos, fs.features.shape[1]), dtype=np.float64)
+    np.add.at(sums, group, fs.features)
+    counts = np.bincount(group, minlength=n_videos)
+    video_label = fs.label[first[order]]
+    mixed = fs.label != video_label[group]
+    if mixed.any():
+        v = int(group[np.flatnonzero(mixed)[0]])
+        labels = sorted(set(fs.label[group == v].tolist()))
+        raise TcdnError(
+            f"video {names[order][v]} has rows with different labels ({', '.join(map(repr, labels))}): "
+            "pooling by video needs one label per video; use --level frame"
+        )
+    return FeatureSet(
+        features=(sums / np.maximum(counts, 1)[:, None]).astype(np.float32),
+        video=names[order],
+        frame=np.full(n_videos, WHOLE_VIDEO, dtype=np.int64),
+        label=video_label,
+        meta={**fs.meta, "level": "video"},
+    )

@@ -1,0 +1,32 @@
+"""Training a network with temporal coherence: the rooms of a run.
+
+- :mod:`~tcdn.training.config`: :class:`TrainConfig` (merged from YAML, flags and ``--set``);
+- :mod:`~tcdn.training.checkpoint`: atomic checkpoints and the network they hold;
+- :mod:`~tcdn.training.distributed`: the ``torchrun`` process group;
+- :mod:`~tcdn.training.loop`: :class:`Trainer` (one step) and :func:`train` (a whole run).
+
+Names are imported on first use, so reading a checkpoint does not import the trainer.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tcdn._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from tcdn.training.checkpoint import load_checkpoint, model_from_checkpoint
+    from tcdn.training.config import TrainConfig
+    from tcdn.training.loop import Trainer, train
+
+__all__ = ["TrainConfig", "Trainer", "load_checkpoint", "model_from_checkpoint", "train"]
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "TrainConfig": "tcdn.training.config",
+        "load_checkpoint": "tcdn.training.checkpoint",
+        "model_from_checkpoint": "tcdn.training.checkpoint",
+        "Trainer": "tcdn.training.loop",
+        "train": "tcdn.training.loop",
+    },
+)

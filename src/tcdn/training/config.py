@@ -1,0 +1,303 @@
+"""The configuration of a training run: one dataclass, validated, saved inside every checkpoint.
+
+:meth:`TrainConfig.from_sources` merges a YAML file, command-line flags and ``--set`` overrides
+in one place. This module imports no torch, so the command line can read its choices quickly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from tcdn.data.decode import DEFAULT_IMAGE_SIZE
+from tcdn.errors import TcdnError
+
+if TYPE_CHECKING:
+    from tcdn.augment import AppearanceAugment
+    from tcdn.models import Backbone
+
+LOSSES = ("lq", "ls", "sfa", "ld")
+SCHEDULES = ("step", "cosine")
+AUGMENTS = ("none", "appearance")
+#: per loss: frames per tuple, embedding size (fc7), tuples per step, margin
+LOSS_DEFAULTS: dict[str, tuple[int, int, int, float]] = {
+    "lq": (4, 1024, 40, 0.5),  # SPEC §1-§3: 40 quadruplets, α = 0.5, fc7 1024
+    "ls": (2, 4096, 120, 1.0),  # 120 pairs, δ = 1, fc7 4096
+    "sfa": (2, 4096, 120, 1.0),  # pairs like Ls; m = 1 (Hadsell et al.; the paper gives none)
+    # Ld: 40 triplets, the same number of queries per step as Lq (Table 6 compares the two);
+    # 1024-d like Lq and Wang & Gupta's embedding; M = 0.5 (SPEC §1)
+    "ld": (3, 1024, 40, 0.5),
+}
+#: options that may change when a run is resumed: they do not change what is learned
+RESUMABLE_CHANGES = (
+    "steps",
+    "threads",
+    "log_every",
+    "checkpoint_every",
+    "keep_last",
+    "tensorboard",
+    "compile",
+)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run; saved inside every checkpoint.
+
+    The defaults are the paper's Lq configuration (SPEC §3-§4) with the release's solver.
+    Loss-dependent defaults (``None`` here) are filled in by :meth:`resolved` from
+    :data:`LOSS_DEFAULTS`.
+    """
+
+    loss: str = "lq"  # lq | ls | sfa | ld
+    model: str = "alexnet"
+    embed_dim: int | None = None  # fc7: 1024 for lq and ld, 4096 for ls and sfa
+    model_options: dict[str, Any] = field(default_factory=dict)
+    image_size: int = DEFAULT_IMAGE_SIZE
+    steps: int = 30000
+    batch_size: int | None = None  # tuples per step (global): 40 (lq, ld), 120 pairs (ls, sfa)
+    lr: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 0.005
+    schedule: str = "step"  # step: x lr_gamma every lr_step steps; cosine: to 0 at `steps`
+    lr_step: int = 10000  # multiply the learning rate by lr_gamma every lr_step steps
+    lr_gamma: float = 0.1
+    warmup: int = 0  # steps of linear warm-up from lr / warmup (either schedule)
+    grad_clip: float | None = 5.0
+    margin: float | None = None  # 0.5 (lq, ld) or 1.0 (ls, sfa)
+    window: int = 1  # w: offset of the positive frame
+    far: int = 20  # n: offset of the far frame (lq); least distance of an sfa negative
+    negative_share: float = 0.5  # share of negative pairs (ls, sfa)
+    squared: bool = False  # lq, ls
+    normalize: bool = False  # lq, ls, sfa (ld is a cosine distance already)
+    mu: bool = False
+    augment: str = "none"  # none | appearance: per-frame flip, crop and colour (tcdn.augment)
+    aug_flip: float = 0.5
+    aug_crop_scale: float = 0.6
+    aug_brightness: float = 0.4
+    aug_contrast: float = 0.4
+    aug_saturation: float = 0.4
+    aug_grey: float = 0.2
+    bf16: bool = False  # bfloat16 autocast of the forward pass (the loss stays float32)
+    # NHWC activations: the same results to rounding, about 7% faster for AlexNet at 227x227 and
+    # 64x64 on the 2-core CPU (benchmarks/bench_step.py), and the layout torch.compile needs.
+    channels_last: bool = True
+    compile: bool = (
+        False  # torch.compile the network (needs a C compiler on CPU, and channels_last)
+    )
+    tensorboard: bool = False  # also write TensorBoard events (needs the tensorboard package)
+    seed: int = 0
+    checkpoint_every: int = 1000
+    keep_last: int = 3
+    log_every: int = 10
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, _coerce(f.name, getattr(self, f.name), str(f.type)))
+        self.validate()
+
+    @property
+    def tuple_size(self) -> int:
+        return LOSS_DEFAULTS[self.loss][0]
+
+    def resolved(self) -> TrainConfig:
+        """A copy with the loss-dependent defaults filled in."""
+        _, embed_dim, batch, margin = LOSS_DEFAULTS[self.loss]
+        return dataclasses.replace(
+            self,
+            embed_dim=self.embed_dim or embed_dim,
+            batch_size=self.batch_size or batch,
+            margin=self.margin if self.margin is not None else margin,
+        )
+
+    def augmenter(self) -> AppearanceAugment | None:
+        """The augmentation this config asks for, or ``None``."""
+        if self.augment == "none":
+            return None
+        from tcdn.augment import AppearanceAugment
+
+        return AppearanceAugment(
+            flip=self.aug_flip,
+            crop_scale=self.aug_crop_scale,
+            brightness=self.aug_brightness,
+            contrast=self.aug_contrast,
+            saturation=self.aug_saturation,
+            grey=self.aug_grey,
+        )
+
+    def build_model(self, check_input: bool = False) -> Backbone:
+        """The network this config describes, initialised from torch's global RNG; with
+        ``check_input``, also check that it accepts ``image_size`` frames."""
+        import torch
+
+        from tcdn.models import build_model
+
+        cfg = self.resolved()
+        try:
+            model = build_model(cfg.model, embed_dim=cfg.embed_dim, **cfg.model_options)
+        except TypeError as exc:
+            raise TcdnError(
+                f"invalid model_options {cfg.model_options} for model {cfg.model!r}: {exc}"
+            ) from None
+        if check_input:
+            try:
+                with torch.no_grad():
+                    model.eval()(torch.zeros(1, 3, cfg.image_size, cfg.image_size))
+            except RuntimeError as exc:
+                raise TcdnError(
+                    f"image_size={cfg.image_size} is too small for model {cfg.model!r} ({exc}); use larger frames"
+                ) from None
+            model.train()
+        return model
+
+    def validate(self) -> None:
+        def need(ok: bool, option: str, what: str) -> None:
+            if not ok:
+                raise TcdnError(
+                    f"invalid training option {option}={getattr(self, option)!r}: {what}"
+                )
+
+        need(self.loss in LOSSES, "loss", f"choose one of {', '.join(LOSSES)}")
+        from tcdn.models import MODELS  # the registry needs torch: checked when a config is made
+
+        need(self.model in MODELS, "model", f"choose one of {', '.join(sorted(MODELS))}")
+        need(self.steps >= 1, "steps", "must be >= 1")
+        need(self.batch_size is None or self.batch_size >= 1, "batch_size", "must be >= 1")
+        need(self.embed_dim is None or self.embed_dim >= 1, "embed_dim", "must be >= 1")
+        need(self.image_size >= 32, "image_size", "must be >= 32 pixels")
+        need(self.lr > 0 and math.isfinite(self.lr), "lr", "must be a positive number")
+        need(0 <= self.momentum < 1, "momentum", "must be in [0, 1)")
+        need(self.weight_decay >= 0, "weight_decay", "must be >= 0")
+        need(self.schedule in SCHEDULES, "schedule", f"choose one of {', '.join(SCHEDULES)}")
+        need(self.lr_step >= 1, "lr_step", "must be >= 1")
+        need(self.warmup >= 0, "warmup", "must be >= 0")
+        need(0 < self.lr_gamma <= 1, "lr_gamma", "must be in (0, 1]")
+        need(
+            self.grad_clip is None or self.grad_clip > 0,
+            "grad_clip",
+            "must be > 0 (or null to disable)",
+        )
+        need(self.margin is None or self.margin > 0, "margin", "must be > 0")
+        need(self.window >= 1, "window", "must be >= 1")
+        need(self.far > self.window, "far", "must be larger than window")
+        need(0 <= self.negative_share <= 1, "negative_share", "must be in [0, 1]")
+        need(self.augment in AUGMENTS, "augment", f"choose one of {', '.join(AUGMENTS)}")
+        for name in ("aug_flip", "aug_brightness", "aug_contrast", "aug_saturation", "aug_grey"):
+            need(0 <= getattr(self, name) <= 1, name, "must be in [0, 1]")
+        need(0 < self.aug_crop_scale <= 1, "aug_crop_scale", "must be in (0, 1]")
+        need(
+            not self.compile or self.channels_last,
+            "compile",
+            "needs channels_last: true (torch 2.13's compiled CPU kernels return zero gradients "
+            "for conv -> ReLU -> max-pool in the default NCHW layout, so the convolutions would "
+            "never train)",
+        )
+        need(self.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
+        need(self.keep_last >= 1, "keep_last", "must be >= 1")
+        need(self.log_every >= 1, "log_every", "must be >= 1")
+        need(
+            self.threads is None or self.threads >= 1,
+            "threads",
+            "must be >= 1 (or null for torch's choice)",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build a config from plain values (e.g. YAML), converting numbers written as text."""
+        fields = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(fields))
+        if unknown:
+            raise TcdnError(
+                f"unknown training option(s): {', '.join(unknown)}; known: {', '.join(sorted(fields))}"
+            )
+        return cls(**{k: _coerce(k, v, fields[k]) for k, v in data.items()})
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> TrainConfig:
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise TcdnError(f"cannot read config file {path}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise TcdnError(f"config file {path} must hold a mapping of option: value")
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_sources(
+        cls,
+        yaml_path: str | Path | None = None,
+        flags: dict[str, Any] | None = None,
+        overrides: list[str] | None = None,
+        *,
+        defaults: dict[str, Any] | None = None,
+    ) -> TrainConfig:
+        """The config of a run, merged once from its sources; each wins over the one before it:
+        the dataclass defaults, ``defaults`` (e.g. ``image_size`` from the frames' ``--size``), a
+        YAML file (``--config``), flags (``None`` values are not given) and ``--set OPTION=VALUE``
+        overrides (values read as YAML, :func:`parse_overrides`)."""
+        options = {k: v for k, v in (defaults or {}).items() if v is not None}
+        if yaml_path:
+            options.update(cls.from_yaml(yaml_path).to_dict())
+        options.update({k: v for k, v in (flags or {}).items() if v is not None})
+        options.update(parse_overrides(overrides or []))
+        return cls.from_dict(options)
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["key=value", ...]`` (values read as YAML) -> ``{key: value}``, for ``tcdn train --set``."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise TcdnError(f"--set {item!r}: write option=value, e.g. --set lr=0.01")
+        try:
+            out[key.strip()] = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise TcdnError(f"--set {item!r}: cannot read the value as YAML ({exc})") from None
+    return out
+
+
+def _coerce(name: str, value: Any, annotation: str) -> Any:
+    """Check ``value`` against a field's annotation; accept numbers written as text (YAML reads
+    ``1e-3`` as a string) and whole floats for integers. Raise :class:`TcdnError` otherwise."""
+    if value is None and "None" in annotation:
+        return None
+    base = annotation.split("|")[0].strip()
+    try:
+        if base == "bool":
+            if isinstance(value, bool):
+                return value
+            raise ValueError
+        if base == "int":
+            if isinstance(value, bool):
+                raise ValueError
+            number = float(value) if isinstance(value, str) else value
+            if not isinstance(number, int | float) or number != int(number):
+                raise ValueError
+            return int(number)
+        if base == "float":
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if base == "str":
+            if not isinstance(value, str):
+                raise ValueError
+            return value
+        if base.startswith("dict"):
+            if not isinstance(value, dict):
+                raise ValueError
+            return dict(value)
+    except (TypeError, ValueError, OverflowError):
+        raise TcdnError(
+            f"invalid training option {name}={value!r}: expected {annotation}"
+        ) from None
+    return value

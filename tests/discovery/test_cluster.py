@@ -1,0 +1,131 @@
+"""Clustering without labels (``tcdn.discovery.cluster``): K-means, spectral, kNN graphs, K estimates."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from tcdn.discovery.cluster import (
+    estimate_k_eigengap,
+    estimate_k_silhouette,
+    kmeans,
+    knn_graph,
+    spectral_embedding,
+)
+from tcdn.discovery.metrics import conditional_entropy
+from tcdn.errors import TcdnError
+from tests.discovery.conftest import blobs, gauss_blobs
+
+
+def test_kmeans_separates_blobs():
+    x, y = blobs()
+    for seed in range(3):
+        pred = kmeans(x, 3, random_state=seed)
+        assert pred.shape == y.shape
+        assert len(np.unique(pred)) == 3
+        assert conditional_entropy(y, pred) == pytest.approx(0.0, abs=1e-12)
+
+
+def _rings(n_per: int = 150, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    theta = rng.uniform(0, 2 * np.pi, 2 * n_per)
+    r = np.r_[np.full(n_per, 1.0), np.full(n_per, 4.0)] + rng.normal(0, 0.1, 2 * n_per)
+    return np.c_[r * np.cos(theta), r * np.sin(theta)], np.repeat([0, 1], n_per)
+
+
+@pytest.mark.parametrize("sigma", ["local", 0.5])
+def test_spectral_separates_concentric_rings(sigma):
+    # The default local-scaling width needs no tuning; a fixed width of 0.5 works too.
+    x, y = _rings()
+    emb = spectral_embedding(x, 2, sigma=sigma)
+    assert emb.shape == (len(x), 2)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-9)  # rows normalised
+    for seed in range(3):
+        assert conditional_entropy(y, kmeans(emb, 2, random_state=seed)) == pytest.approx(
+            0.0, abs=1e-12
+        )
+        # k-means on the raw coordinates cuts the rings with a line: far from pure
+        assert conditional_entropy(y, kmeans(x, 2, random_state=seed)) > 0.5
+
+
+def test_spectral_bad_sigma():
+    x, _ = _rings(20)
+    with pytest.raises(TcdnError, match="sigma"):
+        spectral_embedding(x, 2, sigma=-1.0)
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_knn_graph_matches_brute_force(exact):
+    x, _ = gauss_blobs(60, 3)
+    dist, idx = knn_graph(x, 5, exact=exact)
+    assert dist.shape == idx.shape == (len(x), 5)
+    for i in range(0, len(x), 7):  # a slow, obvious reference on a sample of rows
+        d = [(math.dist(x[i], x[j]), j) for j in range(len(x)) if j != i]
+        want = sorted(d)[:5]
+        np.testing.assert_allclose(dist[i], [w for w, _ in want], rtol=1e-4, atol=1e-4)
+        assert i not in idx[i]
+
+
+def test_knn_graph_with_duplicate_rows_never_lists_self():
+    x = np.repeat(np.arange(10, dtype=np.float32)[:, None], 3, axis=0)  # every row three times
+    _, idx = knn_graph(x, 2, exact=True)
+    assert not (idx == np.arange(len(x))[:, None]).any()
+
+
+def test_sparse_spectral_agrees_with_dense():
+    x, y = gauss_blobs(80, 4, spread=1.2)
+    dense = spectral_embedding(x, 4, affinity="dense")
+    knn = spectral_embedding(x, 4, affinity="knn")
+    ce_dense = np.mean([conditional_entropy(y, kmeans(dense, 4, random_state=s)) for s in range(3)])
+    ce_knn = np.mean([conditional_entropy(y, kmeans(knn, 4, random_state=s)) for s in range(3)])
+    assert abs(ce_dense - ce_knn) < 0.05
+    assert ce_knn < 0.2
+
+
+def test_spectral_affinity_choice_is_checked():
+    x, _ = gauss_blobs(10, 2)
+    with pytest.raises(TcdnError, match="affinity"):
+        spectral_embedding(x, 2, affinity="full")
+
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_eigengap_finds_the_number_of_gauss_blobs(k):
+    x, _ = gauss_blobs(40, k)
+    est, vals = estimate_k_eigengap(x, max_k=12)
+    assert est == k
+    assert np.all(np.diff(vals) <= 1e-9)  # descending
+
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_silhouette_finds_the_number_of_gauss_blobs(k):
+    x, _ = gauss_blobs(40, k)
+    est, scores = estimate_k_silhouette(x, max_k=12)
+    assert est == k
+    assert sorted(scores) == list(range(2, 13))  # few candidates: every K is tried
+    assert scores[k] == max(scores.values())
+
+
+def test_silhouette_candidates_are_a_geometric_grid_without_the_known_k():
+    x, _ = gauss_blobs(20, 3)
+    _, scores = estimate_k_silhouette(x, max_k=50, max_candidates=5)
+    assert sorted(scores) == [2, 4, 10, 22, 50]  # round(geomspace(2, 50, 5))
+
+
+def test_silhouette_matches_a_naive_reference():
+    from tcdn.discovery.cluster import kmeans as tcdn_kmeans
+
+    x, _ = gauss_blobs(12, 3)
+    _, scores = estimate_k_silhouette(x, max_k=4, sample=len(x))
+    pred = tcdn_kmeans(x, 3, random_state=0)
+    sil = []
+    for i in range(len(x)):  # Rousseeuw's s(i) = (b - a) / max(a, b), written out
+        same = [math.dist(x[i], x[j]) for j in range(len(x)) if pred[j] == pred[i] and j != i]
+        a = np.mean(same) if same else 0.0
+        b = min(
+            np.mean([math.dist(x[i], x[j]) for j in range(len(x)) if pred[j] == c])
+            for c in set(pred.tolist()) - {pred[i]}
+        )
+        sil.append(0.0 if not same else (b - a) / max(a, b))
+    assert scores[3] == pytest.approx(np.mean(sil), rel=1e-6)

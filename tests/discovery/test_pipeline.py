@@ -1,0 +1,272 @@
+"""Discovery end to end (``tcdn.discovery.pipeline``): train briefly, discover, write and print the results."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tcdn.data.frameset import FrameSet
+from tcdn.discovery.config import SOURCES, DiscoverConfig
+from tcdn.discovery.evaluate import score_clusterings
+from tcdn.discovery.pipeline import discover_collection, discover_features
+from tcdn.discovery.results import format_table, write_results
+from tcdn.errors import TcdnError
+from tcdn.features.extract import FrameFeaturizer, frame_features
+from tcdn.features.featureset import FeatureSet
+from tcdn.training.checkpoint import load_checkpoint
+from tcdn.training.config import TrainConfig
+from tcdn.training.loop import train
+from tests.conftest import TRAIN_SIZE, tiny_checkpoint
+
+METHODS = ("kmeans", "spectral")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(train_frames: FrameSet, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    cfg = TrainConfig(
+        image_size=TRAIN_SIZE,
+        model_options={"fc6_dim": 64},
+        embed_dim=16,
+        batch_size=4,
+        steps=3,
+        checkpoint_every=3,
+        far=5,
+        lr=0.01,
+    )
+    run = tmp_path_factory.mktemp("pipeline_run")
+    return load_checkpoint(train(train_frames, cfg, run, progress=False))
+
+
+@pytest.mark.slow
+def test_discover_collection_end_to_end(
+    train_frames: FrameSet, checkpoint: dict, tmp_path: Path
+) -> None:
+    results, assignments, clustered = discover_collection(
+        train_frames, checkpoint, DiscoverConfig(methods=METHODS, repeats=2, seed=0), progress=False
+    )
+    n_frames, n_classes = len(train_frames.frames), len(train_frames.class_names)
+    assert n_classes == 3
+
+    assert list(results["results"]) == list(SOURCES)
+    for source in SOURCES:
+        per = results["results"][source]
+        assert set(per) == set(METHODS), source
+        for method, score in per.items():
+            where = f"{source}/{method}"
+            assert {"ce_mean", "ce_std", "n_rows", "n_classes"} <= set(score), where
+            assert score["n_rows"] == n_frames, where
+            assert score["n_classes"] == n_classes, where
+            assert len(score["ce_values"]) == 2, where
+            # H(class | cluster) lies in [0, log2(#classes)]
+            assert 0 <= score["ce_mean"] <= math.log2(n_classes) + 1e-9, where
+            assert score["ce_std"] >= 0, where
+    assert results["n_frames"] == results["n_rows"] == n_frames
+    assert results["level"] == "frame"
+    assert results["classes"] == train_frames.class_names
+    assert results["train_config"]["embed_dim"] == 16
+    assert results["checkpoint"] == checkpoint["path"]
+
+    # one cluster per frame for every source/method that clusters
+    assert clustered.frame.tolist() == train_frames.frame_index.tolist()
+    assert clustered.features.shape == (n_frames, 0)
+    for source in ("trained", "random_init", "raw_pixels"):
+        for method in METHODS:
+            pred = assignments[f"{source}/{method}"]
+            assert pred.shape == (n_frames,)
+            assert set(np.unique(pred)) <= set(range(n_classes))
+
+    write_results(tmp_path, clustered, results, assignments)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["results"] == results["results"]
+    with (tmp_path / "clusters.csv").open(newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader)
+        body = list(reader)
+    assert header[:3] == ["video", "frame", "label"]
+    assert "trained_kmeans" in header and "raw_pixels_spectral" in header
+    assert len(body) == n_frames
+    first, last = body[0], body[-1]
+    assert (first[0], first[1], first[2]) == (train_frames.videos[0].name, "0", "class00")
+    assert last[0] == train_frames.videos[-1].name
+    assert int(last[1]) == train_frames.lengths[-1] - 1
+    assert not list(tmp_path.glob(".*partial*"))
+
+    table = format_table(results)
+    for source in SOURCES:
+        assert source in table
+    for method in METHODS:
+        assert method in table
+    assert f"{n_frames} frames" in table
+
+
+def test_discover_rejects_bad_requests(train_frames: FrameSet, checkpoint: dict) -> None:
+    with pytest.raises(TcdnError, match="unknown feature source 'pixels'"):
+        discover_collection(
+            train_frames, checkpoint, DiscoverConfig(sources=["pixels"]), progress=False
+        )
+    with pytest.raises(TcdnError, match="--repeats"):
+        discover_collection(train_frames, checkpoint, DiscoverConfig(repeats=0), progress=False)
+    end = int(train_frames.offsets[2])  # both videos of class00
+    one_class = FrameSet(
+        train_frames.frames[:end], train_frames.videos[:2], train_frames.offsets[:3]
+    )
+    with pytest.raises(TcdnError, match="single class"):
+        discover_collection(one_class, checkpoint, progress=False)
+
+
+def test_discover_cheap_sources_with_stride(train_frames: FrameSet) -> None:
+    results, assignments, clustered = discover_collection(
+        train_frames,
+        None,
+        DiscoverConfig(
+            sources=["raw_pixels", "random_assignment"],
+            methods=["kmeans"],
+            repeats=2,
+            frame_stride=4,
+            max_per_video=3,
+        ),
+        progress=False,
+    )
+    n_rows = 3 * len(train_frames.videos)
+    assert results["n_frames"] == results["n_rows"] == n_rows
+    assert results["results"]["raw_pixels"]["kmeans"]["n_rows"] == n_rows
+    assert len(clustered) == n_rows and len(assignments["raw_pixels/kmeans"]) == n_rows
+    assert clustered.frame.tolist()[:3] == [0, 4, 8]
+    assert results["checkpoint"] is None and results["train_config"] is None
+
+
+# -- video level ---------------------------------------------------------------------------------
+def naive_video_means(features: np.ndarray, video: np.ndarray) -> np.ndarray:
+    names = list(dict.fromkeys(video.tolist()))
+    return np.stack([features[video == v].mean(axis=0) for v in names])
+
+
+def test_discover_videos_pools_each_video(train_frames: FrameSet, tmp_path: Path) -> None:
+    results, assignments, clustered = discover_collection(
+        train_frames,
+        None,
+        DiscoverConfig(
+            sources=["raw_pixels", "random_assignment"],
+            methods=["kmeans"],
+            repeats=2,
+            frame_stride=2,
+            max_per_video=5,
+            level="video",
+        ),
+        progress=False,
+    )
+    n_videos = len(train_frames.videos)
+    assert results["level"] == "video"
+    assert results["n_rows"] == results["n_videos"] == n_videos
+    assert results["n_frames"] == len(train_frames.rows(2, 5))
+    assert results["results"]["raw_pixels"]["kmeans"]["n_rows"] == n_videos
+    assert clustered.video.tolist() == [v.name for v in train_frames.videos]
+    assert clustered.frame.tolist() == [-1] * n_videos
+    assert clustered.label.tolist() == [v.label for v in train_frames.videos]
+    assert assignments["raw_pixels/kmeans"].shape == (n_videos,)
+    assert "6 videos" in format_table(results)
+
+    # the same scores from the frames' raw-pixel features averaged per video by a plain loop
+    fs = frame_features(train_frames, "raw_pixels", rows=train_frames.rows(2, 5))
+    pooled = naive_video_means(fs.features, fs.video)
+    labels = np.unique([v.label for v in train_frames.videos], return_inverse=True)[1]
+    expected = score_clusterings(lambda _r: pooled, labels, k=3, methods=["kmeans"], repeats=2)
+    assert results["results"]["raw_pixels"]["kmeans"]["ce_values"] == pytest.approx(
+        expected["kmeans"].values
+    )
+
+    write_results(tmp_path, clustered, results, assignments)
+    with (tmp_path / "clusters.csv").open(newline="") as fh:
+        body = list(csv.DictReader(fh))
+    assert [r["video"] for r in body] == clustered.video.tolist()
+    assert {r["frame"] for r in body} == {"-1"}
+
+
+def test_random_init_at_video_level_pools_each_repeat(train_frames: FrameSet) -> None:
+    ckpt = tiny_checkpoint()
+    results, _, _ = discover_collection(
+        train_frames,
+        ckpt,
+        DiscoverConfig(
+            sources=["random_init"], methods=["kmeans"], repeats=2, max_per_video=4, level="video"
+        ),
+        progress=False,
+    )
+    featurizer = FrameFeaturizer(train_frames, train_frames.rows(1, 4), ckpt, progress=False)
+    video = featurizer.index.video
+    labels = featurizer.index.label_codes()[::4]  # 4 rows per video
+    expected = score_clusterings(
+        lambda r: naive_video_means(featurizer.features("random_init", r), video),
+        labels,
+        k=3,
+        methods=["kmeans"],
+        repeats=2,
+    )
+    assert results["results"]["random_init"]["kmeans"]["ce_values"] == pytest.approx(
+        expected["kmeans"].values
+    )
+
+
+def test_video_level_with_more_clusters_than_videos(train_frames: FrameSet) -> None:
+    with pytest.raises(TcdnError, match=r"\[2, 6\], the number of videos.*--level frame"):
+        discover_collection(
+            train_frames,
+            None,
+            DiscoverConfig(sources=["raw_pixels"], k=7, level="video"),
+            progress=False,
+        )
+    with pytest.raises(TcdnError, match="--level must be one of frame, video"):
+        discover_collection(
+            train_frames, None, DiscoverConfig(sources=["raw_pixels"], level="clip")
+        )
+
+
+# -- features of any origin ----------------------------------------------------------------------
+@pytest.mark.parametrize("level", ["frame", "video"])
+def test_given_features_score_as_the_pipeline_scores_them(
+    train_frames: FrameSet, level: str
+) -> None:
+    """The same features through discover_collection and through a FeatureSet: the same scores."""
+    options = {"methods": METHODS, "repeats": 2, "seed": 3, "level": level}
+    via_videos = discover_collection(
+        train_frames,
+        None,
+        DiscoverConfig(
+            sources=("raw_pixels", "random_assignment"), frame_stride=3, max_per_video=4, **options
+        ),
+        progress=False,
+    )
+    rows = train_frames.rows(3, 4)  # the feature file holds the rows scored
+    fs = frame_features(train_frames, "raw_pixels", None, rows=rows, seed=3, progress=False)
+    via_features = discover_features(fs, DiscoverConfig(**options))
+    got, want = via_features.results["results"], via_videos.results["results"]
+    assert list(got) == ["given", "random_assignment"]
+    for method in METHODS:
+        assert got["given"][method]["ce_values"] == want["raw_pixels"][method]["ce_values"]
+        assert got["given"][method]["nmi_mean"] == want["raw_pixels"][method]["nmi_mean"]
+        np.testing.assert_array_equal(
+            via_features.assignments[f"given/{method}"],
+            via_videos.assignments[f"raw_pixels/{method}"],
+        )
+    assert got["random_assignment"] == want["random_assignment"]
+    assert via_features.clustered.video.tolist() == via_videos.clustered.video.tolist()
+    assert via_features.clustered.frame.tolist() == via_videos.clustered.frame.tolist()
+    assert via_features.results["features"]["source"] == "raw_pixels"
+    assert via_features.results["level"] == level
+
+
+def test_discover_features_errors() -> None:
+    fs = FeatureSet(np.eye(4), ["a", "a", "b", "b"], [0, 1, 0, 1], ["x", "y", "x", "y"])
+    with pytest.raises(TcdnError, match="video a has rows with different labels"):
+        discover_features(fs, DiscoverConfig(level="video"))
+    with pytest.raises(TcdnError, match="no label"):
+        discover_features(FeatureSet(np.eye(2), ["a", "b"], [0, 0], ["x", ""]))
+    with pytest.raises(TcdnError, match="single class"):
+        discover_features(FeatureSet(np.eye(2), ["a", "b"], [0, 0], ["x", "x"]))
+    with pytest.raises(TcdnError, match="unknown clustering method 'dbscan'"):
+        discover_features(fs, DiscoverConfig(methods=["dbscan"]))

@@ -105,7 +105,7 @@ def test_caffe_init() -> None:
     assert torch.all(model.stages["fc7"][1].bias == 0)
 
 
-def test_kaiming_init_differs_from_caffe() -> None:
+def test_torch_init_differs_from_caffe() -> None:
     torch.manual_seed(0)
     model = build_model("alexnet", **SMALL)
     assert model.stages["conv1"][0].weight.std().item() > 0.02
@@ -391,8 +391,9 @@ def test_unknown_init_is_refused_by_every_backbone(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(BACKBONES))
 def test_both_inits_build_and_differ(name: str) -> None:
-    a, b = _build(name, init="kaiming"), _build(name, init="caffe")
-    assert (a.init, b.init) == ("kaiming", "caffe")
+    a, b = _build(name, init="torch"), _build(name, init="caffe")
+    assert (a.init, b.init) == ("torch", "caffe")
+    assert _build(name, init="kaiming").init == "torch"  # the old name of "torch" still works
     first = next(iter(a.state_dict()))
     assert not torch.equal(a.state_dict()[first], b.state_dict()[first])
 
@@ -426,7 +427,7 @@ def test_googlenet_caffe_init_is_xavier_with_bias_0_2() -> None:
 
 
 def test_resnet_inits() -> None:
-    kaiming = _build("resnet18", init="kaiming")
+    kaiming = _build("resnet18", init="torch")
     conv1 = kaiming.stages["conv1"][0]
     # He et al. 2015, fan-out: std = sqrt(2 / (64 * 7 * 7))
     assert conv1.weight.std().item() == pytest.approx((2 / (64 * 49)) ** 0.5, rel=0.05)

@@ -13,7 +13,7 @@ name                      network                                  input side  d
 ========================  =======================================  ==========  =============
 
 All of them accept other input sides (an adaptive pool feeds their fc layers) and two inits,
-``init="kaiming"`` and ``init="caffe"``; :class:`~tcdn.models.base.Backbone` holds what they share.
+``init="torch"`` (the network's PyTorch reference init) and ``init="caffe"``; :class:`~tcdn.models.base.Backbone` holds what they share.
 """
 
 from __future__ import annotations

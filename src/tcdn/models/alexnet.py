@@ -38,7 +38,7 @@ class AlexNet(Backbone):
     lrn
         Whether conv1 and conv2 are followed by local response normalisation.
     init
-        ``"kaiming"`` (PyTorch's default) or ``"caffe"`` (Gaussian: std 0.01 convs, 0.005 fcs,
+        ``"torch"`` (PyTorch's layer defaults) or ``"caffe"`` (Gaussian: std 0.01 convs, 0.005 fcs,
         biases 0 / 1 as in bvlc_alexnet).
     """
 
@@ -60,7 +60,7 @@ class AlexNet(Backbone):
         pool_size: int = 6,
         dropout: float = 0.5,
         lrn: bool = True,
-        init: str = "kaiming",
+        init: str = "torch",
     ) -> None:
         super().__init__()
         check_init(init)

@@ -3,7 +3,7 @@
 A backbone is an ordered :class:`~torch.nn.ModuleDict` of *stages*, ``self.stages``; each stage's
 name is a layer a caller can ask for. ``forward`` runs every stage and returns the last one, the
 embedding; ``forward_features(x, layer)`` stops after ``layer`` and returns its output flattened to
-``(B, D)``. Subclasses only build their stages and say how ``init="caffe"`` / ``"kaiming"`` fill
+``(B, D)``. Subclasses only build their stages and say how ``init="caffe"`` / ``"torch"`` fill
 the weights; the layer lookup, its errors and the dimension probe live here once.
 
 Factories register themselves by name with :func:`register_model`, so :data:`MODELS` and the
@@ -22,8 +22,12 @@ from torch import Tensor, nn
 
 from tcdn.errors import TcdnError
 
-#: the weight initialisations every backbone offers
-INITS = ("kaiming", "caffe")
+#: the weight initialisations every backbone offers: the network's PyTorch reference init
+#: (PyTorch's layer defaults, or torchvision's for ResNet) and its Caffe definition's fillers
+INITS = ("torch", "caffe")
+#: names accepted for compatibility: ``kaiming`` was the name of ``torch`` (which is He et al.'s
+#: init only for ResNet; PyTorch's layer defaults are a scaled-down uniform variant of it)
+INIT_ALIASES = {"kaiming": "torch"}
 
 #: name -> factory ``f(embed_dim=..., **options) -> Backbone``; filled by :func:`register_model`
 MODELS: dict[str, Callable[..., Backbone]] = {}
@@ -44,6 +48,8 @@ def register_model(name: str) -> Callable[[F], F]:
 
 
 def check_init(init: str) -> str:
+    """``init`` (an alias resolved), or :class:`TcdnError` for an unknown one."""
+    init = INIT_ALIASES.get(init, init)
     if init not in INITS:
         raise TcdnError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
     return init
@@ -69,7 +75,7 @@ class Backbone(nn.Module):
     num_features
         Width of :attr:`default_layer`'s output (see :meth:`feature_dim` for any layer).
     init
-        ``"kaiming"`` or ``"caffe"``: how the weights were filled (each network documents both).
+        ``"torch"`` or ``"caffe"``: how the weights were filled (each network documents both).
     """
 
     layer_names: tuple[str, ...] = ()
@@ -86,17 +92,18 @@ class Backbone(nn.Module):
             raise AssertionError(f"stages {tuple(stages)} != layer_names {self.layer_names}")
         self.stages = nn.ModuleDict(stages)
         self.init = check_init(init)
-        if init == "caffe":
+        if self.init == "caffe":
             self._caffe_init()
         else:
-            self._kaiming_init()
+            self._torch_init()
 
     def _caffe_init(self) -> None:
         """Fill the weights as the network's Caffe definition did."""
         raise NotImplementedError
 
-    def _kaiming_init(self) -> None:
-        """Fill the weights with a He et al. (2015) init; PyTorch's layer defaults unless overridden."""
+    def _torch_init(self) -> None:
+        """Fill the weights as PyTorch (or torchvision) does for this network; the layers'
+        defaults unless overridden."""
 
     def check_layer(self, layer: str | None) -> str:
         """``layer``, or :attr:`default_layer` for ``None``; an unknown name raises :class:`TcdnError`."""

@@ -50,7 +50,7 @@ class CifarNet(Backbone):
     pool_size
         Side of the adaptive pool that feeds the first fc (4, pool3's side at 32x32).
     init
-        ``"kaiming"`` (PyTorch's default) or ``"caffe"`` (the prototxt's Gaussian fillers: std
+        ``"torch"`` (PyTorch's layer defaults) or ``"caffe"`` (the prototxt's Gaussian fillers: std
         1e-4 conv1, 0.01 conv2/conv3, 0.1 ip1/ip2 for quick and 0.01 ip1 for full; biases 0).
 
     The discovery feature (:attr:`default_layer`) is the last layer before the embedding: ip1 (64)
@@ -65,7 +65,7 @@ class CifarNet(Backbone):
         layout: str = "quick",
         ip1_dim: int = 64,
         pool_size: int = 4,
-        init: str = "kaiming",
+        init: str = "torch",
     ) -> None:
         super().__init__()
         if layout not in LAYOUTS:

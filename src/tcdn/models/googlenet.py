@@ -81,7 +81,7 @@ class GoogLeNet(Backbone):
     dropout
         Dropout before the fc during training (0.4 as in bvlc_googlenet; 0 disables it).
     init
-        ``"kaiming"`` (PyTorch's default) or ``"caffe"`` (bvlc_googlenet's fillers: Caffe's
+        ``"torch"`` (PyTorch's layer defaults) or ``"caffe"`` (bvlc_googlenet's fillers: Caffe's
         ``xavier``, uniform in ``±sqrt(3 / fan_in)``, for every conv and the fc; conv biases 0.2,
         fc bias 0).
 
@@ -92,7 +92,7 @@ class GoogLeNet(Backbone):
     default_layer = "fc"
     input_size = 224
 
-    def __init__(self, embed_dim: int = 1024, dropout: float = 0.4, init: str = "kaiming") -> None:
+    def __init__(self, embed_dim: int = 1024, dropout: float = 0.4, init: str = "torch") -> None:
         super().__init__()
         if not 0 <= dropout < 1:
             raise TcdnError(f"dropout must be in [0, 1), got {dropout}")

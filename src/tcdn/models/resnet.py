@@ -59,7 +59,7 @@ class ResNet18(Backbone):
     widths
         Channels of layer1..layer4 (64, 128, 256, 512).
     init
-        ``"kaiming"`` (He et al. 2015 as the ResNet paper: normal, fan-out, for every conv; the fc
+        ``"torch"`` (torchvision's: He et al. 2015 as the ResNet paper: normal, fan-out, for every conv; the fc
         keeps PyTorch's default) or ``"caffe"`` (no Caffe training definition of ResNet-18 was
         published; bvlc_alexnet-style Gaussian, std 0.01, for convs and the fc, fc bias 0).
         Batch norms start at weight 1, bias 0 either way.
@@ -75,7 +75,7 @@ class ResNet18(Backbone):
         self,
         embed_dim: int = 512,
         widths: tuple[int, int, int, int] = (64, 128, 256, 512),
-        init: str = "kaiming",
+        init: str = "torch",
     ) -> None:
         super().__init__()
         self.embed_dim = embed_dim
@@ -104,7 +104,7 @@ class ResNet18(Backbone):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def _kaiming_init(self) -> None:
+    def _torch_init(self) -> None:
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

@@ -9,14 +9,15 @@ Every random choice takes ``random_state``.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import sparse
-from scipy.sparse.linalg import eigsh
 from sklearn.cluster import KMeans as _SklearnKMeans
 from sklearn.metrics import silhouette_score
 
+from tcdn.discovery.eigen import EigenInfo, normalized_affinity, top_eigenpairs
 from tcdn.errors import TcdnError
 
 log = logging.getLogger(__name__)
@@ -94,29 +95,14 @@ def knn_graph(
 
 def _embed(
     affinity: np.ndarray | sparse.spmatrix, k: int, random_state: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``k`` eigenpairs of ``D^-1/2 A D^-1/2`` (eigenvalues descending), rows normalised."""
-    n = affinity.shape[0]
-    deg = np.asarray(affinity.sum(axis=1)).ravel()
-    inv = 1.0 / np.sqrt(np.maximum(deg, 1e-300))
-    if sparse.issparse(affinity):
-        scale = sparse.diags(inv)
-        lap = (scale @ affinity @ scale).tocsr()
-    else:
-        lap = affinity * inv[:, None] * inv[None, :]
-    if k >= n - 1:
-        dense_lap = lap.toarray() if sparse.issparse(lap) else lap
-        vals, vecs = np.linalg.eigh(dense_lap)
-        vals, vecs = vals[-k:], vecs[:, -k:]
-    else:
-        # A seeded random start: a constant one is special for a graph Laplacian, and with it
-        # Lanczos misses repeated eigenvalues (one per connected component).
-        v0 = np.random.default_rng(random_state).standard_normal(n)
-        vals, vecs = eigsh(lap, k=k, which="LA", v0=v0)
-    order = np.argsort(vals)[::-1]
-    vals, vecs = vals[order], vecs[:, order]
+) -> tuple[np.ndarray, np.ndarray, EigenInfo]:
+    """Top-``k`` eigenpairs of ``D^-1/2 A D^-1/2`` (:func:`~tcdn.discovery.eigen.top_eigenpairs`):
+    the eigenvectors' rows normalised, the eigenvalues descending, and what the solver did."""
+    vals, vecs, info = top_eigenpairs(
+        normalized_affinity(affinity), min(k, affinity.shape[0]), random_state=random_state
+    )
     norm = np.linalg.norm(vecs, axis=1, keepdims=True)
-    return vecs / np.maximum(norm, 1e-12), vals
+    return vecs / np.maximum(norm, 1e-12), vals, info
 
 
 def _dense_affinity(features: np.ndarray, sigma: float | str, n_neighbors: int) -> np.ndarray:
@@ -164,7 +150,33 @@ def _knn_affinity(
     return a.maximum(a.T).tocsr()  # symmetric: i ~ j when either is among the other's neighbours
 
 
-def spectral_embedding(
+@dataclass
+class Spectrum:
+    """What :func:`spectral_decomposition` found."""
+
+    embedding: np.ndarray  # (N, k): the top-k eigenvectors, rows normalised
+    eigenvalues: np.ndarray  # (k,), descending
+    affinity: str  # "dense" or "knn"
+    eigen: EigenInfo  # what the eigensolver did, and the graph's connected components
+
+    def warn_if_split(self, k: int) -> None:
+        """Warn when the graph falls into at least ``k`` pieces: the top-``k`` eigenvectors are
+        then indicators of pieces (eigenvalue 1 each), and which pieces end up together is
+        arbitrary."""
+        pieces = self.eigen.n_components
+        if pieces > 1 and pieces >= k:
+            log.warning(
+                "the neighbour graph of the %d rows falls into %d disconnected pieces, at least "
+                "as many as the %d clusters: spectral clustering can only put whole pieces "
+                "together, and which ones is arbitrary (typical of features that keep each "
+                "video's frames tightly together); K-means does not have this limit",
+                len(self.embedding),
+                pieces,
+                k,
+            )
+
+
+def spectral_decomposition(
     features: np.ndarray,
     k: int,
     sigma: float | str = "local",
@@ -173,7 +185,7 @@ def spectral_embedding(
     affinity: str = "auto",
     graph_neighbors: int = GRAPH_NEIGHBORS,
     random_state: int = 0,
-) -> np.ndarray:
+) -> Spectrum:
     """Ng-Jordan-Weiss embedding: top-``k`` eigenvectors of ``D^-1/2 A D^-1/2``, rows normalised.
 
     The Gaussian affinity's width needs no labels:
@@ -187,9 +199,10 @@ def spectral_embedding(
 
     ``affinity``: ``"dense"`` builds the exact ``N x N`` matrix (at most ``DENSE_SPECTRAL_MAX``
     frames); ``"knn"`` keeps only each frame's ``graph_neighbors`` nearest neighbours (found by
-    :func:`knn_graph`), symmetrised, and solves the sparse eigenproblem with ARPACK; ``"auto"``
+    :func:`knn_graph`), symmetrised, and solves the sparse eigenproblem
+    (:func:`~tcdn.discovery.eigen.top_eigenpairs`: exact, bounded, never stalling); ``"auto"``
     (default) is dense up to ``DENSE_AUTO_MAX`` frames and kNN beyond. ``A_ii = 0``.
-    ``random_state`` seeds the eigensolver's start vector.
+    ``random_state`` seeds the eigensolver's start vectors. Returns a :class:`Spectrum`.
     """
     n = len(features)
     affinity = resolve_affinity(affinity, n)
@@ -202,7 +215,30 @@ def spectral_embedding(
         a: np.ndarray | sparse.csr_matrix = _dense_affinity(features, sigma, n_neighbors)
     else:
         a = _knn_affinity(features, sigma, n_neighbors, graph_neighbors)
-    return _embed(a, k, random_state)[0]
+    embedding, vals, info = _embed(a, k, random_state)
+    return Spectrum(embedding, vals, affinity, info)
+
+
+def spectral_embedding(
+    features: np.ndarray,
+    k: int,
+    sigma: float | str = "local",
+    n_neighbors: int = 7,
+    *,
+    affinity: str = "auto",
+    graph_neighbors: int = GRAPH_NEIGHBORS,
+    random_state: int = 0,
+) -> np.ndarray:
+    """The ``(N, k)`` embedding of :func:`spectral_decomposition`, rows normalised."""
+    return spectral_decomposition(
+        features,
+        k,
+        sigma,
+        n_neighbors,
+        affinity=affinity,
+        graph_neighbors=graph_neighbors,
+        random_state=random_state,
+    ).embedding
 
 
 def resolve_affinity(affinity: str, n: int) -> str:
@@ -217,9 +253,9 @@ def resolve_affinity(affinity: str, n: int) -> str:
 def spectral_eigenvalues(features: np.ndarray, k: int, *, affinity: str = "auto") -> np.ndarray:
     """The top-``k`` eigenvalues (descending) of the normalised affinity of :func:`spectral_embedding`."""
     n = len(features)
-    if resolve_affinity(affinity, n) == "dense" and n <= DENSE_SPECTRAL_MAX:
-        return _embed(_dense_affinity(features, "local", 7), k)[1]
-    return _embed(_knn_affinity(features, "local", 7, GRAPH_NEIGHBORS), k)[1]
+    if resolve_affinity(affinity, n) == "dense" and n > DENSE_SPECTRAL_MAX:
+        affinity = "knn"
+    return spectral_decomposition(features, k, affinity=affinity).eigenvalues
 
 
 def estimate_k_eigengap(
@@ -321,7 +357,10 @@ class SpectralClustering:
     K-means (best of ``n_init`` runs) on the embedding's rows, both seeded by ``random_state``.
 
     Parameters are those of :func:`spectral_embedding`. Attributes after :meth:`fit`:
-    ``labels_`` ``(N,)``, ``embedding_`` ``(N, K)`` and ``affinity_`` (``"dense"`` or ``"knn"``).
+    ``labels_`` ``(N,)``, ``embedding_`` ``(N, K)``, ``eigenvalues_`` ``(K,)``, ``affinity_``
+    (``"dense"`` or ``"knn"``) and ``eigen_info_`` (what the eigensolver did; its
+    ``n_components`` is the number of pieces of the graph: a warning says when they are at
+    least K).
     """
 
     def __init__(
@@ -341,16 +380,20 @@ class SpectralClustering:
 
     def fit(self, features: np.ndarray) -> SpectralClustering:
         seed = 0 if self.random_state is None else self.random_state
-        self.affinity_ = resolve_affinity(self.affinity, len(features))
-        self.embedding_: np.ndarray = spectral_embedding(
+        spectrum = spectral_decomposition(
             features,
             self.n_clusters,
             self.sigma,
             self.n_neighbors,
-            affinity=self.affinity_,
+            affinity=self.affinity,
             graph_neighbors=self.graph_neighbors,
             random_state=seed,
         )
+        spectrum.warn_if_split(self.n_clusters)
+        self.affinity_ = spectrum.affinity
+        self.embedding_: np.ndarray = spectrum.embedding
+        self.eigenvalues_: np.ndarray = spectrum.eigenvalues
+        self.eigen_info_: EigenInfo = spectrum.eigen
         self.labels_: np.ndarray = kmeans(
             self.embedding_, self.n_clusters, random_state=seed, n_init=self.n_init
         )

@@ -10,11 +10,11 @@ import numpy as np
 from sklearn.metrics import normalized_mutual_info_score
 
 from tcdn.discovery.cluster import (
+    Spectrum,
     estimate_k_eigengap,
     estimate_k_silhouette,
     kmeans,
-    resolve_affinity,
-    spectral_embedding,
+    spectral_decomposition,
 )
 from tcdn.discovery.config import METHODS
 from tcdn.discovery.metrics import cluster_scores
@@ -35,6 +35,7 @@ class Score:
     k_eigengap: int | None = None  # K chosen without labels (first repeat's features)
     k_silhouette: int | None = None  # the same, by the best K-means silhouette
     affinity: str | None = None  # spectral only: the affinity used, "dense" or "knn"
+    graph_components: int | None = None  # spectral only: the pieces of the affinity's graph
 
     @property
     def mean(self) -> float:
@@ -56,6 +57,7 @@ class Score:
             "k_eigengap": self.k_eigengap,
             "k_silhouette": self.k_silhouette,
             "affinity": self.affinity,
+            "graph_components": self.graph_components,
             **{
                 f"{name}_{stat}": float(fn(vals))
                 for name, vals in self.others.items()
@@ -95,7 +97,7 @@ def score_clusterings(
     values: dict[str, dict[str, list[float]]] = {m: {} for m in methods}
     first: dict[str, np.ndarray] = {}
     last_feats: np.ndarray | None = None
-    embedding: np.ndarray | None = None
+    spectrum: Spectrum | None = None
     k_est: dict[str, int] = {}
     for r in range(repeats):
         feats = features_for_repeat(r)
@@ -108,17 +110,18 @@ def score_clusterings(
             if m == "kmeans":
                 pred = kmeans(feats, k, random_state=random_state + r)
             else:
-                if embedding is None or feats is not last_feats:  # depends only on the features
-                    embedding, last_feats = spectral_embedding(feats, k), feats
+                if spectrum is None or feats is not last_feats:  # depends only on the features
+                    spectrum, last_feats = spectral_decomposition(feats, k), feats
+                    if r == 0:
+                        spectrum.warn_if_split(k)
                 # Best of 10 K-means runs on the K-dim embedding (cheap), as NJW/scikit-learn do.
-                pred = kmeans(embedding, k, random_state=random_state + r, n_init=10)
+                pred = kmeans(spectrum.embedding, k, random_state=random_state + r, n_init=10)
             for name, value in _all_scores(labels, pred, groups).items():
                 values[m].setdefault(name, []).append(value)
             if r == 0:
                 first[m] = pred
-    affinity = resolve_affinity("auto", len(labels))
     return {
-        m: _score(values[m], labels, k, first[m], k_est, affinity if m == "spectral" else None)
+        m: _score(values[m], labels, k, first[m], k_est, spectrum if m == "spectral" else None)
         for m in methods
     }
 
@@ -139,7 +142,7 @@ def _score(
     k: int,
     first: np.ndarray | None = None,
     k_est: dict[str, int] | None = None,
-    affinity: str | None = None,
+    spectrum: Spectrum | None = None,
 ) -> Score:
     others = {name: vals for name, vals in per_name.items() if name != "ce"}
     k_est = k_est or {}
@@ -152,7 +155,8 @@ def _score(
         others,
         k_est.get("eigengap"),
         k_est.get("silhouette"),
-        affinity,
+        None if spectrum is None else spectrum.affinity,
+        None if spectrum is None else spectrum.eigen.n_components,
     )
 
 

@@ -120,7 +120,9 @@ def _crop(arr: np.ndarray, settings: DecodeSettings) -> np.ndarray:
     return np.ascontiguousarray(arr[top : top + out_h, left : left + out_w])
 
 
-def _iter_video_file(path: Path, settings: DecodeSettings, threads: bool) -> Iterator[np.ndarray]:
+def _iter_video_file(
+    path: Path, settings: DecodeSettings, threads: bool, stats: dict[str, int] | None = None
+) -> Iterator[np.ndarray]:
     import av  # imported here so that `tcdn --help` stays fast
     from av.video.reformatter import Interpolation, VideoReformatter
 
@@ -132,6 +134,11 @@ def _iter_video_file(path: Path, settings: DecodeSettings, threads: bool) -> Ite
     keep = _Keep(settings)
     with av.open(str(path)) as container:
         if not container.streams.video:
+            if not container.streams:
+                raise TcdnError(
+                    f"{path} holds no stream at all: it is truncated or not a video; remove or "
+                    "replace it"
+                )
             raise TcdnError(
                 f"{path} has no video stream (audio only?): remove it from the collection"
             )
@@ -144,7 +151,12 @@ def _iter_video_file(path: Path, settings: DecodeSettings, threads: bool) -> Ite
         crop = settings.resize == "crop"
         src_size: tuple[int, int] = (0, 0)
         w = h = 0
+        if stats is not None:
+            stats["expected"] = int(stream.frames or 0)  # the container's count; 0: unknown
+            stats["decoded"] = 0
         for frame in container.decode(stream):
+            if stats is not None:
+                stats["decoded"] += 1
             if not every and not keep(frame.time):
                 continue
             if (frame.width, frame.height) != src_size:
@@ -156,6 +168,8 @@ def _iter_video_file(path: Path, settings: DecodeSettings, threads: bool) -> Ite
             yield _crop(rgb, settings) if crop else rgb
             keep.kept += 1
             if keep.full:
+                if stats is not None:
+                    stats["stopped"] = 1  # stopped at max_frames: the rest was not decoded
                 return
 
 
@@ -183,13 +197,21 @@ def _iter_image_folder(folder: Path, settings: DecodeSettings) -> Iterator[np.nd
 
 
 def iter_frames(
-    path: str | Path, settings: DecodeSettings, *, threads: bool = True
+    path: str | Path,
+    settings: DecodeSettings,
+    *,
+    threads: bool = True,
+    stats: dict[str, int] | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield the kept frames of one video as ``(H, W, 3)`` ``uint8`` RGB arrays, one at a time.
 
     ``path`` is a video file FFmpeg reads, or a folder of frame images (``.jpg``, ``.png``, ...,
     in file-name order). This is the one decoding routine of tcdn: :func:`decode_video` and the
     frame store (:func:`tcdn.data.store.ingest`) both use it.
+
+    ``stats``, if given, receives ``expected`` (the frame count the container states, 0 when it
+    states none) and ``decoded`` (the frames actually decoded) of a video file, so a caller can
+    tell a truncated file (see :func:`short_of_frames`).
 
     Raises
     ------
@@ -204,7 +226,7 @@ def iter_frames(
         frames = (
             _iter_image_folder(path, settings)
             if path.is_dir()
-            else _iter_video_file(path, settings, threads)
+            else _iter_video_file(path, settings, threads, stats)
         )
         for arr in frames:
             n += 1
@@ -218,6 +240,20 @@ def iter_frames(
         ) from exc
     if n == 0:
         raise TcdnError(f"{path} holds no decodable frame: remove or replace it")
+
+
+def short_of_frames(stats: dict[str, int]) -> str | None:
+    """What :func:`iter_frames`' ``stats`` say when a file decoded to clearly fewer frames than
+    its container states (a truncated or damaged file); ``None`` otherwise."""
+    expected, decoded = stats.get("expected", 0), stats.get("decoded", 0)
+    if not expected or stats.get("stopped"):
+        return None
+    if expected - decoded > max(2, 0.05 * expected):  # a frame or two of slack: edit lists, B-frames
+        return (
+            f"decoded {decoded} of the {expected} frames its container lists: the file is "
+            "probably truncated or damaged; its frames were kept"
+        )
+    return None
 
 
 def decode_video(

@@ -101,6 +101,28 @@ def check_output_file(
     return path
 
 
+def check_output_files(
+    folder: str | Path, files: dict[str, Callable[[Path], bool]], option: str = "--out"
+) -> Path:
+    """Check, before any work, that ``folder`` can receive the files ``files`` names: it is a
+    folder (or can be made), and each of those files that exists already is one tcdn wrote
+    (``files[name](path)``), so writing it loses nothing of the user's."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise TcdnError(f"{option} {folder} is a file: give a folder for the results")
+    _check_parent(folder, option)
+    if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+        raise TcdnError(f"{option} {folder}: cannot write in it (permission denied)")
+    for name, ours in files.items():
+        path = folder / name
+        if path.is_dir() or (path.exists() and not ours(path)):
+            raise TcdnError(
+                f"{option} {folder} holds a {name} that tcdn did not write: tcdn does not "
+                "overwrite it; choose another folder or move that file"
+            )
+    return folder
+
+
 def read_marker(folder: Path) -> dict[str, Any] | None:
     """The marker of ``folder`` (``None`` without one; a marker tcdn cannot read counts as none)."""
     try:

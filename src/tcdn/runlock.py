@@ -120,6 +120,7 @@ def hold(folder: str | Path, option: str = "--out") -> Iterator[None]:
     Raises :class:`TcdnError` naming the holder when another process holds it.
     """
     folder = Path(folder)
+    made = not folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -142,6 +143,9 @@ def hold(folder: str | Path, option: str = "--out") -> Iterator[None]:
         with contextlib.suppress(OSError):
             os.unlink(folder / LOCK_NAME)
         os.close(fd)
+        if made:  # a folder made for the lock alone, by a command that then failed
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if empty
 
 
 def holds(folder: str | Path) -> bool:

@@ -27,6 +27,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from tcdn.errors import TcdnError
+from tcdn.outputs import check_output_folder, claim_folder
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +202,10 @@ def write_video(path: Path, frames: np.ndarray, fps: int = 25) -> None:
     os.replace(tmp, path)
 
 
+#: the kind of folder :func:`generate` writes, in its marker file
+SYNTHETIC_KIND = "synthetic-collection"
+
+
 def generate(
     out_dir: str | Path, config: SyntheticConfig | None = None, progress: bool = True
 ) -> Path:
@@ -217,7 +222,12 @@ def generate(
     if labels_path.is_file() and stamp.is_file() and stamp.read_text() == repr(cfg):
         log.info("reusing synthetic videos in %s", out)
         return labels_path
-    out.mkdir(parents=True, exist_ok=True)
+    # only into a new or empty folder, or one this function wrote: its files are overwritten
+    check_output_folder(
+        out, SYNTHETIC_KIND, recognise=lambda p: (p / ".tcdn-synthetic").is_file(),
+        what="synthetic collection",
+    )
+    claim_folder(out, SYNTHETIC_KIND)
     rng = np.random.default_rng(cfg.seed)
     cats = _categories(cfg.n_classes, rng)
     rows = []

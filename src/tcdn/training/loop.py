@@ -550,6 +550,20 @@ def resume_checkpoint(
     return load_checkpoint(Path(resume))
 
 
+def cpu_scale_hint(cfg: TrainConfig, device: str | torch.device) -> str | None:
+    """On a CPU, the paper's scale (227-pixel frames, tens of thousands of steps) takes days: the
+    warning that says so and names the config that fits a CPU; ``None`` elsewhere."""
+    if torch.device(device).type != "cpu" or cfg.image_size < 160 or cfg.steps < 5000:
+        return None
+    return (
+        f"training at {cfg.image_size}x{cfg.image_size} for {cfg.steps:,} steps on a CPU: these "
+        "are the paper's settings, made for a GPU; here a step takes seconds (6-14 s measured for "
+        "AlexNet) and the run days. configs/demo-lq-64px.yaml fits a CPU (64x64 frames, 200 "
+        "steps): --config configs/demo-lq-64px.yaml. The time per step measured after the first "
+        "steps follows"
+    )
+
+
 def _video_difference(saved: list[str], names: list[str]) -> str:
     missing = [n for n in saved if n not in set(names)]
     new = [n for n in names if n not in set(saved)]

@@ -127,6 +127,11 @@ def find_videos(root: str | Path, labels_csv: str | Path | None = None) -> list[
         raise TcdnError(f"{root} is not a folder: give the folder that holds your videos")
     if labels_csv is not None:
         csv_path = Path(labels_csv)
+        if csv_path.is_dir():
+            raise TcdnError(
+                f"--labels {csv_path} is a folder: give the video,label CSV file (labels from "
+                "class sub-folders need no --labels)"
+            )
         if not csv_path.is_file():
             raise TcdnError(f"label file {csv_path} does not exist (option --labels)")
         return _read_labels_csv(csv_path, root)

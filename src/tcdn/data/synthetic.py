@@ -52,17 +52,17 @@ class SyntheticConfig:
 
     def validate(self) -> None:
         if self.n_classes < 2:
-            raise TcdnError(f"n_classes must be >= 2, got {self.n_classes}")
+            raise TcdnError(f"n_classes (--classes) must be >= 2, got {self.n_classes}")
         if self.videos_per_class < 1:
-            raise TcdnError(f"videos_per_class must be >= 1, got {self.videos_per_class}")
+            raise TcdnError(f"videos_per_class (--videos-per-class) must be >= 1, got {self.videos_per_class}")
         if not 3 <= self.min_frames <= self.max_frames:
             raise TcdnError(
-                f"need 3 <= min_frames <= max_frames, got {self.min_frames}, {self.max_frames}"
+                f"need 3 <= min_frames <= max_frames (--min-frames, --max-frames), got {self.min_frames}, {self.max_frames}"
             )
         if not 0 <= self.hue_spread <= 0.5:
-            raise TcdnError(f"hue_spread must be in [0, 0.5], got {self.hue_spread}")
+            raise TcdnError(f"hue_spread (--hue-spread) must be in [0, 0.5], got {self.hue_spread}")
         if self.size < 16 or self.size % 2:
-            raise TcdnError(f"size must be an even number >= 16, got {self.size}")
+            raise TcdnError(f"size (--size) must be an even number >= 16, got {self.size}")
 
 
 @dataclass(frozen=True)

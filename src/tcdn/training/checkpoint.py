@@ -189,9 +189,9 @@ def _numpy_allowlist() -> list[Any]:
 def _load_file(path: Path) -> dict[str, Any]:
     if not zipfile.is_zipfile(path):
         size = path.stat().st_size if path.exists() else 0
-        what = "empty" if size == 0 else "truncated, damaged or of another kind"
+        what = "it is empty" if size == 0 else "it is truncated or damaged, or of another kind"
         raise DamagedCheckpoint(
-            f"cannot read checkpoint {path}: it is not a PyTorch zip file as tcdn writes ({what})"
+            f"cannot read checkpoint {path}: it is not a PyTorch zip file as tcdn writes: {what}"
         )
     try:
         ckpt = _torch_load(path)

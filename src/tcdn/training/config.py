@@ -241,7 +241,7 @@ class TrainConfig:
     def from_yaml(cls, path: str | Path) -> TrainConfig:
         try:
             data = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
+        except (OSError, ValueError, yaml.YAMLError) as exc:  # ValueError: not UTF-8 text
             raise TcdnError(f"cannot read config file {path}: {exc}") from exc
         if not isinstance(data, dict):
             raise TcdnError(f"config file {path} must hold a mapping of option: value")

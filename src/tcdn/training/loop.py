@@ -355,8 +355,10 @@ class Trainer:
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
         except (RuntimeError, ValueError, KeyError) as exc:
+            detail = " ".join(line.strip() for line in str(exc).splitlines()[:2])
             raise TcdnError(
-                f"cannot resume {path}: its state does not fit this run's network ({str(exc).splitlines()[0]})"
+                f"cannot resume {path}: its weights do not fit the run's network ({detail}): the "
+                "file is damaged or was edited; resume from an earlier checkpoint or train anew"
             ) from None
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.sampler.load_state_dict(ckpt["sampler"])

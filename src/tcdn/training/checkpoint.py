@@ -118,6 +118,15 @@ def check_run_folder(run: str | Path, option: str = "--out") -> Path:
     return check_output_folder(run, RUN_KIND, option, recognise=looks_like_run, what="training run")
 
 
+def remove_partials(run: Path) -> None:
+    """Delete the temporary files of checkpoint writes a kill interrupted (only names
+    :func:`atomic_save` gives them: ``.step_XXXXXXXX.pt.partial``)."""
+    for p in run.glob(".step_*.pt.partial"):
+        if CHECKPOINT_NAME.match(p.name[1 : -len(".partial")]):
+            with contextlib.suppress(OSError):
+                p.unlink()
+
+
 def list_checkpoints(run_dir: Path) -> list[Path]:
     """The checkpoints of a run folder (``step_XXXXXXXX.pt``), oldest first."""
     run_dir = Path(run_dir)
@@ -178,11 +187,22 @@ def _torch_load(path: Path, allow: list[Any] | None = None) -> Any:
 def _numpy_allowlist() -> list[Any]:
     """NumPy's array reconstruction under both of its module names (NumPy 1 and 2)."""
     reconstruct = np._core.multiarray._reconstruct if hasattr(np, "_core") else np.core.multiarray._reconstruct  # type: ignore[attr-defined]
+    # numeric dtypes only: an object array (whose items could be anything) is never built
+    numeric = [
+        getattr(np.dtypes, name)
+        for name in (
+            "Float16DType", "Float32DType", "Float64DType", "Int8DType", "Int16DType",
+            "Int32DType", "Int64DType", "UInt8DType", "UInt16DType", "UInt32DType",
+            "UInt64DType", "BoolDType",
+        )
+        if hasattr(getattr(np, "dtypes", None), name)
+    ]  # fmt: skip
     return [
         (reconstruct, "numpy.core.multiarray._reconstruct"),
         (reconstruct, "numpy._core.multiarray._reconstruct"),
         np.ndarray,
         np.dtype,
+        *numeric,
     ]
 
 

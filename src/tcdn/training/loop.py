@@ -69,6 +69,7 @@ from tcdn.training.checkpoint import (
     checkpoint_step,
     list_checkpoints,
     load_checkpoint,
+    remove_partials,
 )
 from tcdn.training.config import LOSS_DEFAULTS, RESUMABLE_CHANGES, TrainConfig
 from tcdn.training.distributed import Dist, barrier, distributed, env_int, gather, mean_over_ranks
@@ -511,6 +512,7 @@ def train(
     with runlock.hold(run) if main else contextlib.nullcontext():
         if main:
             claim_folder(run, RUN_KIND)
+            remove_partials(run)
         start = resume_checkpoint(run, resume)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)

@@ -7,6 +7,7 @@ is the one decoding routine of tcdn: :func:`decode_video` and the frame store's 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ import numpy as np
 
 from tcdn.data.collection import IMAGE_EXTENSIONS
 from tcdn.errors import TcdnError
+
+log = logging.getLogger(__name__)
 
 #: the frame side tcdn decodes to unless told otherwise: the paper's 227x227 (SPEC §4)
 DEFAULT_IMAGE_SIZE = 227
@@ -121,7 +124,7 @@ def _crop(arr: np.ndarray, settings: DecodeSettings) -> np.ndarray:
 
 
 def _iter_video_file(
-    path: Path, settings: DecodeSettings, threads: bool, stats: dict[str, int] | None = None
+    path: Path, settings: DecodeSettings, threads: bool, stats: dict[str, Any]
 ) -> Iterator[np.ndarray]:
     import av  # imported here so that `tcdn --help` stays fast
     from av.video.reformatter import Interpolation, VideoReformatter
@@ -151,12 +154,22 @@ def _iter_video_file(
         crop = settings.resize == "crop"
         src_size: tuple[int, int] = (0, 0)
         w = h = 0
-        if stats is not None:
-            stats["expected"] = int(stream.frames or 0)  # the container's count; 0: unknown
-            stats["decoded"] = 0
-        for frame in container.decode(stream):
-            if stats is not None:
-                stats["decoded"] += 1
+        stats["expected"] = int(stream.frames or 0)  # the container's count; 0: unknown
+        stats["decoded"] = 0
+        frames = container.decode(stream)
+        while True:
+            try:
+                frame = next(frames)
+            except StopIteration:
+                return
+            except av.FFmpegError as exc:
+                if not keep.kept:
+                    raise
+                # A file cut short mid-packet: keep what decoded (as a multi-threaded decoder
+                # does by itself), and say so (short_of_frames).
+                stats["error"] = str(exc).splitlines()[0]
+                return
+            stats["decoded"] += 1
             if not every and not keep(frame.time):
                 continue
             if (frame.width, frame.height) != src_size:
@@ -168,8 +181,7 @@ def _iter_video_file(
             yield _crop(rgb, settings) if crop else rgb
             keep.kept += 1
             if keep.full:
-                if stats is not None:
-                    stats["stopped"] = 1  # stopped at max_frames: the rest was not decoded
+                stats["stopped"] = 1  # stopped at max_frames: the rest was not decoded
                 return
 
 
@@ -201,7 +213,7 @@ def iter_frames(
     settings: DecodeSettings,
     *,
     threads: bool = True,
-    stats: dict[str, int] | None = None,
+    stats: dict[str, Any] | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield the kept frames of one video as ``(H, W, 3)`` ``uint8`` RGB arrays, one at a time.
 
@@ -209,9 +221,11 @@ def iter_frames(
     in file-name order). This is the one decoding routine of tcdn: :func:`decode_video` and the
     frame store (:func:`tcdn.data.store.ingest`) both use it.
 
-    ``stats``, if given, receives ``expected`` (the frame count the container states, 0 when it
-    states none) and ``decoded`` (the frames actually decoded) of a video file, so a caller can
-    tell a truncated file (see :func:`short_of_frames`).
+    A video file that decodes to clearly fewer frames than its container lists (cut short, or
+    damaged part-way: its frames up to the damage are kept) is reported: ``stats``, if given,
+    receives ``expected`` (the container's count, 0 when it states none), ``decoded`` and the
+    decoder's ``error`` if one stopped it, for the caller to report (see
+    :func:`short_of_frames`); without ``stats``, a warning is logged.
 
     Raises
     ------
@@ -222,6 +236,8 @@ def iter_frames(
 
     path = Path(path)
     n = 0
+    own = stats is None
+    stats = {} if stats is None else stats
     try:
         frames = (
             _iter_image_folder(path, settings)
@@ -240,19 +256,25 @@ def iter_frames(
         ) from exc
     if n == 0:
         raise TcdnError(f"{path} holds no decodable frame: remove or replace it")
+    short = short_of_frames(stats) if own else None
+    if short:
+        log.warning("%s: %s", path, short)
 
 
-def short_of_frames(stats: dict[str, int]) -> str | None:
+def short_of_frames(stats: dict[str, Any]) -> str | None:
     """What :func:`iter_frames`' ``stats`` say when a file decoded to clearly fewer frames than
     its container states (a truncated or damaged file); ``None`` otherwise."""
     expected, decoded = stats.get("expected", 0), stats.get("decoded", 0)
-    if not expected or stats.get("stopped"):
+    if stats.get("stopped"):
         return None
-    if expected - decoded > max(2, 0.05 * expected):  # a frame or two of slack: edit lists, B-frames
+    why = f" (the decoder stopped: {stats['error']})" if stats.get("error") else ""
+    if expected and expected - decoded > max(2, 0.05 * expected):  # slack: edit lists, B-frames
         return (
-            f"decoded {decoded} of the {expected} frames its container lists: the file is "
-            "probably truncated or damaged; its frames were kept"
+            f"decoded {decoded} of the {expected} frames its container lists{why}: the file is "
+            f"probably truncated or damaged; its {decoded} frames were kept"
         )
+    if why:
+        return f"decoding stopped after {decoded} frames{why}: its {decoded} frames were kept"
     return None
 
 

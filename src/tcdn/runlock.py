@@ -74,7 +74,9 @@ def _acquire(folder: Path, option: str) -> int:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise TcdnError(f"{option} {folder}: cannot create its lock file {path}: {exc.strerror}") from None
+            raise TcdnError(
+                f"{option} {folder}: cannot create its lock file {path}: {exc.strerror}"
+            ) from None
         holder = _read(fd)
         if fcntl is not None:
             try:

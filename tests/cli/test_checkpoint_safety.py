@@ -108,7 +108,7 @@ def test_a_checkpoint_of_an_earlier_tcdn_still_loads(tmp_path: Path) -> None:
     assert isinstance(ckpt["mean"], np.ndarray)
     old = tmp_path / "old.pt"
     torch.save(ckpt, old)
-    with pytest.raises(Exception):  # noqa: B017, PT011  # the plain safe loader refuses it...
+    with pytest.raises(Exception):  # noqa: B017  # the plain safe loader refuses it...
         torch.load(old, weights_only=True)
     loaded = load_checkpoint(old)  # ...tcdn reads it, allowing NumPy arrays only
     np.testing.assert_array_equal(loaded["mean"], ckpt["mean"])
@@ -144,7 +144,9 @@ def test_damaged_last_checkpoint_falls_back_and_says_so(
     assert ckpt["step"] == 2
     assert "step_00000004.pt" in caplog.text and "step_00000002.pt" in caplog.text
     # resume continues from the complete one and rewrites the damaged step
-    done = train(train_frames, small_config(steps=4, checkpoint_every=2), run, resume=True, progress=False)
+    done = train(
+        train_frames, small_config(steps=4, checkpoint_every=2), run, resume=True, progress=False
+    )
     assert torch.load(done, weights_only=True)["step"] == 4
 
 
@@ -163,6 +165,6 @@ def test_saving_on_a_full_disk_leaves_no_partial(tmp_path: Path, monkeypatch) ->
     import tcdn.training.checkpoint as ck
 
     monkeypatch.setattr(ck, "_Recording", Full)
-    with pytest.raises(TcdnError, match="cannot write checkpoint .*disk is full"):
+    with pytest.raises(TcdnError, match=r"cannot write checkpoint .*disk is full"):
         atomic_save({"a": torch.zeros(3)}, tmp_path / "step_00000001.pt")
     assert list(tmp_path.iterdir()) == []

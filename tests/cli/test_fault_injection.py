@@ -228,7 +228,9 @@ def _in_process(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, st
 
 
 @pytest.fixture(scope="module")
-def reference_run(videos: Path, train_config: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def reference_run(
+    videos: Path, train_config: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """The run nobody killed (in this process: one torch thread, as in the killed ones)."""
     run = tmp_path_factory.mktemp("ref") / "run"
     root, level = logging.getLogger(), logging.getLogger().level
@@ -257,7 +259,7 @@ def test_train_killed_while_saving_then_resumed_is_exact(
     if point == "save-1" or (code == 2 and not list(run.glob("step_*.pt"))):
         # killed before any checkpoint was complete: a clear refusal, then a fresh start works
         assert code == 2 and "without --resume" in said and "Traceback" not in said, said
-        code, err = _in_process(capsys, *args)
+        code, said = _in_process(capsys, *args)
     assert code == 0, said
     assert "took over the lock" in said  # killed holding the lock: the next run says so
     assert not list(run.glob(".step_*.pt.partial"))

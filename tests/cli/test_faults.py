@@ -33,7 +33,13 @@ from tcdn.outputs import claim_folder
 from tcdn.training.checkpoint import RUN_KIND, atomic_save
 from tcdn.training.config import TrainConfig
 from tests.cli.conftest import SMALL_TRAIN
-from tests.conftest import TRAIN_SIZE, store_settings, tiny_checkpoint, write_audio_only, write_mpeg4_avi
+from tests.conftest import (
+    TRAIN_SIZE,
+    store_settings,
+    tiny_checkpoint,
+    write_audio_only,
+    write_mpeg4_avi,
+)
 
 #: a file name a shell, an HTML page and a CSV would each trip over, with a non-ASCII letter
 ODD = "odd ü <b>&\"';$(x)"
@@ -340,7 +346,9 @@ for kind, needle in CKPT_FAULTS.items():
         ),
         Case(
             f"train-resume-ckpt-{kind}",
-            _raw("train", "{w}/store40", "--out", f"{{w}}/runs/{kind}", "--resume", "--no-progress"),
+            _raw(
+                "train", "{w}/store40", "--out", f"{{w}}/runs/{kind}", "--resume", "--no-progress"
+            ),
             ("step_00000002.pt", needle.replace("truncated or damaged", "damaged")),
         ),
     ]
@@ -423,9 +431,7 @@ CASES += [
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_fault(
-    case: Case, world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_fault(case: Case, world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
     argv = case.argv(world, out)
     try:
@@ -438,7 +444,9 @@ def test_fault(
     assert "Traceback" not in text
     for needle in case.needles:
         assert needle.format(w=world) in text, f"{needle!r} not in {text!r}"
-    errors = [line for line in stderr.splitlines() if line.startswith("ERROR") or ": error:" in line]
+    errors = [
+        line for line in stderr.splitlines() if line.startswith("ERROR") or ": error:" in line
+    ]
     assert len(errors) == 1, stderr  # one line says what is wrong
     assert _stat_tree(world) == _BEFORE["stat"], "a file outside the output folder changed"
 

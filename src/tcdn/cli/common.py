@@ -172,7 +172,9 @@ def check_layer(layer: str | None, checkpoint: dict[str, Any] | None, size: int)
 
 def interrupted_nothing_written(args: argparse.Namespace) -> str:
     """The Ctrl-C message of a command that writes its output only at the end."""
-    return f"nothing was written to {args.out} (it is written at the end): run the same command again"
+    return (
+        f"nothing was written to {args.out} (it is written at the end): run the same command again"
+    )
 
 
 def frame_size(size: int | None, checkpoint: dict[str, Any] | None) -> int:

@@ -178,7 +178,9 @@ def find_videos(root: str | Path, labels_csv: str | Path | None = None) -> list[
             raise TcdnError(f"label file {csv_path} does not exist (option --labels)")
         return _with_unlisted_warning(_read_labels_csv(csv_path, root), root, csv_path)
     if (root / LABELS_CSV).is_file():
-        return _with_unlisted_warning(_read_labels_csv(root / LABELS_CSV, root), root, root / LABELS_CSV)
+        return _with_unlisted_warning(
+            _read_labels_csv(root / LABELS_CSV, root), root, root / LABELS_CSV
+        )
     entries = _walk(root)
     entries.sort(key=lambda e: e.name)
     if not entries:

@@ -54,7 +54,9 @@ class SyntheticConfig:
         if self.n_classes < 2:
             raise TcdnError(f"n_classes (--classes) must be >= 2, got {self.n_classes}")
         if self.videos_per_class < 1:
-            raise TcdnError(f"videos_per_class (--videos-per-class) must be >= 1, got {self.videos_per_class}")
+            raise TcdnError(
+                f"videos_per_class (--videos-per-class) must be >= 1, got {self.videos_per_class}"
+            )
         if not 3 <= self.min_frames <= self.max_frames:
             raise TcdnError(
                 f"need 3 <= min_frames <= max_frames (--min-frames, --max-frames), got {self.min_frames}, {self.max_frames}"
@@ -224,7 +226,9 @@ def generate(
         return labels_path
     # only into a new or empty folder, or one this function wrote: its files are overwritten
     check_output_folder(
-        out, SYNTHETIC_KIND, recognise=lambda p: (p / ".tcdn-synthetic").is_file(),
+        out,
+        SYNTHETIC_KIND,
+        recognise=lambda p: (p / ".tcdn-synthetic").is_file(),
         what="synthetic collection",
     )
     claim_folder(out, SYNTHETIC_KIND)

@@ -42,7 +42,9 @@ CHECKPOINT_FORMAT = "tcdn-checkpoint-2"
 #: the kind of folder a training run is, in its marker file (:func:`tcdn.outputs.claim_folder`)
 RUN_KIND = "training-run"
 #: the other names a run writes (besides checkpoints and their temporary files)
-RUN_FILES = frozenset({"config.yaml", "log.jsonl", "tensorboard", ".tcdn.lock", ".config.yaml.partial"})
+RUN_FILES = frozenset(
+    {"config.yaml", "log.jsonl", "tensorboard", ".tcdn.lock", ".config.yaml.partial"}
+)
 
 #: the only globals a checkpoint of an earlier tcdn (format 1) needs: a float NumPy array
 _NUMPY_GLOBALS = {
@@ -62,7 +64,8 @@ class _Recording:
     ``RuntimeError`` without its cause."""
 
     def __init__(self, fh: Any) -> None:
-        self.fh, self.error = fh, None
+        self.fh = fh
+        self.error: OSError | None = None
 
     def write(self, data: Any) -> int:
         try:
@@ -186,7 +189,8 @@ def _torch_load(path: Path, allow: list[Any] | None = None) -> Any:
 
 def _numpy_allowlist() -> list[Any]:
     """NumPy's array reconstruction under both of its module names (NumPy 1 and 2)."""
-    reconstruct = np._core.multiarray._reconstruct if hasattr(np, "_core") else np.core.multiarray._reconstruct  # type: ignore[attr-defined]
+    core = getattr(np, "_core", None) or np.core
+    reconstruct = core.multiarray._reconstruct
     # numeric dtypes only: an object array (whose items could be anything) is never built
     numeric = [
         getattr(np.dtypes, name)
@@ -218,7 +222,7 @@ def _load_file(path: Path) -> dict[str, Any]:
     except pickle.UnpicklingError as exc:
         try:
             unsafe = set(torch.serialization.get_unsafe_globals_in_checkpoint(path))
-        except Exception:  # noqa: BLE001  # torch raises many types for a bad file
+        except Exception:  # torch raises many types for a bad file
             unsafe = set()
         if not unsafe:
             raise DamagedCheckpoint(f"cannot read checkpoint {path}: {_first_line(exc)}") from None
@@ -235,9 +239,9 @@ def _load_file(path: Path) -> dict[str, Any]:
                 f"refused checkpoint {path}: it holds NumPy objects other than plain arrays, which "
                 "tcdn never loads (nothing in it ran); train again to re-create it"
             ) from None
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise DamagedCheckpoint(f"cannot read checkpoint {path}: {_first_line(exc)}") from None
-    except Exception as exc:  # noqa: BLE001  # torch raises many types for a bad file
+    except Exception as exc:  # torch raises many types for a bad file
         raise DamagedCheckpoint(
             f"cannot read checkpoint {path}: {_first_line(exc)} (truncated or damaged)"
         ) from None
@@ -270,9 +274,7 @@ def _checked(ckpt: Any, path: Path) -> dict[str, Any]:
     except (TypeError, ValueError):
         mean = np.zeros(0, np.float32)
     if mean.shape != (3,) or not np.isfinite(mean).all():
-        raise TcdnError(
-            f"{path} is not a usable tcdn checkpoint: its input mean is not 3 numbers"
-        )
+        raise TcdnError(f"{path} is not a usable tcdn checkpoint: its input mean is not 3 numbers")
     ckpt["mean"] = mean
     ckpt["path"] = str(path)
     return ckpt

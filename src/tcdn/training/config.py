@@ -210,9 +210,7 @@ class TrainConfig:
             "for conv -> ReLU -> max-pool in the default NCHW layout, so the convolutions would "
             "never train)",
         )
-        need(
-            self.precision in PRECISIONS, "precision", f"choose one of {', '.join(PRECISIONS)}"
-        )
+        need(self.precision in PRECISIONS, "precision", f"choose one of {', '.join(PRECISIONS)}")
         need(0 <= self.seed < 2**63, "seed", "must be a whole number >= 0")
         need(self.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
         need(self.keep_last >= 1, "keep_last", "must be >= 1")

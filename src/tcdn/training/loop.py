@@ -407,7 +407,7 @@ class Trainer:
         (weights, optimiser, schedule, sampler, augmentation and RNGs) is left as it was."""
         import copy
 
-        saved = {
+        saved: dict[str, Any] = {
             "model": copy.deepcopy(self.model.state_dict()),
             "optimizer": copy.deepcopy(self.optimizer.state_dict()),
             "scheduler": copy.deepcopy(self.scheduler.state_dict()),
@@ -647,12 +647,12 @@ class _StopFlag:
     def installed(self, enabled: bool) -> Iterator[_StopFlag]:
         if enabled and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handler)
+                self._previous[int(sig)] = signal.signal(sig, self._handler)
         try:
             yield self
         finally:
-            for sig, old in self._previous.items():
-                signal.signal(sig, old)
+            for signum, old in self._previous.items():
+                signal.signal(signum, old)
             self._previous.clear()
 
 
@@ -672,6 +672,7 @@ def _run(trainer: Trainer, run: Path, progress: bool) -> Path:
         return trainer.last_checkpoint or trainer.save(run)
     if ddp.main:
         _banner(trainer, run, progress)
+        log.debug("config: %s", json.dumps(cfg.to_dict()))
 
     trainer.model.train()
     writer = (
@@ -729,9 +730,10 @@ def _run(trainer: Trainer, run: Path, progress: bool) -> Path:
                 if flag.stop:
                     break
             if flag.stop and trainer.step_count < cfg.steps:
-                if trainer.last_checkpoint is None or checkpoint_step(
-                    trainer.last_checkpoint
-                ) != trainer.step_count:
+                if (
+                    trainer.last_checkpoint is None
+                    or checkpoint_step(trainer.last_checkpoint) != trainer.step_count
+                ):
                     trainer.save(run)
                 log.warning(
                     "interrupted at step %d of %d: wrote %s",

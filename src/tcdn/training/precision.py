@@ -58,9 +58,7 @@ def native_bf16(device: torch.device, cpuinfo: str | Path = "/proc/cpuinfo") -> 
 
 def losses_agree(fp32: Sequence[float], bf16: Sequence[float]) -> tuple[bool, float]:
     """Whether two loss curves agree to bfloat16's rounding; and their largest relative gap."""
-    gap = max(
-        (abs(a - b) / max(abs(a), 0.1) for a, b in zip(fp32, bf16, strict=True)), default=0.0
-    )
+    gap = max((abs(a - b) / max(abs(a), 0.1) for a, b in zip(fp32, bf16, strict=True)), default=0.0)
     finite = all(torch.isfinite(torch.tensor([*fp32, *bf16])).tolist())
     return finite and gap <= BF16_LOSS_TOLERANCE, gap
 

@@ -156,6 +156,7 @@ def test_non_finite_loss_names_the_step(
     assert "nan" in str(info.value)
     assert "step_00000002.pt" in str(info.value)  # the last good checkpoint
     assert "--lr" in str(info.value)
+    assert "clipping at norm 5 is already on" in str(info.value)  # not advice to turn it on
     assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000002.pt"]
 
 

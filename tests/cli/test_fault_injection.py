@@ -259,7 +259,8 @@ def test_train_killed_while_saving_then_resumed_is_exact(
     if point == "save-1" or (code == 2 and not list(run.glob("step_*.pt"))):
         # killed before any checkpoint was complete: a clear refusal, then a fresh start works
         assert code == 2 and "without --resume" in said and "Traceback" not in said, said
-        code, said = _in_process(capsys, *args)
+        code, fresh = _in_process(capsys, *args)
+        assert code == 0, fresh
     assert code == 0, said
     assert "took over the lock" in said  # killed holding the lock: the next run says so
     assert not list(run.glob(".step_*.pt.partial"))

@@ -18,7 +18,7 @@ ROOMS = (
     ("tcdn.training",),
     ("tcdn.features",),
     ("tcdn.discovery",),
-    ("tcdn.demo",),
+    ("tcdn.sweep", "tcdn.demo"),
     ("tcdn.cli", "tcdn.__main__"),
 )
 

@@ -184,6 +184,23 @@ def _check_reduction(reduction: str) -> str:
     return reduction
 
 
+def _hinge_margins(
+    kind: str, emb: tuple[Tensor, ...], margin: float, squared: bool, normalize: bool
+) -> Tensor:
+    """The argument of each sample's hinge ``max(0, .)``: ``(B,)``; for the pair losses every
+    pair's ``margin - d`` (only the negatives' count)."""
+    if normalize:
+        emb = tuple(F.normalize(e, dim=-1) for e in emb)
+    if kind == "quadruplet":
+        q, _, f, o = emb
+        return euclidean_distance(q, f, squared) - euclidean_distance(q, o, squared) + margin
+    if kind == "ranking":
+        q, p, o = emb
+        return F.cosine_similarity(q, o, dim=-1) - F.cosine_similarity(q, p, dim=-1) + margin
+    a, b = emb
+    return margin - euclidean_distance(a, b, squared)
+
+
 class SiameseLoss(nn.Module):
     """Ls as a module; see :func:`siamese_loss`. ``forward(a, b, same_video)``."""
 
@@ -211,6 +228,11 @@ class SiameseLoss(nn.Module):
             normalize=self.normalize,
             reduction=self.reduction,
         )
+
+    def active(self, a: Tensor, b: Tensor, same_video: Tensor) -> Tensor:
+        """Which hinge terms are active (``margin - d > 0``): a bool for each negative pair."""
+        hinge = _hinge_margins("pair", (a, b), self.margin, self.squared, self.normalize)
+        return hinge[~same_video.to(dtype=torch.bool)] > 0
 
 
 class QuadrupletLoss(nn.Module):
@@ -242,6 +264,13 @@ class QuadrupletLoss(nn.Module):
             reduction=self.reduction,
         )
 
+    def active(self, q: Tensor, p: Tensor, f: Tensor, o: Tensor) -> Tensor:
+        """Which hinge terms are active (``d(q, f) - d(q, o) + margin > 0``): ``(B,)`` bool."""
+        return (
+            _hinge_margins("quadruplet", (q, p, f, o), self.margin, self.squared, self.normalize)
+            > 0
+        )
+
 
 class ContrastiveLoss(nn.Module):
     """SFA contrastive loss as a module; see :func:`contrastive_loss`."""
@@ -260,6 +289,11 @@ class ContrastiveLoss(nn.Module):
             a, b, same, self.margin, normalize=self.normalize, reduction=self.reduction
         )
 
+    def active(self, a: Tensor, b: Tensor, same: Tensor) -> Tensor:
+        """Which hinge terms are active (``margin - d > 0``): a bool for each negative pair."""
+        hinge = _hinge_margins("pair", (a, b), self.margin, False, self.normalize)
+        return hinge[~same.to(dtype=torch.bool)] > 0
+
 
 class RankingLoss(nn.Module):
     """Ld as a module; see :func:`ranking_loss`."""
@@ -272,3 +306,7 @@ class RankingLoss(nn.Module):
     def forward(self, q: Tensor, p: Tensor, o: Tensor) -> Tensor:
         """``q, p, o``: ``(B, D)`` embeddings of query, positive and other-video frames."""
         return ranking_loss(q, p, o, self.margin, reduction=self.reduction)
+
+    def active(self, q: Tensor, p: Tensor, o: Tensor) -> Tensor:
+        """Which hinge terms are active (``D(q, p) - D(q, o) + margin > 0``): ``(B,)`` bool."""
+        return _hinge_margins("ranking", (q, p, o), self.margin, False, False) > 0

@@ -196,9 +196,9 @@ def _save_kill(n: int) -> str:
 SLOW_STEPS = """
     import tcdn.training.loop as loop
     real = loop.Trainer.step
-    def step(self):
+    def step(self, **kwargs):
         time.sleep(0.1)
-        return real(self)
+        return real(self, **kwargs)
     loop.Trainer.step = step
 """
 

@@ -175,8 +175,8 @@ def test_ctrl_c_in_train_writes_a_checkpoint_and_resume_is_exact(
 
     real_step = loop_mod.Trainer.step
 
-    def step(self):  # type: ignore[no-untyped-def]
-        result = real_step(self)
+    def step(self, **kwargs):  # type: ignore[no-untyped-def]
+        result = real_step(self, **kwargs)
         if self.step_count == 3:
             signal.raise_signal(signal.SIGINT)  # Ctrl-C in the middle of the run
         return result

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from sklearn.metrics import normalized_mutual_info_score
 
 from tcdn.discovery.evaluate import random_assignment_scores, score_clusterings
 from tcdn.errors import TcdnError
@@ -87,3 +88,20 @@ def test_score_clusterings_reports_the_k_estimates_and_the_affinity():
     off = score_clusterings(lambda r: x, y, k=4, methods=("kmeans",), repeats=1, estimate_k=False)
     assert off["kmeans"].to_dict()["k_eigengap"] is None
     assert off["kmeans"].to_dict()["k_silhouette"] is None
+
+
+def test_groups_add_the_nmi_with_each_attribute():
+    x, y = blobs(n_per=10)
+    who = np.tile(["ann", "bob"], len(y) // 2)  # an attribute unrelated to the clusters
+    scores = score_clusterings(
+        lambda r: x, y, k=3, methods=("kmeans",), repeats=2, groups={"who": who, "what": y}
+    )
+    d = scores["kmeans"].to_dict()
+    first = scores["kmeans"].first_assignment
+    assert d["nmi_what_mean"] == pytest.approx(d["nmi_mean"])  # the class itself
+    assert scores["kmeans"].others["nmi_who"][0] == pytest.approx(
+        normalized_mutual_info_score(who, first)
+    )
+    assert d["nmi_who_mean"] < 0.05 < d["nmi_what_mean"]
+    rand = random_assignment_scores(y, k=3, repeats=2, groups={"who": who})["kmeans"].to_dict()
+    assert "nmi_who_mean" in rand

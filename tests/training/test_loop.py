@@ -39,6 +39,13 @@ def test_log_has_every_step(six_step_run: Path) -> None:
     assert [r["step"] for r in records] == [1, 2, 3, 4, 5, 6]
     assert all(math.isfinite(r["loss"]) and r["loss"] >= 0 for r in records)
     assert all(r["lr"] == pytest.approx(0.01) for r in records)
+    for r in records:  # every diagnostic, on every logged step
+        for key in ("embedding_spread", "relative_spread", "alignment", "uniformity"):
+            assert math.isfinite(r[key]), key
+        assert 0 <= r["hinge_active"] <= 1
+        stages = [k for k in r if k.startswith("grad_norm/")]
+        assert "grad_norm/conv1" in stages and "grad_norm/fc7" in stages
+        assert r["grad_norm"] == pytest.approx(math.sqrt(sum(r[k] ** 2 for k in stages)))
 
 
 def test_checkpoint_contents(six_step_run: Path, train_frames: FrameSet) -> None:

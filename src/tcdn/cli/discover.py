@@ -113,6 +113,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--seed", type=seed_int, default=0, help="seed of clustering and random-init networks"
     )
+    p.add_argument(
+        "--group",
+        dest="groups",
+        action="append",
+        default=[],
+        metavar="NAME=REGEX",
+        help="also score the clusters against an attribute of the videos, read from their names: "
+        "the regex's first (group), e.g. --group 'performer=_(\\d+)\\.mp4$'; adds nmi_NAME "
+        "(do the clusters follow who is in a video rather than what happens?); repeatable",
+    )
     add_common_args(p)
     p.set_defaults(run=run, interrupted=interrupted_nothing_written)
 
@@ -160,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
         frame_stride=args.frame_stride,
         max_per_video=args.max_per_video,
         level=args.level,
+        groups=_parse_groups(args.groups),
     )
     with runlock.hold(args.out):
         feats = _given_features(args)
@@ -185,6 +196,16 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.write(format_table(results) + "\n")
     log.info("wrote %s and %s", args.out / "results.json", args.out / "clusters.csv")
     return 0
+
+
+def _parse_groups(items: list[str]) -> dict[str, str]:
+    groups = {}
+    for item in items:
+        name, sep, pattern = item.partition("=")
+        if not sep or not name.strip() or not pattern:
+            raise TcdnError(f"--group {item!r}: write NAME=REGEX, e.g. 'performer=_(\\d+)\\.mp4$'")
+        groups[name.strip()] = pattern
+    return groups
 
 
 def _given_features(args: argparse.Namespace) -> FeatureSet | None:

@@ -5,8 +5,9 @@ This module imports no torch and no scikit-learn, so the command line reads its 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tcdn.errors import TcdnError
 from tcdn.features.featureset import FRAME_SOURCES, GIVEN
@@ -24,7 +25,7 @@ GIVEN_SOURCES = (GIVEN, RANDOM_ASSIGNMENT)
 
 @dataclass(frozen=True)
 class DiscoverConfig:
-    """Everything that decides a discovery's scores, checked when it is made.
+    r"""Everything that decides a discovery's scores, checked when it is made.
 
     Attributes
     ----------
@@ -45,6 +46,11 @@ class DiscoverConfig:
         Cluster every S-th frame (or feature row) of each video, at most M per video.
     level
         ``"frame"`` or ``"video"`` (each video's rows averaged into one).
+    groups
+        Attributes of the videos to score the clusters against besides the class, each a
+        regular expression whose first group, searched in a video's name, is the video's value:
+        ``{"performer": r"_(\d+)\.mp4$"}`` adds ``nmi_performer`` (do the clusters follow who
+        is in the video rather than what happens?).
     """
 
     sources: tuple[str, ...] | None = None
@@ -56,6 +62,7 @@ class DiscoverConfig:
     frame_stride: int = 1
     max_per_video: int | None = None
     level: str = "frame"
+    groups: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.sources is not None:
@@ -79,6 +86,37 @@ class DiscoverConfig:
             raise TcdnError(f"--frame-stride must be >= 1, got {self.frame_stride}")
         if self.max_per_video is not None and self.max_per_video < 1:
             raise TcdnError(f"--max-per-video must be >= 1, got {self.max_per_video}")
+        for name, pattern in self.groups.items():
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                raise TcdnError(f"--group {name}=...: the name must be a word (letters, digits, _)")
+            try:
+                compiled = re.compile(pattern)
+            except re.error as exc:
+                raise TcdnError(
+                    f"--group {name}={pattern!r} is not a regular expression: {exc}"
+                ) from None
+            if compiled.groups < 1:
+                raise TcdnError(
+                    f"--group {name}={pattern!r} needs a (group) that captures the value, "
+                    r"e.g. '_(\d+)\.mp4$'"
+                )
+
+    def group_values(self, videos: Sequence[str]) -> dict[str, list[str]]:
+        """Each group's value for each of ``videos`` (names); :class:`TcdnError` names a video
+        that a group's pattern does not match."""
+        out: dict[str, list[str]] = {}
+        for name, pattern in self.groups.items():
+            compiled, values = re.compile(pattern), []
+            for video in videos:
+                m = compiled.search(video)
+                if m is None:
+                    raise TcdnError(
+                        f"--group {name}={pattern!r} does not match the video {video!r}: "
+                        "fix the pattern so that it matches every video's name"
+                    )
+                values.append(m.group(1))
+            out[name] = values
+        return out
 
     def n_clusters(self, n_classes: int) -> int:
         """The number of clusters: ``k``, or by default the number of classes."""

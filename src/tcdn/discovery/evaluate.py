@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from sklearn.metrics import normalized_mutual_info_score
 
 from tcdn.discovery.cluster import (
     estimate_k_eigengap,
@@ -72,9 +73,12 @@ def score_clusterings(
     repeats: int = 10,
     random_state: int = 0,
     estimate_k: bool = True,
+    groups: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Score]:
     """Cluster ``repeats`` times per method into ``k`` clusters and score each run with
     :func:`~tcdn.discovery.metrics.cluster_scores`; repeat ``r`` is seeded by ``random_state + r``.
+    ``groups`` (name -> ``(N,)`` values, e.g. the performer of each row) adds the NMI of the
+    clusters with each: ``nmi_<name>``.
 
     ``features_for_repeat(r)`` gives the features of repeat ``r``: the same array every time for
     a fixed feature source (its spectral embedding is then computed once), a new one for e.g. a
@@ -108,7 +112,7 @@ def score_clusterings(
                     embedding, last_feats = spectral_embedding(feats, k), feats
                 # Best of 10 K-means runs on the K-dim embedding (cheap), as NJW/scikit-learn do.
                 pred = kmeans(embedding, k, random_state=random_state + r, n_init=10)
-            for name, value in cluster_scores(labels, pred).items():
+            for name, value in _all_scores(labels, pred, groups).items():
                 values[m].setdefault(name, []).append(value)
             if r == 0:
                 first[m] = pred
@@ -117,6 +121,16 @@ def score_clusterings(
         m: _score(values[m], labels, k, first[m], k_est, affinity if m == "spectral" else None)
         for m in methods
     }
+
+
+def _all_scores(
+    labels: np.ndarray, pred: np.ndarray, groups: dict[str, np.ndarray] | None
+) -> dict[str, float]:
+    """:func:`cluster_scores` against the classes, and the NMI against each group."""
+    scores = cluster_scores(labels, pred)
+    for name, values in (groups or {}).items():
+        scores[f"nmi_{name}"] = float(normalized_mutual_info_score(values, pred))
+    return scores
 
 
 def _score(
@@ -149,12 +163,13 @@ def random_assignment_scores(
     methods: Sequence[str] = METHODS,
     repeats: int = 10,
     random_state: int = 0,
+    groups: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Score]:
     """The random-assignment baseline, computed: each row gets a uniformly random one of ``k``
     clusters; repeat ``r`` draws from ``numpy.random.default_rng([random_state, r])``."""
     per_name: dict[str, list[float]] = {}
     for r in range(repeats):
         pred = np.random.default_rng([random_state, r]).integers(0, k, len(labels))
-        for name, value in cluster_scores(labels, pred).items():
+        for name, value in _all_scores(labels, pred, groups).items():
             per_name.setdefault(name, []).append(value)
     return {m: _score(per_name, labels, k) for m in methods}

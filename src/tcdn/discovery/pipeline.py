@@ -112,6 +112,10 @@ def _score_sources(
         "methods": config.methods,
         "repeats": config.repeats,
         "random_state": config.seed,
+        "groups": {
+            name: np.asarray(values)
+            for name, values in config.group_values(clustered.video.tolist()).items()
+        },
     }
     scores: dict[str, dict[str, Score]] = {}
     timings: dict[str, float] = {}

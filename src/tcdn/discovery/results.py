@@ -40,6 +40,7 @@ def build_results(
         "tcdn_version": __version__,
         "metric": "conditional entropy H(class | cluster), bits, lower is better",
         "level": config.level,
+        "groups": dict(config.groups),
         "layer": layer,
         "repeats": config.repeats,
         "seed": config.seed,
@@ -86,6 +87,14 @@ def format_table(results: dict[str, Any]) -> str:
             for m in methods
         )
         lines.append(f"{source:<20}{cells}")
+    for group in results.get("groups") or {}:
+        pairs = ", ".join(
+            f"{source}/{m} {score['nmi_mean']:.3f} vs {score[f'nmi_{group}_mean']:.3f}"
+            for source, per in res.items()
+            for m, score in per.items()
+            if f"nmi_{group}_mean" in score and source != "random_assignment"
+        )
+        lines.append(f"NMI with the class vs with the {group}: {pairs}")
     for key, rule in (("k_eigengap", "largest eigengap"), ("k_silhouette", "best silhouette")):
         chosen = {
             source: next(iter(per.values())).get(key)

@@ -72,13 +72,18 @@ from tcdn.training.checkpoint import (
     remove_partials,
 )
 from tcdn.training.config import LOSS_DEFAULTS, RESUMABLE_CHANGES, TrainConfig
+from tcdn.training.diagnostics import (
+    COLLAPSE_SPREAD,
+    DIRECTION_COLLAPSE,
+    embedding_diagnostics,
+    grad_norms,
+    hinge_active_share,
+)
 from tcdn.training.distributed import Dist, barrier, distributed, env_int, gather, mean_over_ranks
 from tcdn.training.precision import CHECK_STEPS, choose_precision
 
 log = logging.getLogger(__name__)
 
-#: mean per-dimension std of a batch's embeddings below which they have collapsed
-COLLAPSE_SPREAD = 1e-6
 #: steps after the first whose time gives the run's estimate (the first one warms up)
 ETA_STEPS = 3
 
@@ -132,10 +137,13 @@ def lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
 
 @dataclass
 class StepResult:
-    """What one step saw: the global batch's loss and this rank's ``(k, B, D)`` embeddings."""
+    """What one step saw: the global batch's loss, this rank's ``(k, B, D)`` embeddings and pair
+    labels, and (when asked for) the diagnostics of :mod:`tcdn.training.diagnostics`."""
 
     loss: float
     embeddings: torch.Tensor
+    labels: torch.Tensor | None = None
+    diagnostics: dict[str, float] | None = None
 
 
 class Trainer:
@@ -235,17 +243,21 @@ class Trainer:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
-    def optimize(self, x: torch.Tensor, labels: np.ndarray | None = None) -> StepResult:
+    def optimize(
+        self, x: torch.Tensor, labels: np.ndarray | None = None, *, diagnose: bool = False
+    ) -> StepResult:
         """Forward ``x`` (``k`` slices of ``B`` frames), the loss (with pair ``labels`` for Ls and
-        SFA), backward, clip and one optimiser and schedule step."""
+        SFA), backward, clip and one optimiser and schedule step; with ``diagnose``, also the
+        diagnostics of :mod:`tcdn.training.diagnostics` (the gradient norms before clipping)."""
         cfg = self.cfg
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
             out = self.net(x)
         emb = out.float().view(cfg.tuple_size, len(x) // cfg.tuple_size, -1)
-        if labels is None:
+        y = None if labels is None else torch.from_numpy(labels).to(self.device)
+        if y is None:
             loss = self.criterion(*emb)
         else:
-            loss = self.criterion(emb[0], emb[1], torch.from_numpy(labels).to(self.device))
+            loss = self.criterion(emb[0], emb[1], y)
         seen = mean_over_ranks(loss.detach().clone(), self.ddp)  # the global batch's loss
         if not torch.isfinite(seen):
             where = (
@@ -263,17 +275,25 @@ class Trainer:
             )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        found = None
+        if diagnose:
+            emb = emb.detach()
+            found = {
+                **embedding_diagnostics(emb, y),
+                "hinge_active": hinge_active_share(self.criterion, emb, y),
+                **grad_norms(self.model),
+            }
         if cfg.grad_clip:
             nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
         self.step_count += 1
-        return StepResult(seen.item(), emb.detach())
+        return StepResult(seen.item(), emb.detach(), y, found)
 
-    def step(self) -> StepResult:
+    def step(self, *, diagnose: bool = False) -> StepResult:
         """Draw a batch of tuples, gather and convert its frames, and :meth:`optimize` on it."""
         drawn = self.draw()
-        return self.optimize(self.inputs(drawn.indices), drawn.labels)
+        return self.optimize(self.inputs(drawn.indices), drawn.labels, diagnose=diagnose)
 
     # -- checkpoints -------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any] | None:
@@ -695,15 +715,16 @@ def _run(trainer: Trainer, run: Path, progress: bool) -> Path:
     try:
         with flag.installed(ddp.world == 1):
             while trainer.step_count < cfg.steps:
-                result = trainer.step()
-                step = trainer.step_count
+                step = trainer.step_count + 1
+                logs = ddp.main and (step % cfg.log_every == 0 or step == cfg.steps)
+                result = trainer.step(diagnose=logs)
                 bar.update(1)
                 monitor.count()
                 if step == first + 1:
                     t_first = time.perf_counter()
                 elif ddp.main and t_first is not None and step == first + 1 + ETA_STEPS:
                     _estimate(trainer, (time.perf_counter() - t_first) / ETA_STEPS)
-                if ddp.main and (step % cfg.log_every == 0 or step == cfg.steps):
+                if logs:
                     rec = monitor.record(step, result, float(trainer.scheduler.get_last_lr()[0]))
                     bar.set_postfix(
                         loss=f"{rec['loss']:.4f}", tuples_s=f"{rec['tuples_per_s']:.0f}"
@@ -713,18 +734,21 @@ def _run(trainer: Trainer, run: Path, progress: bool) -> Path:
                     if not progress:
                         left = (cfg.steps - step) * trainer.batch / max(rec["tuples_per_s"], 1e-9)
                         log.info(
-                            "step %d/%d: loss %.4f, lr %.3g, embedding spread %.2g, %.0f tuples/s, %s left",
+                            "step %d/%d: loss %.4f, lr %.3g, embedding spread %.2g (relative "
+                            "%.3f), %.0f tuples/s, %s left",
                             step,
                             cfg.steps,
                             rec["loss"],
                             rec["lr"],
                             rec["embedding_spread"],
+                            rec.get("relative_spread", float("nan")),
                             rec["tuples_per_s"],
                             _duration(left),
                         )
                     if writer is not None:
-                        for name in ("loss", "lr", "embedding_spread", "tuples_per_s"):
-                            writer.add_scalar(f"train/{name}", rec[name], step)
+                        for name, value in rec.items():
+                            if name != "step":
+                                writer.add_scalar(f"train/{name}", value, step)
                 if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                     trainer.save(run)
                 if flag.stop:
@@ -790,13 +814,13 @@ def _write_log(fh: Any, run: Path, rec: dict[str, Any]) -> None:
 
 
 class _Monitor:
-    """The log record of a step: loss, learning rate, embedding spread and throughput since the
-    last record; warns once when the embeddings have collapsed to one point."""
+    """The log record of a step: loss, learning rate, the step's diagnostics and the throughput
+    since the last record; warns once when the embeddings have collapsed."""
 
     def __init__(self, batch: int) -> None:
         self.batch = batch
         self.t0, self.tuples = time.perf_counter(), 0
-        self.warned_collapse = False
+        self.warned: set[str] = set()
 
     def count(self) -> None:
         self.tuples += self.batch
@@ -804,23 +828,30 @@ class _Monitor:
     def record(self, step: int, result: StepResult, lr: float) -> dict[str, Any]:
         elapsed = time.perf_counter() - self.t0
         rate = self.tuples / elapsed if elapsed > 0 else float("nan")
-        # Spread of the embeddings over the batch: 0 means the network maps every frame to one
-        # point, the trivial minimum of Lq (loss = margin) and of Ls positives.
-        spread = result.embeddings.flatten(0, 1).std(dim=0).mean().item()
-        if spread < COLLAPSE_SPREAD and not self.warned_collapse:
+        found = result.diagnostics or embedding_diagnostics(result.embeddings, result.labels)
+        self._warn(step, result.loss, found)
+        self.t0, self.tuples = time.perf_counter(), 0
+        return {"step": step, "loss": result.loss, "lr": lr, **found, "tuples_per_s": rate}
+
+    def _warn(self, step: int, loss: float, found: dict[str, float]) -> None:
+        # Spread 0 means the network maps every frame to one point, the trivial minimum of Lq
+        # (loss = margin) and of Ls positives; a relative spread near 0 means every frame points
+        # nearly the same way, which is all an L2-normalised loss sees.
+        if found["embedding_spread"] < COLLAPSE_SPREAD and "point" not in self.warned:
             log.warning(
                 "step %d: the embeddings have collapsed to one point (spread %.2g, loss %.4f): the "
                 "network has stopped learning; lower the learning rate or try normalize: true",
                 step,
-                spread,
-                result.loss,
+                found["embedding_spread"],
+                loss,
             )
-            self.warned_collapse = True
-        self.t0, self.tuples = time.perf_counter(), 0
-        return {
-            "step": step,
-            "loss": result.loss,
-            "lr": lr,
-            "embedding_spread": spread,
-            "tuples_per_s": rate,
-        }
+            self.warned.add("point")
+        elif found["relative_spread"] < DIRECTION_COLLAPSE and "direction" not in self.warned:
+            log.warning(
+                "step %d: the embeddings point nearly one way (relative spread %.3f, about 1 for "
+                "unit vectors spread over every dimension): the loss sees little but noise and the "
+                "features may learn little; a BatchNorm backbone starts spread out",
+                step,
+                found["relative_spread"],
+            )
+            self.warned.add("direction")

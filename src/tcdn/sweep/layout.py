@@ -1,0 +1,60 @@
+"""Where a sweep keeps what it made (see :mod:`tcdn.sweep.run` for the folder's layout)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tcdn.sweep.spec import SweepSpec, recipe_key
+
+SPEC_FILE = "spec.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One training run of a sweep and its discoveries."""
+
+    recipe: str
+    dataset: str
+    seed: int
+
+    def folder(self, out: Path) -> Path:
+        return out / "cells" / self.recipe / self.dataset / f"seed{self.seed}"
+
+
+def baseline_path(out: Path, dataset: str, level: str, key: str) -> Path:
+    return out / "baselines" / dataset / f"{level}-{key}.json"
+
+
+def is_done(path: Path, key: str) -> bool:
+    if not path.is_file():
+        return False
+    try:
+        return json.loads(path.read_text())["sweep"]["recipe_key"] == key
+    except (OSError, ValueError, KeyError):
+        return False  # a damaged result is computed again
+
+
+def write_json(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def iter_cell_results(
+    out: Path, spec: SweepSpec, level: str
+) -> Iterator[tuple[Cell, dict[str, Any]]]:
+    """The finished cells of ``spec`` in ``out`` at ``level``, with their results."""
+    for d in spec.datasets:
+        for r, cfg in spec.recipes.items():
+            key = recipe_key(cfg)
+            for s in range(spec.train_seeds):
+                cell = Cell(r, d, s)
+                path = cell.folder(out) / f"{level}.json"
+                if is_done(path, key):
+                    yield cell, json.loads(path.read_text())

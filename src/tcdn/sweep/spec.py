@@ -1,0 +1,223 @@
+"""What a recipe study runs: training recipes x data sets x training seeds, read from one YAML.
+
+A sweep spec (``tcdn sweep SPEC.yaml --out DIR``)::
+
+    base: ../configs/demo-lq-64px.yaml   # optional: a TrainConfig YAML every recipe starts from
+    train: {steps: 400}                  # optional: options every recipe shares
+    recipes:                             # name -> TrainConfig options over base + train
+      shipped: {}
+      paper: {normalize: false, squared: false}
+    datasets:                            # name -> where its videos are and how to score it
+      weizmann4:
+        videos: ../../shared/data/weizmann4/videos    # a folder or a frame store
+        groups: {performer: "_(\\d+)\\.mp4$"}          # score the clusters against it too
+      demo:
+        synthetic: {seed: 0}             # `tcdn generate` options; written under DIR/data/
+        frame_stride: 2
+    train_seeds: 3                       # independently trained networks per recipe and set
+    discover: {methods: [kmeans, spectral], repeats: 10, levels: [frame], baselines: true}
+
+Paths are relative to the spec file. This module imports no torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tcdn.data.synthetic import SyntheticConfig
+from tcdn.discovery.config import LEVELS, METHODS, DiscoverConfig
+from tcdn.errors import TcdnError
+from tcdn.training.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One data set of a sweep: a collection (``videos``, with optional ``labels``) or
+    synthetic videos (``synthetic``: :class:`~tcdn.data.synthetic.SyntheticConfig` options), and
+    how its discovery is scored."""
+
+    name: str
+    videos: Path | None = None
+    labels: Path | None = None
+    synthetic: dict[str, Any] | None = None
+    frame_stride: int = 1
+    max_per_video: int | None = None
+    k: int | None = None
+    groups: dict[str, str] = field(default_factory=dict)
+
+    def synthetic_config(self) -> SyntheticConfig:
+        assert self.synthetic is not None
+        try:
+            cfg = SyntheticConfig(**self.synthetic)
+        except TypeError as exc:
+            raise TcdnError(f"dataset {self.name}: synthetic options: {exc}") from None
+        cfg.validate()
+        return cfg
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A parsed, checked sweep spec (see the module's docstring for the YAML)."""
+
+    recipes: dict[str, TrainConfig]
+    datasets: dict[str, DatasetSpec]
+    train_seeds: int = 3
+    methods: tuple[str, ...] = METHODS
+    repeats: int = 10
+    levels: tuple[str, ...] = ("frame",)
+    baselines: bool = True
+    path: Path | None = None
+
+    def discover_config(
+        self, dataset: DatasetSpec, level: str, sources: tuple[str, ...]
+    ) -> DiscoverConfig:
+        """The discovery of one cell: the same for every recipe and training seed (seed 0)."""
+        return DiscoverConfig(
+            sources=sources,
+            methods=self.methods,
+            repeats=self.repeats,
+            seed=0,
+            k=dataset.k,
+            frame_stride=dataset.frame_stride,
+            max_per_video=dataset.max_per_video,
+            level=level,
+            groups=dataset.groups,
+        )
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, *, train_seeds: int | None = None) -> SweepSpec:
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise TcdnError(f"sweep spec {path} does not exist") from None
+        except (OSError, yaml.YAMLError) as exc:
+            raise TcdnError(f"cannot read sweep spec {path}: {exc}") from None
+        if not isinstance(data, dict):
+            raise TcdnError(f"sweep spec {path} must hold a mapping (recipes:, datasets:, ...)")
+        return cls.from_dict(data, root=path.parent, path=path, train_seeds=train_seeds)
+
+    @classmethod
+    def from_dict(
+        cls,
+        data: dict[str, Any],
+        *,
+        root: Path = Path("."),
+        path: Path | None = None,
+        train_seeds: int | None = None,
+    ) -> SweepSpec:
+        where = f"sweep spec {path}" if path else "sweep spec"
+        known = {"base", "train", "recipes", "datasets", "train_seeds", "discover"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise TcdnError(
+                f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        base: dict[str, Any] = {}
+        if data.get("base"):
+            base = TrainConfig.from_yaml(root / str(data["base"])).to_dict()
+        base.update(_mapping(data.get("train") or {}, f"{where}: train"))
+        recipes_in = _mapping(data.get("recipes"), f"{where}: recipes")
+        if not recipes_in:
+            raise TcdnError(f"{where}: recipes: give at least one recipe (name: {{options}})")
+        recipes = {}
+        for name, options in recipes_in.items():
+            _check_name(name, f"{where}: recipe")
+            merged = {**base, **_mapping(options or {}, f"{where}: recipe {name}")}
+            try:
+                recipes[name] = TrainConfig.from_dict(merged)
+            except TcdnError as exc:
+                raise TcdnError(f"{where}: recipe {name}: {exc}") from None
+        datasets_in = _mapping(data.get("datasets"), f"{where}: datasets")
+        if not datasets_in:
+            raise TcdnError(
+                f"{where}: datasets: give at least one data set (name: {{videos: DIR}})"
+            )
+        datasets = {n: _dataset(n, d, root, where) for n, d in datasets_in.items()}
+        discover = _mapping(data.get("discover") or {}, f"{where}: discover")
+        unknown = sorted(set(discover) - {"methods", "repeats", "levels", "baselines"})
+        if unknown:
+            raise TcdnError(f"{where}: discover: unknown key(s) {', '.join(unknown)}")
+        seeds = train_seeds if train_seeds is not None else data.get("train_seeds", 3)
+        if not isinstance(seeds, int) or seeds < 1:
+            raise TcdnError(f"{where}: train_seeds must be a whole number >= 1, got {seeds!r}")
+        levels = tuple(discover.get("levels", ("frame",)))
+        for level in levels:
+            if level not in LEVELS:
+                raise TcdnError(
+                    f"{where}: discover: levels: {level!r} is not one of {', '.join(LEVELS)}"
+                )
+        spec = cls(
+            recipes=recipes,
+            datasets=datasets,
+            train_seeds=seeds,
+            methods=tuple(discover.get("methods", METHODS)),
+            repeats=int(discover.get("repeats", 10)),
+            levels=levels,
+            baselines=bool(discover.get("baselines", True)),
+            path=path,
+        )
+        for dataset in datasets.values():  # every discovery option is checked now
+            for level in levels:
+                spec.discover_config(dataset, level, ("trained",))
+        return spec
+
+
+def recipe_key(cfg: TrainConfig) -> str:
+    """A short hash of a recipe's options: a sweep folder's results belong to one recipe."""
+    text = json.dumps(cfg.to_dict(), sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def architecture_key(cfg: TrainConfig) -> str:
+    """A short hash of what decides a randomly initialised network's features (the random-init
+    baseline is shared by every recipe with the same architecture)."""
+    resolved = cfg.resolved()
+    arch = {
+        "model": resolved.model,
+        "embed_dim": resolved.embed_dim,
+        "model_options": resolved.model_options,
+        "image_size": resolved.image_size,
+    }
+    return hashlib.sha1(json.dumps(arch, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise TcdnError(f"{where} must be a mapping, got {type(value).__name__}")
+    return value
+
+
+def _check_name(name: Any, where: str) -> None:
+    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_." for c in name):
+        raise TcdnError(f"{where} name {name!r}: use letters, digits, '-', '_' or '.'")
+
+
+def _dataset(name: str, data: Any, root: Path, where: str) -> DatasetSpec:
+    _check_name(name, f"{where}: dataset")
+    options = dict(_mapping(data, f"{where}: dataset {name}"))
+    allowed = {f.name for f in fields(DatasetSpec)} - {"name"}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise TcdnError(
+            f"{where}: dataset {name}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(allowed))}"
+        )
+    if (options.get("videos") is None) == (options.get("synthetic") is None):
+        raise TcdnError(f"{where}: dataset {name}: give either videos: DIR or synthetic: {{...}}")
+    for key in ("videos", "labels"):
+        if options.get(key) is not None:
+            options[key] = root / str(options[key])
+    spec = DatasetSpec(name=name, **options)
+    if spec.synthetic is not None:
+        spec.synthetic_config()
+    elif spec.videos is not None and not spec.videos.exists():
+        raise TcdnError(f"{where}: dataset {name}: {spec.videos} does not exist")
+    return spec

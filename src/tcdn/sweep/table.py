@@ -1,0 +1,260 @@
+"""A sweep's table: every recipe and baseline on every data set, level and clustering method.
+
+A trained row's numbers are over training seeds: ``ce_mean`` is the mean over the seeds of each
+seed's CE (itself the mean over the clustering repeats), ``ce_std`` their sample standard
+deviation (``ddof=1``; 0 with one seed), ``ce_values`` the seeds' CEs. A baseline row (random
+init, raw pixels, random assignment) is computed once per data set, as ``tcdn discover`` does:
+its ``ce_std`` is over the clustering repeats (fresh random networks for ``random_init``).
+
+Written as ``table.csv`` and ``table.json`` (one row per recipe or baseline x data set x level x
+method), ``summary.md`` (one table per level and method, with each recipe's mean rank over the
+data sets) and ``curves-<dataset>.png`` (the training diagnostics, mean over seeds).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tcdn.sweep.layout import baseline_path, iter_cell_results, write_json
+from tcdn.sweep.spec import SweepSpec, architecture_key
+
+BASELINES = ("random_init", "raw_pixels", "random_assignment")
+#: log.jsonl fields that are not training diagnostics
+_NOT_CURVES = {"step", "tuples_per_s"}
+
+
+def table_rows(spec: SweepSpec, out: Path) -> list[dict[str, Any]]:
+    """The table's rows (see the module docstring), for the cells finished so far."""
+    rows: list[dict[str, Any]] = []
+    for level in spec.levels:
+        per: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+        for cell, results in iter_cell_results(out, spec, level):
+            for method, score in results["results"]["trained"].items():
+                per.setdefault((cell.recipe, cell.dataset, method), []).append(score)
+        for (recipe, dataset, method), scores in per.items():
+            rows.append(_trained_row(recipe, dataset, level, method, scores))
+        for dataset in spec.datasets:
+            rows += _baseline_rows(spec, out, dataset, level)
+    return rows
+
+
+def _trained_row(
+    recipe: str, dataset: str, level: str, method: str, scores: list[dict[str, Any]]
+) -> dict[str, Any]:
+    ce = np.array([s["ce_mean"] for s in scores])
+    row: dict[str, Any] = {
+        "source": "trained",
+        "recipe": recipe,
+        "dataset": dataset,
+        "level": level,
+        "method": method,
+        "seeds": len(ce),
+        "ce_mean": float(ce.mean()),
+        "ce_std": float(ce.std(ddof=1)) if len(ce) > 1 else 0.0,
+        "ce_values": ce.tolist(),
+        "ce_std_within_seed": float(np.mean([s["ce_std"] for s in scores])),
+    }
+    for key in sorted(scores[0]):
+        if key.startswith("nmi") and key.endswith("_mean"):
+            row[key] = float(np.mean([s[key] for s in scores]))
+    return row
+
+
+def _baseline_rows(spec: SweepSpec, out: Path, dataset: str, level: str) -> list[dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    keys = {f"{cfg.image_size}px" for cfg in spec.recipes.values()} | {
+        f"random_init-{architecture_key(cfg)}" for cfg in spec.recipes.values()
+    }
+    rows = []
+    for key in sorted(keys):
+        path = baseline_path(out, dataset, level, key)
+        if not path.is_file():
+            continue
+        results = json.loads(path.read_text())
+        for source, per in results["results"].items():
+            name = source if len(keys) <= 2 else f"{source} ({key})"
+            found[name] = per
+    for name, per in found.items():
+        for method, score in per.items():
+            row = {
+                "source": name.split(" ")[0],
+                "recipe": name,
+                "dataset": dataset,
+                "level": level,
+                "method": method,
+                "seeds": 0,
+                "ce_mean": score["ce_mean"],
+                "ce_std": score["ce_std"],
+                "ce_values": score["ce_values"],
+                "ce_std_within_seed": score["ce_std"],
+            }
+            row.update(
+                {k: v for k, v in score.items() if k.startswith("nmi") and k.endswith("_mean")}
+            )
+            rows.append(row)
+    return rows
+
+
+def mean_ranks(rows: list[dict[str, Any]], level: str, method: str) -> dict[str, float]:
+    """Each recipe's rank (1 = lowest CE) among the recipes on each data set, averaged over the
+    data sets it was run on; ties share the mean rank."""
+    ranks: dict[str, list[float]] = {}
+    trained = [
+        r
+        for r in rows
+        if r["source"] == "trained" and r["level"] == level and r["method"] == method
+    ]
+    for dataset in sorted({r["dataset"] for r in trained}):
+        here = [r for r in trained if r["dataset"] == dataset]
+        values = np.array([r["ce_mean"] for r in here])
+        for r in here:
+            below = float((values < r["ce_mean"]).sum())
+            equal = float((values == r["ce_mean"]).sum())
+            ranks.setdefault(r["recipe"], []).append(below + (equal + 1) / 2)
+    return {recipe: float(np.mean(v)) for recipe, v in ranks.items()}
+
+
+def summary_markdown(spec: SweepSpec, rows: list[dict[str, Any]]) -> str:
+    datasets = list(spec.datasets)
+    lines = [
+        "# Sweep summary",
+        "",
+        f"{len(spec.recipes)} recipes x {len(datasets)} data sets x {spec.train_seeds} training "
+        f"seeds; conditional entropy H(class | cluster) in bits, lower is better. Trained rows: "
+        "mean ± std (ddof=1) over training seeds of each seed's mean over "
+        f"{spec.repeats} clustering repeats. Baselines: mean ± std over the repeats.",
+    ]
+    for level in spec.levels:
+        for method in spec.methods:
+            ranks = mean_ranks(rows, level, method)
+            lines += ["", f"## {level}s, {method}", ""]
+            lines.append("| recipe | " + " | ".join(datasets) + " | mean rank |")
+            lines.append("|---" * (len(datasets) + 2) + "|")
+            names = list(spec.recipes) + sorted(
+                {r["recipe"] for r in rows if r["source"] != "trained"},
+                key=lambda n: (BASELINES.index(n.split(" ")[0]), n),
+            )
+            for name in names:
+                cells = []
+                for d in datasets:
+                    row = _find(rows, name, d, level, method)
+                    cells.append(
+                        "" if row is None else f"{row['ce_mean']:.3f} ± {row['ce_std']:.3f}"
+                    )
+                rank = f"{ranks[name]:.2f}" if name in ranks else ""
+                lines.append(f"| {name} | " + " | ".join(cells) + f" | {rank} |")
+            groups = sorted(
+                {k for r in rows for k in r if k.startswith("nmi_") and k != "nmi_mean"}
+            )
+            for key in groups:
+                group = key[len("nmi_") : -len("_mean")]
+                lines += ["", f"NMI with the class / with the {group} ({level}s, {method}):", ""]
+                lines.append("| recipe | " + " | ".join(datasets) + " |")
+                lines.append("|---" * (len(datasets) + 1) + "|")
+                for name in names:
+                    cells = []
+                    for d in datasets:
+                        row = _find(rows, name, d, level, method)
+                        cells.append(
+                            ""
+                            if row is None or key not in row
+                            else f"{row['nmi_mean']:.3f} / {row[key]:.3f}"
+                        )
+                    lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _find(
+    rows: list[dict[str, Any]], name: str, dataset: str, level: str, method: str
+) -> dict[str, Any] | None:
+    for r in rows:
+        if (r["recipe"], r["dataset"], r["level"], r["method"]) == (name, dataset, level, method):
+            return r
+    return None
+
+
+def plot_curves(spec: SweepSpec, out: Path) -> list[Path]:
+    """``curves-<dataset>.png``: every numeric field of the runs' ``log.jsonl`` against the step,
+    one line per recipe (the mean over its seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    for dataset in spec.datasets:
+        curves: dict[str, dict[str, dict[int, list[float]]]] = {}
+        for recipe in spec.recipes:
+            for seed in range(spec.train_seeds):
+                path = out / "cells" / recipe / dataset / f"seed{seed}" / "run" / "log.jsonl"
+                if not path.is_file():
+                    continue
+                for line in path.read_text().splitlines():
+                    rec = json.loads(line)
+                    for key, value in rec.items():
+                        if key in _NOT_CURVES or not isinstance(value, int | float):
+                            continue
+                        curves.setdefault(key, {}).setdefault(recipe, {}).setdefault(
+                            int(rec["step"]), []
+                        ).append(float(value))
+        if not curves:
+            continue
+        keys = sorted(curves)
+        fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2), squeeze=False)
+        for ax, key in zip(axes[0], keys, strict=True):
+            for recipe, by_step in curves[key].items():
+                steps = sorted(by_step)
+                ax.plot(steps, [np.mean(by_step[s]) for s in steps], label=recipe)
+            ax.set_title(key)
+            ax.set_xlabel("step")
+            if key in ("embedding_spread", "lr"):
+                ax.set_yscale("log")
+        axes[0][0].legend(fontsize=7)
+        fig.suptitle(f"{dataset}: training diagnostics (mean over seeds)")
+        fig.tight_layout()
+        path = out / f"curves-{dataset}.png"
+        tmp = path.with_name(f".{path.name}.partial.png")
+        fig.savefig(tmp, dpi=90)
+        plt.close(fig)
+        os.replace(tmp, path)
+        written.append(path)
+    return written
+
+
+def write_outputs(spec: SweepSpec, out: Path) -> list[dict[str, Any]]:
+    """``table.csv``, ``table.json``, ``summary.md`` and the curves; returns the rows."""
+    rows = table_rows(spec, out)
+    write_json(out / "table.json", {"format": "tcdn-sweep-1", "rows": rows})
+    columns = [
+        "source",
+        "recipe",
+        "dataset",
+        "level",
+        "method",
+        "seeds",
+        "ce_mean",
+        "ce_std",
+        "ce_std_within_seed",
+    ]
+    extra = sorted({k for r in rows for k in r if k.startswith("nmi")})
+    tmp = out / ".table.csv.partial"
+    with tmp.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow([*columns, *extra, "ce_values"])
+        for r in rows:
+            w.writerow(
+                [r.get(c, "") for c in columns + extra]
+                + [" ".join(f"{v:.4f}" for v in r["ce_values"])]
+            )
+    os.replace(tmp, out / "table.csv")
+    tmp = out / ".summary.md.partial"
+    tmp.write_text(summary_markdown(spec, rows))
+    os.replace(tmp, out / "summary.md")
+    plot_curves(spec, out)
+    return rows

@@ -1,0 +1,169 @@
+"""Recipe studies (``tcdn.sweep``): the spec, the cells, resuming, the table and its statistics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from tcdn.cli import main
+from tcdn.errors import TcdnError
+from tcdn.sweep.run import run_sweep
+from tcdn.sweep.spec import SweepSpec
+from tcdn.sweep.table import mean_ranks
+from tests.conftest import TRAIN_SIZE
+
+TINY_TRAIN = {
+    "image_size": TRAIN_SIZE,
+    "model_options": {"fc6_dim": 32},
+    "embed_dim": 8,
+    "batch_size": 4,
+    "far": 5,
+    "steps": 2,
+    "checkpoint_every": 1,
+    "log_every": 1,
+}
+
+
+def _spec(tmp_path: Path, collection: Path, **extra: object) -> Path:
+    data = {
+        "train": TINY_TRAIN,
+        "recipes": {"plain": {}, "normed": {"normalize": True, "squared": True}},
+        "datasets": {
+            "tiny": {"videos": str(collection), "groups": {"pair": r"_v(\d+)\.mp4$"}},
+        },
+        "train_seeds": 2,
+        "discover": {"methods": ["kmeans"], "repeats": 2},
+        **extra,
+    }
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.slow
+def test_sweep_runs_every_cell_once_and_tables_them(
+    synthetic_collection: Path, tmp_path: Path, restore_logging: None, capsys
+) -> None:
+    spec_path = _spec(tmp_path, synthetic_collection)
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(spec_path), "--out", str(out), "--no-progress"]) == 0
+    summary = capsys.readouterr().out
+    assert "| plain |" in summary and "| normed |" in summary and "random_init" in summary
+    for recipe in ("plain", "normed"):
+        for seed in (0, 1):
+            cell = out / "cells" / recipe / "tiny" / f"seed{seed}"
+            assert (cell / "frame.json").is_file()
+            assert (cell / "run" / "step_00000002.pt").is_file()
+    rows = json.loads((out / "table.json").read_text())["rows"]
+    plain = next(r for r in rows if r["recipe"] == "plain" and r["method"] == "kmeans")
+    per_seed = [
+        json.loads((out / "cells" / "plain" / "tiny" / f"seed{s}" / "frame.json").read_text())[
+            "results"
+        ]["trained"]["kmeans"]["ce_mean"]
+        for s in (0, 1)
+    ]
+    # the trained row is over training seeds: mean and sample std of the seeds' CEs
+    assert plain["seeds"] == 2 and plain["ce_values"] == pytest.approx(per_seed)
+    assert plain["ce_mean"] == pytest.approx(np.mean(per_seed))
+    assert plain["ce_std"] == pytest.approx(np.std(per_seed, ddof=1))
+    assert "nmi_pair_mean" in plain
+    sources = {r["source"] for r in rows}
+    assert sources == {"trained", "random_init", "raw_pixels", "random_assignment"}
+    assert (out / "table.csv").read_text().startswith("source,recipe,dataset")
+    assert (out / "curves-tiny.png").stat().st_size > 1000
+    # the two recipes share an architecture: one random-init baseline, run once
+    assert len(list((out / "baselines" / "tiny").glob("frame-random_init-*.json"))) == 1
+
+    # a finished sweep run again trains nothing: no file of a cell changes
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "cells").rglob("*") if p.is_file()}
+    assert main(["sweep", str(spec_path), "--out", str(out), "--no-progress"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+    # a changed recipe under an old name is refused, not mixed in
+    changed = _spec(tmp_path, synthetic_collection, recipes={"plain": {"lr": 0.5}})
+    with pytest.raises(TcdnError, match=r"another recipe named 'plain'.*lr"):
+        run_sweep(SweepSpec.from_yaml(changed), out, progress=False)
+
+
+def test_a_killed_cell_resumes_from_its_checkpoint(
+    synthetic_collection: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tcdn.sweep.run as run_mod
+
+    spec = SweepSpec.from_yaml(
+        _spec(
+            tmp_path,
+            synthetic_collection,
+            train_seeds=1,
+            recipes={"plain": {}},
+            discover={"methods": ["kmeans"], "repeats": 1, "baselines": False},
+        )
+    )
+    out = tmp_path / "sweep"
+    real = run_mod.discover_collection
+    calls = []
+
+    def dies_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run_mod, "discover_collection", dies_once)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(spec, out, progress=False)
+    run_dir = out / "cells" / "plain" / "tiny" / "seed0" / "run"
+    ckpt = run_dir / "step_00000002.pt"
+    stamp = ckpt.stat().st_mtime_ns
+    rows = run_sweep(spec, out, progress=False)
+    assert ckpt.stat().st_mtime_ns == stamp  # the training was not redone
+    assert [r["recipe"] for r in rows] == ["plain"]
+
+
+def test_mean_ranks_share_ties() -> None:
+    rows = [
+        {
+            "source": "trained",
+            "recipe": r,
+            "dataset": d,
+            "level": "frame",
+            "method": "kmeans",
+            "ce_mean": v,
+        }
+        for r, d, v in [
+            ("a", "x", 1.0),
+            ("b", "x", 2.0),
+            ("c", "x", 2.0),
+            ("a", "y", 3.0),
+            ("b", "y", 1.0),
+        ]
+    ]
+    # x: a 1, b and c tie for 2 and 3 (2.5 each); y: b 1, a 2
+    assert mean_ranks(rows, "frame", "kmeans") == {"a": 1.5, "b": 1.75, "c": 2.5}
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"recipes": {}}, "give at least one recipe"),
+        ({"recipes": {"bad name": {}}}, "recipe name 'bad name'"),
+        ({"recipes": {"x": {"lr": -1}}}, "recipe x: invalid training option lr"),
+        ({"datasets": {"d": {}}}, "either videos: DIR or synthetic"),
+        ({"datasets": {"d": {"videos": "nowhere"}}}, "does not exist"),
+        ({"datasets": {"d": {"synthetic": {"hue_spread": 2}}}}, "hue_spread"),
+        ({"datasets": {"d": {"synthetic": {}, "colour": 1}}}, "unknown key"),
+        ({"discover": {"levels": ["clip"]}}, "levels"),
+        ({"discover": {"methods": ["dbscan"]}}, "unknown clustering method"),
+        ({"train_seeds": 0}, "train_seeds"),
+        ({"colour": 1}, "unknown key"),
+    ],
+)
+def test_bad_specs_are_refused(
+    synthetic_collection: Path, tmp_path: Path, change: dict, match: str
+) -> None:
+    with pytest.raises(TcdnError, match=match):
+        SweepSpec.from_yaml(_spec(tmp_path, synthetic_collection, **change))

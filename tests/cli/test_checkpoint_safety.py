@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -49,8 +47,7 @@ def test_the_payload_would_run_if_unpickled(tmp_path: Path) -> None:
     below, which find no marker, could have failed."""
     marker = tmp_path / "ran"
     evil = _evil(tmp_path / "evil.pt", marker)
-    code = f"import torch; torch.load({str(evil)!r}, weights_only=False)"
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)
+    torch.load(evil, weights_only=False)  # runs `touch marker`, as a plain unpickler would
     assert marker.exists()
 
 

@@ -163,8 +163,10 @@ def check_output_folder(
                 f"folder, not a {what}: choose another folder"
             )
         return path
-    try:
-        empty = not any(True for _ in path.iterdir())
+    from tcdn.runlock import LOCK_NAME
+
+    try:  # a lock file alone (left by a process killed before it claimed the folder) is nothing
+        empty = not any(p.name != LOCK_NAME for p in path.iterdir())
     except OSError as exc:
         raise TcdnError(f"{option} {path}: cannot list it ({os_error_hint(exc)})") from None
     if empty or (recognise is not None and recognise(path)):

@@ -12,7 +12,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 #: the rooms in the order data flows through them; a module may import its own room or earlier
 ROOMS = (
-    ("tcdn", "tcdn.errors", "tcdn._lazy", "tcdn.device"),
+    ("tcdn", "tcdn.errors", "tcdn._lazy", "tcdn.device", "tcdn.outputs", "tcdn.runlock"),
     ("tcdn.data",),
     ("tcdn.losses", "tcdn.models", "tcdn.augment"),
     ("tcdn.training",),

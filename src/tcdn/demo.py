@@ -11,7 +11,7 @@ from tcdn.data.synthetic import SyntheticConfig, generate
 from tcdn.discovery.config import DiscoverConfig
 from tcdn.discovery.pipeline import discover_collection
 from tcdn.discovery.results import write_results
-from tcdn.training.checkpoint import load_checkpoint
+from tcdn.training.checkpoint import list_checkpoints, load_checkpoint
 from tcdn.training.config import TrainConfig
 from tcdn.training.loop import train
 
@@ -69,7 +69,7 @@ def run_demo(
         frames,
         demo_train_config(steps, seed),
         out / "run",
-        resume=True,
+        resume=bool(list_checkpoints(out / "run")),  # a demo run interrupted earlier continues
         device=device,
         progress=progress,
     )

@@ -28,4 +28,4 @@ def test_generate_writes_labels_csv(capsys, tmp_path: Path) -> None:
 
 def test_generate_bad_size(capsys, tmp_path: Path) -> None:
     code, _, err = run_cli(capsys, "generate", str(tmp_path / "s"), "--size", "15")
-    assert_user_error(code, err, "size must be an even number")
+    assert_user_error(code, err, "size (--size) must be an even number")

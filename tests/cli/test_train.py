@@ -134,9 +134,17 @@ def test_train_then_resume(capsys, synthetic_collection: Path, tmp_path: Path, s
     assert (run / "step_00000003.pt").is_file()
     assert "resuming" in err
 
-    # resuming with another option is refused and says which
+    # resuming with another option is refused and says which, before decoding anything
     code, _, err = run_cli(capsys, *args, "--steps", "4", "--resume", "--lr", "0.5")
-    assert_user_error(code, err, "differs in lr")
+    assert_user_error(code, err, "lr is 0.001 in the run, 0.5 given (--lr)")
+    assert "decoded" not in err
+
+    # resume is one flag: the run's own config.yaml, extended by --steps
+    plain = ["train", str(synthetic_collection), "--out", str(run), "--no-progress"]
+    code, _, err = run_cli(capsys, *plain, "--resume", "--steps", "4")
+    assert code == 0, err
+    assert (run / "step_00000004.pt").is_file()
+    assert "steps 3 -> 4" in err
 
 
 # -- options that pass the type-free reading of YAML but cannot work ------------------------------

@@ -84,10 +84,10 @@ def test_two_process_gloo_run_matches_one_process(
 
     frames = load_frames(synthetic_collection, size=TRAIN_SIZE, progress=False)
     single = train(frames, cfg, tmp_path / "single", progress=False)
-    a = torch.load(tmp_path / "ddp" / "step_00000004.pt", weights_only=False)
-    b = torch.load(single, weights_only=False)
+    a = torch.load(tmp_path / "ddp" / "step_00000004.pt", weights_only=True)
+    b = torch.load(single, weights_only=True)
     assert a["world_size"] == 2 and b["world_size"] == 1
-    start = torch.load(tmp_path / "single" / "step_00000002.pt", weights_only=False)["model"]
+    start = torch.load(tmp_path / "single" / "step_00000002.pt", weights_only=True)["model"]
     moved = max((b["model"][k] - start[k]).abs().max().item() for k in start)
     assert moved > 100 * DDP_TOLERANCE  # the runs did learn something between steps 2 and 4
     for name, tensor in b["model"].items():

@@ -84,10 +84,10 @@ def test_existing_run_without_resume(six_step_run: Path, train_frames: FrameSet)
 
 
 def test_resume_finished_run_is_a_no_op(six_step_run: Path, train_frames: FrameSet) -> None:
-    before = torch.load(six_step_run / "step_00000006.pt", weights_only=False)["model"]
+    before = torch.load(six_step_run / "step_00000006.pt", weights_only=True)["model"]
     last = train(train_frames, small_config(), six_step_run, resume=True, progress=False)
     assert last == six_step_run / "step_00000006.pt"
-    after = torch.load(last, weights_only=False)["model"]
+    after = torch.load(last, weights_only=True)["model"]
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
@@ -97,8 +97,8 @@ def test_resume_is_exact(six_step_run: Path, train_frames: FrameSet, tmp_path: P
     last = train(train_frames, small_config(steps=6), tmp_path, resume=True, progress=False)
     assert last.name == "step_00000006.pt"
 
-    full = torch.load(six_step_run / "step_00000006.pt", weights_only=False)
-    resumed = torch.load(last, weights_only=False)
+    full = torch.load(six_step_run / "step_00000006.pt", weights_only=True)
+    resumed = torch.load(last, weights_only=True)
     assert full["model"].keys() == resumed["model"].keys()
     for name, tensor in full["model"].items():
         assert torch.equal(tensor, resumed["model"][name]), name
@@ -116,8 +116,8 @@ def test_different_seed_gives_different_weights(
 ) -> None:
     """The control for the exactness test: weights do depend on the run."""
     last = train(train_frames, small_config(seed=1), tmp_path, progress=False)
-    a = torch.load(six_step_run / "step_00000006.pt", weights_only=False)["model"]
-    b = torch.load(last, weights_only=False)["model"]
+    a = torch.load(six_step_run / "step_00000006.pt", weights_only=True)["model"]
+    b = torch.load(last, weights_only=True)["model"]
     assert not torch.equal(a["stages.fc7.1.weight"], b["stages.fc7.1.weight"])
 
 
@@ -163,6 +163,7 @@ def test_non_finite_loss_names_the_step(
     assert "nan" in str(info.value)
     assert "step_00000002.pt" in str(info.value)  # the last good checkpoint
     assert "--lr" in str(info.value)
+    assert "clipping at norm 5 is already on" in str(info.value)  # not advice to turn it on
     assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000002.pt"]
 
 
@@ -227,7 +228,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(
     resumed = train(
         train_frames, small_config(steps=4, **options), part, resume=True, progress=False
     )
-    a, b = torch.load(full, weights_only=False), torch.load(resumed, weights_only=False)
+    a, b = torch.load(full, weights_only=True), torch.load(resumed, weights_only=True)
     for name, tensor in a["model"].items():
         assert torch.equal(tensor, b["model"][name]), name
     assert torch.equal(a["augment_rng"], b["augment_rng"])
@@ -237,8 +238,8 @@ def test_augmentation_changes_what_is_learned(
     six_step_run: Path, train_frames: FrameSet, tmp_path: Path
 ) -> None:
     last = train(train_frames, small_config(**AUGMENTED), tmp_path, progress=False)
-    a = torch.load(six_step_run / "step_00000006.pt", weights_only=False)["model"]
-    b = torch.load(last, weights_only=False)["model"]
+    a = torch.load(six_step_run / "step_00000006.pt", weights_only=True)["model"]
+    b = torch.load(last, weights_only=True)["model"]
     assert not torch.equal(a["stages.fc7.1.weight"], b["stages.fc7.1.weight"])
 
 
@@ -256,8 +257,8 @@ def test_augmentation_with_zero_strengths_changes_nothing(
         "aug_grey": 0.0,
     }
     last = train(train_frames, small_config(**off), tmp_path, progress=False)
-    a = torch.load(six_step_run / "step_00000006.pt", weights_only=False)["model"]
-    b = torch.load(last, weights_only=False)["model"]
+    a = torch.load(six_step_run / "step_00000006.pt", weights_only=True)["model"]
+    b = torch.load(last, weights_only=True)["model"]
     for name in a:
         torch.testing.assert_close(a[name], b[name], atol=1e-5, rtol=1e-4)
 
@@ -266,8 +267,8 @@ def test_channels_last_matches_default_layout(
     six_step_run: Path, train_frames: FrameSet, tmp_path: Path
 ) -> None:
     last = train(train_frames, small_config(channels_last=True), tmp_path, progress=False)
-    a = torch.load(six_step_run / "step_00000006.pt", weights_only=False)["model"]
-    b = torch.load(last, weights_only=False)["model"]
+    a = torch.load(six_step_run / "step_00000006.pt", weights_only=True)["model"]
+    b = torch.load(last, weights_only=True)["model"]
     for name in a:
         torch.testing.assert_close(a[name], b[name], atol=1e-4, rtol=1e-3)
 
@@ -330,8 +331,8 @@ def test_compiled_run_matches_eager(train_frames: FrameSet, tmp_path: Path) -> N
         tmp_path / "compiled",
         progress=False,
     )
-    a = torch.load(eager, weights_only=False)["model"]
-    b = torch.load(compiled, weights_only=False)["model"]
+    a = torch.load(eager, weights_only=True)["model"]
+    b = torch.load(compiled, weights_only=True)["model"]
     assert a.keys() == b.keys()
     for name in a:
         torch.testing.assert_close(a[name], b[name], atol=1e-4, rtol=1e-3)

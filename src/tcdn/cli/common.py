@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tcdn.data.decode import DEFAULT_IMAGE_SIZE
+from tcdn.errors import TcdnError
 
 if TYPE_CHECKING:
     from tcdn.data.frameset import FrameSet
@@ -20,6 +21,29 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+#: the smallest frame side the command line accepts: smaller frames hold too little to learn from
+MIN_FRAME_SIDE = 16
+
+
+def frame_side(text: str) -> int:
+    value = positive_int(text)
+    if value < MIN_FRAME_SIDE:
+        raise argparse.ArgumentTypeError(
+            f"expected a frame side >= {MIN_FRAME_SIDE} pixels, got {value} (the paper uses 227)"
+        )
+    return value
+
+
+def seed_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"expected a seed >= 0, got {value}")
     return value
 
 
@@ -59,7 +83,7 @@ def add_collection_args(p: argparse.ArgumentParser, optional: bool = False) -> N
     )
     p.add_argument(
         "--size",
-        type=positive_int,
+        type=frame_side,
         default=None,
         help="decode frames to SIZE x SIZE pixels (default: the model's image size)",
     )
@@ -76,23 +100,81 @@ def add_collection_args(p: argparse.ArgumentParser, optional: bool = False) -> N
     )
 
 
+def add_global_args(p: argparse.ArgumentParser, command: bool = False) -> None:
+    """The flags every command takes, before or after its name (``tcdn -q train ...`` or ``tcdn
+    train ... -q``): declared here once, on the top-level parser and on each command's."""
+    # A command's copy leaves the value alone unless given (SUPPRESS), so a flag given before the
+    # command's name is not reset by the command's parser.
+    off: object = argparse.SUPPRESS if command else False
+    g = p.add_argument_group("global options") if command else p
+    g.add_argument("-v", "--verbose", action="store_true", default=off, help="log debug messages")
+    g.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=off,
+        help="log warnings and errors only, and hide progress bars",
+    )
+    g.add_argument(
+        "--debug", action="store_true", default=off, help="show the traceback of an error"
+    )
+    g.add_argument(
+        "--no-progress",
+        action="store_true",
+        default=off,
+        help="hide progress bars; training logs its loss every log_every steps instead (batch jobs)",
+    )
+
+
+def progress(args: argparse.Namespace) -> bool:
+    """Whether to show progress bars: not with ``--no-progress`` nor ``-q``."""
+    return not (args.no_progress or args.quiet)
+
+
 def add_common_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--device",
         default=None,
-        help="torch device: cpu, cuda, cuda:1 or auto (default: cpu)",
-    )
-    p.add_argument(
-        "--no-progress", action="store_true", help="hide progress bars (e.g. in batch jobs)"
+        help="torch device: cpu, cuda, cuda:1 or auto (default: auto, a GPU when there is one)",
     )
 
 
 def device(name: str | None) -> str:
-    """The torch device an option names (``None``: the CPU), checked by
-    :func:`tcdn.device.resolve_device`: resolve it before decoding anything."""
+    """The torch device an option names (``None``: ``auto``, a GPU when there is one), checked
+    by :func:`tcdn.device.resolve_device`: resolve it before decoding anything."""
     from tcdn.device import resolve_device
 
-    return str(resolve_device(name or "cpu"))
+    return str(resolve_device(name or "auto"))
+
+
+def check_layer(layer: str | None, checkpoint: dict[str, Any] | None, size: int) -> None:
+    """``--layer`` must name a layer of the network (the checkpoint's, else the default
+    AlexNet): checked before decoding, on a network built without memory (the meta device)."""
+    if layer is None:
+        return
+    import torch
+
+    from tcdn.training.config import TrainConfig
+
+    cfg = (
+        TrainConfig.from_dict(checkpoint["config"])
+        if checkpoint is not None
+        else TrainConfig(image_size=max(size, 32))
+    )
+    with torch.device("meta"):
+        model = cfg.build_model()
+    if layer not in model.layer_names:
+        raise TcdnError(
+            f"--layer {layer!r}: the network ({cfg.model}) has no such layer; choose one of "
+            f"{', '.join(model.layer_names)}"
+        )
+
+
+def interrupted_nothing_written(args: argparse.Namespace) -> str:
+    """The Ctrl-C message of a command that writes its output only at the end."""
+    return (
+        f"nothing was written to {args.out} (it is written at the end): run the same command again"
+    )
 
 
 def frame_size(size: int | None, checkpoint: dict[str, Any] | None) -> int:
@@ -115,5 +197,5 @@ def load_collection(args: argparse.Namespace, size: int) -> FrameSet:
         labels_csv=args.labels,
         max_frames=args.max_frames,
         skip_bad=args.skip_bad,
-        progress=not args.no_progress,
+        progress=progress(args),
     )

@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from tcdn.cli.common import add_common_args, device, positive_int
+from tcdn.cli.common import add_common_args, device, positive_int, progress, seed_int
 
 log = logging.getLogger("tcdn")
 
@@ -38,10 +38,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="score discovery on every S-th frame of each video (default: 2)",
     )
     p.add_argument(
-        "--seed", type=int, default=0, help="seed of the data, the training and the clustering"
+        "--seed",
+        type=seed_int,
+        default=0,
+        help="seed of the data, the training and the clustering",
     )
     add_common_args(p)
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, interrupted=interrupted)
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    return (
+        f"the videos and the checkpoints written so far are kept in {args.out}; run the same "
+        "`tcdn demo` again to continue from them"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         repeats=args.repeats,
         frame_stride=args.frame_stride,
         device=device(args.device),
-        progress=not args.no_progress,
+        progress=progress(args),
     )
     sys.stdout.write(format_table(results) + "\n")
     log.info("wrote %s and %s", args.out / "results.json", args.out / "clusters.csv")

@@ -11,10 +11,14 @@ from typing import TYPE_CHECKING
 from tcdn.cli.common import (
     add_collection_args,
     add_common_args,
+    check_layer,
     device,
     frame_size,
+    interrupted_nothing_written,
     load_collection,
     positive_int,
+    progress,
+    seed_int,
 )
 from tcdn.discovery.config import LEVELS, METHODS, DiscoverConfig
 from tcdn.errors import TcdnError
@@ -107,7 +111,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="use at most this many frames (or feature rows) per video",
     )
     p.add_argument(
-        "--seed", type=int, default=0, help="seed of clustering and random-init networks"
+        "--seed", type=seed_int, default=0, help="seed of clustering and random-init networks"
     )
     p.add_argument(
         "--group",
@@ -120,14 +124,42 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(do the clusters follow who is in a video rather than what happens?); repeatable",
     )
     add_common_args(p)
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, interrupted=interrupted_nothing_written)
+
+
+def _check_out(out: Path) -> None:
+    """--out can take results.json and clusters.csv (any there already being tcdn's): checked
+    before any work."""
+    from tcdn.outputs import check_output_files
+
+    check_output_files(out, {"results.json": _is_results, "clusters.csv": _is_clusters})
+
+
+def _is_results(path: Path) -> bool:
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and str(data.get("format", "")).startswith("tcdn-results")
+
+
+def _is_clusters(path: Path) -> bool:
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return fh.readline().startswith("video,frame,label")
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def run(args: argparse.Namespace) -> int:
+    from tcdn import runlock
     from tcdn.discovery.pipeline import discover_collection, discover_features
     from tcdn.discovery.results import format_table, write_results
     from tcdn.training.checkpoint import load_checkpoint
 
+    _check_out(args.out)
     config = DiscoverConfig(
         sources=DiscoverConfig.parse_list(args.sources),
         methods=DiscoverConfig.parse_list(args.methods) or (),
@@ -140,19 +172,27 @@ def run(args: argparse.Namespace) -> int:
         level=args.level,
         groups=_parse_groups(args.groups),
     )
-    feats = _given_features(args)
-    if feats is not None:
-        results, assignments, clustered = discover_features(feats, config)
-    else:
-        dev = device(args.device)
-        ckpt = load_checkpoint(args.checkpoint) if args.checkpoint else None
-        config.sources_for(ckpt is not None)  # a bad --sources fails before decoding
-        frames = load_collection(args, frame_size(args.size, ckpt))
-        results, assignments, clustered = discover_collection(
-            frames, ckpt, config, device=dev, progress=not args.no_progress
-        )
-        results["collection"] = str(args.videos)
-    write_results(args.out, clustered, results, assignments)
+    with runlock.hold(args.out):
+        feats = _given_features(args)
+        if feats is not None:
+            results, assignments, clustered = discover_features(feats, config)
+        else:
+            dev = device(args.device)
+            ckpt = load_checkpoint(args.checkpoint) if args.checkpoint else None
+            config.sources_for(ckpt is not None)  # a bad --sources fails before decoding
+            size = frame_size(args.size, ckpt)
+            check_layer(args.layer, ckpt, size)
+            if ckpt is None:
+                log.info(
+                    "no --checkpoint: clustering features of a randomly initialised network "
+                    "(random_init) and raw pixels only; give --checkpoint RUN to score a trained one"
+                )
+            frames = load_collection(args, size)
+            results, assignments, clustered = discover_collection(
+                frames, ckpt, config, device=dev, progress=progress(args)
+            )
+            results["collection"] = str(args.videos)
+        write_results(args.out, clustered, results, assignments)
     sys.stdout.write(format_table(results) + "\n")
     log.info("wrote %s and %s", args.out / "results.json", args.out / "clusters.csv")
     return 0

@@ -9,10 +9,14 @@ from pathlib import Path
 from tcdn.cli.common import (
     add_collection_args,
     add_common_args,
+    check_layer,
     device,
     frame_size,
+    interrupted_nothing_written,
     load_collection,
     positive_int,
+    progress,
+    seed_int,
 )
 from tcdn.errors import TcdnError
 from tcdn.features.featureset import FRAME_SOURCES
@@ -41,7 +45,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=Path,
         required=True,
         metavar="FILE.npz",
-        help="the feature file to write (replaced atomically if it exists)",
+        help="the feature file to write (a feature file tcdn wrote there before is replaced "
+        "atomically; any other file is left alone)",
     )
     p.add_argument(
         "--source",
@@ -70,29 +75,31 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--seed",
-        type=int,
+        type=seed_int,
         default=0,
         help="seed of the random-init network and of the PCA (default: 0)",
     )
     add_common_args(p)
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, interrupted=interrupted_nothing_written)
 
 
 def run(args: argparse.Namespace) -> int:
     from tcdn.features.extract import frame_features
+    from tcdn.features.featureset import is_feature_file
+    from tcdn.outputs import check_output_file
     from tcdn.training.checkpoint import load_checkpoint
 
-    if args.out.is_dir():
-        raise TcdnError(
-            f"--out {args.out} is a folder: give the feature file to write, e.g. {args.out / 'features.npz'}"
-        )
-    dev = device(args.device)
-    ckpt = load_checkpoint(args.checkpoint) if args.checkpoint else None
-    if args.source == "trained" and ckpt is None:
+    check_output_file(args.out, ours=is_feature_file)
+    if args.source == "trained" and args.checkpoint is None:
         raise TcdnError(
             "--source trained (the default) needs --checkpoint; or choose --source random_init or raw_pixels"
         )
-    frames = load_collection(args, frame_size(args.size, ckpt))
+    dev = device(args.device)
+    ckpt = load_checkpoint(args.checkpoint) if args.checkpoint else None
+    size = frame_size(args.size, ckpt)
+    if args.source != "raw_pixels":
+        check_layer(args.layer, ckpt, size)
+    frames = load_collection(args, size)
     feats = frame_features(
         frames,
         args.source,
@@ -101,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         layer=args.layer,
         seed=args.seed,
         device=dev,
-        progress=not args.no_progress,
+        progress=progress(args),
     )
     feats.meta.update(
         collection=str(args.videos),

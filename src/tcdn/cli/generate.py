@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from tcdn.cli.common import positive_int
+from tcdn.cli.common import positive_int, progress, seed_int
 
 log = logging.getLogger("tcdn")
 
@@ -45,9 +45,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="per-video colour nuisance, a fraction of the colour wheel in [0, 0.5] (default: 0.1); "
         "0.5 makes colour identify each video more strongly than its category does",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed; the same seed writes the same videos")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.set_defaults(run=run)
+    p.add_argument(
+        "--seed", type=seed_int, default=0, help="seed; the same seed writes the same videos"
+    )
+    p.set_defaults(run=run, interrupted=interrupted)
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    return f"the videos written so far are in {args.out}; run the same command again to finish"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,6 +67,6 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         hue_spread=args.hue_spread,
     )
-    path = generate(args.out, cfg, progress=not args.no_progress)
+    path = generate(args.out, cfg, progress=progress(args))
     log.info("labels in %s", path)
     return 0

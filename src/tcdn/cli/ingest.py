@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from tcdn.cli.common import positive_float, positive_int
+from tcdn.cli.common import frame_side, positive_float, positive_int, progress, seed_int
 from tcdn.data.datasets import DATASETS, SPLITS
 from tcdn.data.decode import DEFAULT_IMAGE_SIZE, RESIZE_MODES, SCALERS
 from tcdn.data.store.manifest import DEFAULT_QUALITY, STORAGES
@@ -20,16 +20,31 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="decode a collection once into a frame store that train/features/discover read",
         description="Decode every video of a collection once, in parallel, into a frame store "
         "folder (raw uint8 frames read through mmap, or JPEG per frame). Re-running skips videos "
-        "already done and redoes changed ones; an interrupted ingest resumes. Bad files are "
-        "skipped, named in a summary and in the store's manifest.json.",
+        "already done, redoes changed ones and repairs damaged data files; an interrupted ingest "
+        "resumes. Bad files are skipped, named in a summary and in the store's manifest.json. "
+        "--out must be a new or empty folder, or a store: tcdn never writes into, nor deletes "
+        "from, a folder of other files.",
     )
     p.add_argument(
         "src",
         type=Path,
+        nargs="?",
+        default=None,
         help="the collection: a folder of videos or of frame-image folders, or a dataset root "
-        "with --dataset",
+        "with --dataset (leave it out with --verify to check a store only)",
     )
-    p.add_argument("--out", type=Path, required=True, help="the store folder to create or update")
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="the store folder to create or update (new, empty, or a store)",
+    )
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="check every data file's size and CRC-32 against the manifest (reads the whole "
+        "store); with SRC, decode again the videos whose files do not match",
+    )
     p.add_argument(
         "--dataset",
         choices=tuple(DATASETS),
@@ -56,7 +71,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="with --dataset hmdb51: a random subset of this many clips, drawn with --seed (paper: 1000)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of --clips (default: 0)")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of --clips (default: 0)")
     p.add_argument(
         "--labels",
         type=Path,
@@ -65,7 +80,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--size",
-        type=positive_int,
+        type=frame_side,
         default=DEFAULT_IMAGE_SIZE,
         help=f"frame side in pixels (default: {DEFAULT_IMAGE_SIZE}, the paper's; must match the network's)",
     )
@@ -126,16 +141,33 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="exit with an error (status 2) if any video could not be read; the store is still written",
     )
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, interrupted=interrupted)
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    if args.src is None:
+        return "the store was not changed"
+    return (
+        f"the videos finished so far are kept in {args.out}; run the same `tcdn ingest` again to "
+        "finish (it skips them)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from tcdn.data.collection import find_videos
     from tcdn.data.datasets import read_dataset
     from tcdn.data.decode import DecodeSettings
-    from tcdn.data.store import StoreSettings, ingest
+    from tcdn.data.store import StoreSettings, check_store_folder, ingest
 
+    if args.src is None:
+        if not args.verify:
+            raise TcdnError(
+                "give the collection to ingest (SRC), or --verify with --out to check a store"
+            )
+        return _verify(args.out)
+    if not 1 <= args.quality <= 100:
+        raise TcdnError(f"--quality must be in 1..100, got {args.quality}")
+    check_store_folder(args.out)  # before listing or decoding anything
     if args.dataset is None:
         for flag, value in (("--split", args.split), ("--clips", args.clips)):
             if value is not None:
@@ -172,7 +204,8 @@ def run(args: argparse.Namespace) -> int:
         settings,
         workers=args.workers or os.cpu_count() or 1,
         source=f"{args.dataset or 'folder'}:{args.src}",
-        progress=not args.no_progress,
+        progress=progress(args),
+        verify=args.verify,
     )
     rows = [
         ("store", str(report.store)),
@@ -189,9 +222,33 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.write("".join(f"{k:<{width}}  {v}\n" for k, v in rows))
     for name, error in report.bad.items():
         sys.stdout.write(f"bad: {name}: {error}\n")
+    for name, warning in report.warnings.items():
+        sys.stdout.write(f"short: {name}: {warning}\n")
     if report.bad and args.strict:
         raise TcdnError(
             f"--strict: {len(report.bad)} video(s) could not be read (listed above and in "
             f"{args.out / 'manifest.json'}); the store holds the others"
+        )
+    return 0
+
+
+def _verify(out: Path) -> int:
+    """``tcdn ingest --verify --out STORE``: check every data file; status 2 if any is damaged."""
+    from tcdn.data.store import read_manifest, store_problems
+
+    manifest = read_manifest(out)
+    problems = store_problems(out, manifest, content=True)
+    n = len(manifest["videos"])
+    sys.stdout.write(
+        f"{out}: {n - len(problems)} of {n} videos verified"
+        + ("" if manifest.get("complete") else " (the ingest is not finished)")
+        + "\n"
+    )
+    for line in problems:
+        sys.stdout.write(f"damaged: {line}\n")
+    if problems:
+        raise TcdnError(
+            f"{len(problems)} video(s) of the store {out} are damaged (listed above): run the same "
+            "`tcdn ingest SRC --out STORE` again to decode them again"
         )
     return 0

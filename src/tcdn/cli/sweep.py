@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from tcdn.cli.common import add_common_args, device, positive_int
+from tcdn.cli.common import add_common_args, device, positive_int, progress
 
 log = logging.getLogger("tcdn")
 
@@ -31,7 +31,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="independently trained networks per recipe and data set (default: the spec's, else 3)",
     )
     add_common_args(p)
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, interrupted=interrupted)
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    return (
+        f"the cells finished so far (and any training's checkpoints) are kept in {args.out}; run "
+        "the same `tcdn sweep` again to continue"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     spec = SweepSpec.from_yaml(args.spec, train_seeds=args.train_seeds)
     dev = device(args.device)
-    run_sweep(spec, args.out, device=dev, progress=not args.no_progress)
+    run_sweep(spec, args.out, device=dev, progress=progress(args))
     sys.stdout.write((args.out / "summary.md").read_text())
     log.info(
         "wrote %s, %s and %s",

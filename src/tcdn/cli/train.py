@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import shlex
 from pathlib import Path
+from typing import Any
 
 from tcdn.cli.common import (
     add_collection_args,
@@ -14,9 +17,11 @@ from tcdn.cli.common import (
     load_collection,
     positive_float,
     positive_int,
+    progress,
+    seed_int,
 )
 from tcdn.errors import TcdnError
-from tcdn.training.config import AUGMENTS, LOSSES, SCHEDULES
+from tcdn.training.config import AUGMENTS, LOSSES, PRECISIONS, SCHEDULES
 
 log = logging.getLogger("tcdn")
 
@@ -33,6 +38,7 @@ CONFIG_FLAGS = (
     "mu",
     "schedule",
     "augment",
+    "precision",
     "bf16",
     "channels_last",
     "compile",
@@ -120,10 +126,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "helps where the same people appear in every video, can hurt where appearance is the signal",
     )
     p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=None,
+        help="auto: bfloat16 autocast where the GPU or CPU has it natively (avx512_bf16, amx_bf16) "
+        "and a 3-step check agrees with fp32, else fp32; fp32 (default); bf16: always (emulated, "
+        "and many times slower, on CPUs without native support)",
+    )
+    p.add_argument(
         "--bf16",
         action="store_true",
         default=None,
-        help="bfloat16 autocast of the forward pass (faster on recent GPUs)",
+        help="the same as --precision bf16",
     )
     p.add_argument(
         "--channels-last",
@@ -152,10 +166,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="steps between checkpoints (default: 1000)",
     )
     p.add_argument(
-        "--seed", type=int, default=None, help="seed of initialisation and sampling (default: 0)"
+        "--seed",
+        type=seed_int,
+        default=None,
+        help="seed of initialisation and sampling (default: 0)",
     )
     p.add_argument(
-        "--resume", action="store_true", help="continue from the last checkpoint in --out"
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its last complete checkpoint, with its own "
+        "config.yaml; only --steps and other options that do not change what is learned (log and "
+        "checkpoint cadence, threads, tensorboard, compile, precision) may be given with it",
     )
     add_common_args(p)
     p.epilog = (
@@ -163,30 +184,129 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "on GPUs, gloo on CPUs); --batch-size is the global batch and must divide by the number "
         "of processes; rank 0 writes checkpoints and logs."
     )
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, interrupted=interrupted)
 
 
 def run(args: argparse.Namespace) -> int:
+    from tcdn import runlock
+    from tcdn.training.checkpoint import check_run_folder
     from tcdn.training.config import TrainConfig
-    from tcdn.training.loop import train
+    from tcdn.training.loop import cpu_scale_hint, resume_checkpoint, train
 
-    if os.environ.get("RANK", "0") not in ("", "0"):  # under torchrun: rank 0 speaks for all
+    main = os.environ.get("RANK", "0") in ("", "0")
+    if not main:  # under torchrun: rank 0 speaks for all
         logging.getLogger().setLevel(logging.WARNING)
         args.no_progress = True
-    cfg = TrainConfig.from_sources(
-        args.config,
-        {name: getattr(args, name) for name in CONFIG_FLAGS},
-        args.overrides,
-        defaults={"image_size": args.size},
-    )
+    if main:
+        check_run_folder(args.out)
+    if args.resume:
+        cfg = _resumed_config(args)
+    else:
+        cfg = TrainConfig.from_sources(
+            args.config,
+            {name: getattr(args, name) for name in CONFIG_FLAGS},
+            args.overrides,
+            defaults={"image_size": args.size},
+        )
+        resume_checkpoint(args.out, False)  # a run folder with checkpoints needs --resume
     if args.size is not None and args.size != cfg.image_size:
         raise TcdnError(
             f"--size {args.size} differs from the network's --image-size {cfg.image_size}: give one of them"
         )
     dev = device(args.device)
-    frames = load_collection(args, cfg.image_size)
-    ckpt = train(
-        frames, cfg, args.out, resume=args.resume, device=dev, progress=not args.no_progress
-    )
+    hint = cpu_scale_hint(cfg, dev)
+    if hint and main:
+        log.warning("%s", hint)
+    with runlock.hold(args.out) if main else contextlib.nullcontext():
+        start = resume_checkpoint(args.out, True) if args.resume else None  # before decoding
+        if start is not None:
+            _check_resumable(start, cfg)
+        frames = load_collection(args, cfg.image_size)
+        ckpt = train(
+            frames,
+            cfg,
+            args.out,
+            resume=start if start is not None else False,
+            device=dev,
+            progress=progress(args),
+        )
     log.info("last checkpoint: %s", ckpt)
     return 0
+
+
+def _given_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The training options this command line sets: a --config file's, the flags', --set's."""
+    from tcdn.training.config import TrainConfig, parse_overrides
+
+    given: dict[str, Any] = {}
+    if args.config:
+        given.update(TrainConfig.from_yaml(args.config).to_dict())
+    given.update({k: getattr(args, k) for k in CONFIG_FLAGS if getattr(args, k) is not None})
+    given.update(parse_overrides(args.overrides))
+    if args.size is not None:
+        given.setdefault("image_size", args.size)
+    return given
+
+
+def _option_name(key: str) -> str:
+    return f"--{key.replace('_', '-')}" if key in CONFIG_FLAGS else f"--set {key}=..."
+
+
+def _resumed_config(args: argparse.Namespace) -> Any:
+    """The config of the run being resumed: its own config.yaml, extended by the options given
+    now that may change on resume (--steps...); any other option that differs is an error,
+    reported before anything is decoded."""
+    from tcdn.training.config import RESUMABLE_CHANGES, TrainConfig
+
+    path = args.out / "config.yaml"
+    if not path.is_file():
+        raise TcdnError(
+            f"--resume: {args.out} has no config.yaml, so it holds no run to continue: run "
+            "without --resume to start one"
+        )
+    saved = TrainConfig.from_yaml(path).resolved()
+    given = _given_options(args)
+    merged = TrainConfig.from_dict({**saved.to_dict(), **given}).resolved()
+    before, after = saved.to_dict(), merged.to_dict()
+    conflicts = [
+        f"{k} is {before[k]!r} in the run, {after[k]!r} given ({_option_name(k)})"
+        for k in given
+        if k not in RESUMABLE_CHANGES and before[k] != after[k]
+    ]
+    if conflicts:
+        raise TcdnError(
+            f"--resume continues {args.out} with its own {path.name}, and these options differ: "
+            f"{'; '.join(conflicts)}. Only {', '.join(RESUMABLE_CHANGES)} may change on resume: "
+            "drop the others (or train into another --out)"
+        )
+    changed = [k for k in given if before[k] != after[k]]
+    if changed:
+        log.info("resuming with %s", ", ".join(f"{k} {before[k]} -> {after[k]}" for k in changed))
+    return merged
+
+
+def _check_resumable(ckpt: dict[str, Any], cfg: Any) -> None:
+    """The checkpoint to resume must belong to this config (but for resumable options)."""
+    from tcdn.training.config import RESUMABLE_CHANGES, TrainConfig
+
+    saved = TrainConfig.from_dict(ckpt["config"]).resolved().to_dict()
+    mine = cfg.resolved().to_dict()
+    differ = sorted(k for k, v in saved.items() if k not in RESUMABLE_CHANGES and mine[k] != v)
+    if differ:
+        raise TcdnError(
+            f"cannot resume {ckpt['path']}: its config differs from the run's config.yaml in "
+            f"{', '.join(differ)}; the run folder was changed by hand: train into another --out"
+        )
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    """What an interrupted `tcdn train` kept, and how to continue it."""
+    from tcdn.training.checkpoint import checkpoint_step, list_checkpoints
+
+    ckpts = list_checkpoints(args.out)
+    if not ckpts:
+        return f"no checkpoint was written to {args.out}: run the same command again to start over"
+    cmd = f"tcdn train {shlex.quote(str(args.videos))} --out {shlex.quote(str(args.out))} --resume"
+    return (
+        f"the run is kept in {ckpts[-1]} (step {checkpoint_step(ckpts[-1])}); `{cmd}` continues it"
+    )

@@ -101,6 +101,48 @@ def _read_labels_csv(csv_path: Path, root: Path) -> list[VideoEntry]:
     return entries
 
 
+def _walk(root: Path) -> list[VideoEntry]:
+    """The videos of a folder, labelled by their class sub-folder (hidden files skipped)."""
+    entries = []
+    frame_folders: set[Path] = set()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = path.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts):
+            continue  # hidden (e.g. a half-written .NAME.partial.mp4)
+        suffix = path.suffix.lower()
+        if suffix in IMAGE_EXTENSIONS and len(rel.parts) > 1:
+            frame_folders.add(path.parent)  # a folder of frame images is one video
+        if suffix not in VIDEO_EXTENSIONS:
+            continue
+        label = rel.parts[0] if len(rel.parts) > 1 else None
+        entries.append(VideoEntry(path=path, name=rel.as_posix(), label=label))
+    for folder in frame_folders:
+        rel = folder.relative_to(root)
+        label = rel.parts[0] if len(rel.parts) > 1 else None
+        entries.append(VideoEntry(path=folder, name=rel.as_posix(), label=label))
+    return entries
+
+
+def _with_unlisted_warning(
+    entries: list[VideoEntry], root: Path, csv_path: Path
+) -> list[VideoEntry]:
+    """Say (a warning) how many videos of the folder a label file leaves out, and which: they
+    are not ingested, trained on or clustered."""
+    listed = {e.path.resolve() for e in entries}
+    unlisted = [e.name for e in _walk(root) if e.path.resolve() not in listed]
+    if unlisted:
+        log.warning(
+            "%s lists %d video(s), but %s holds %d more that it does not list: they are left out "
+            "(%s). Add them to the label file to use them",
+            csv_path,
+            len(entries),
+            root,
+            len(unlisted),
+            first_few(unlisted),
+        )
+    return entries
+
+
 def find_videos(root: str | Path, labels_csv: str | Path | None = None) -> list[VideoEntry]:
     """List the videos of a collection folder, with their labels.
 
@@ -127,29 +169,19 @@ def find_videos(root: str | Path, labels_csv: str | Path | None = None) -> list[
         raise TcdnError(f"{root} is not a folder: give the folder that holds your videos")
     if labels_csv is not None:
         csv_path = Path(labels_csv)
+        if csv_path.is_dir():
+            raise TcdnError(
+                f"--labels {csv_path} is a folder: give the video,label CSV file (labels from "
+                "class sub-folders need no --labels)"
+            )
         if not csv_path.is_file():
             raise TcdnError(f"label file {csv_path} does not exist (option --labels)")
-        return _read_labels_csv(csv_path, root)
+        return _with_unlisted_warning(_read_labels_csv(csv_path, root), root, csv_path)
     if (root / LABELS_CSV).is_file():
-        return _read_labels_csv(root / LABELS_CSV, root)
-
-    entries = []
-    frame_folders: set[Path] = set()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        rel = path.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts):
-            continue  # hidden (e.g. a half-written .NAME.partial.mp4)
-        suffix = path.suffix.lower()
-        if suffix in IMAGE_EXTENSIONS and len(rel.parts) > 1:
-            frame_folders.add(path.parent)  # a folder of frame images is one video
-        if suffix not in VIDEO_EXTENSIONS:
-            continue
-        label = rel.parts[0] if len(rel.parts) > 1 else None
-        entries.append(VideoEntry(path=path, name=rel.as_posix(), label=label))
-    for folder in frame_folders:
-        rel = folder.relative_to(root)
-        label = rel.parts[0] if len(rel.parts) > 1 else None
-        entries.append(VideoEntry(path=folder, name=rel.as_posix(), label=label))
+        return _with_unlisted_warning(
+            _read_labels_csv(root / LABELS_CSV, root), root, root / LABELS_CSV
+        )
+    entries = _walk(root)
     entries.sort(key=lambda e: e.name)
     if not entries:
         raise TcdnError(

@@ -7,6 +7,7 @@ is the one decoding routine of tcdn: :func:`decode_video` and the frame store's 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ import numpy as np
 
 from tcdn.data.collection import IMAGE_EXTENSIONS
 from tcdn.errors import TcdnError
+
+log = logging.getLogger(__name__)
 
 #: the frame side tcdn decodes to unless told otherwise: the paper's 227x227 (SPEC §4)
 DEFAULT_IMAGE_SIZE = 227
@@ -120,7 +123,9 @@ def _crop(arr: np.ndarray, settings: DecodeSettings) -> np.ndarray:
     return np.ascontiguousarray(arr[top : top + out_h, left : left + out_w])
 
 
-def _iter_video_file(path: Path, settings: DecodeSettings, threads: bool) -> Iterator[np.ndarray]:
+def _iter_video_file(
+    path: Path, settings: DecodeSettings, threads: bool, stats: dict[str, Any]
+) -> Iterator[np.ndarray]:
     import av  # imported here so that `tcdn --help` stays fast
     from av.video.reformatter import Interpolation, VideoReformatter
 
@@ -132,6 +137,11 @@ def _iter_video_file(path: Path, settings: DecodeSettings, threads: bool) -> Ite
     keep = _Keep(settings)
     with av.open(str(path)) as container:
         if not container.streams.video:
+            if not container.streams:
+                raise TcdnError(
+                    f"{path} holds no stream at all: it is truncated or not a video; remove or "
+                    "replace it"
+                )
             raise TcdnError(
                 f"{path} has no video stream (audio only?): remove it from the collection"
             )
@@ -144,7 +154,22 @@ def _iter_video_file(path: Path, settings: DecodeSettings, threads: bool) -> Ite
         crop = settings.resize == "crop"
         src_size: tuple[int, int] = (0, 0)
         w = h = 0
-        for frame in container.decode(stream):
+        stats["expected"] = int(stream.frames or 0)  # the container's count; 0: unknown
+        stats["decoded"] = 0
+        frames = container.decode(stream)
+        while True:
+            try:
+                frame = next(frames)
+            except StopIteration:
+                return
+            except av.FFmpegError as exc:
+                if not keep.kept:
+                    raise
+                # A file cut short mid-packet: keep what decoded (as a multi-threaded decoder
+                # does by itself), and say so (short_of_frames).
+                stats["error"] = str(exc).splitlines()[0]
+                return
+            stats["decoded"] += 1
             if not every and not keep(frame.time):
                 continue
             if (frame.width, frame.height) != src_size:
@@ -156,6 +181,7 @@ def _iter_video_file(path: Path, settings: DecodeSettings, threads: bool) -> Ite
             yield _crop(rgb, settings) if crop else rgb
             keep.kept += 1
             if keep.full:
+                stats["stopped"] = 1  # stopped at max_frames: the rest was not decoded
                 return
 
 
@@ -183,13 +209,23 @@ def _iter_image_folder(folder: Path, settings: DecodeSettings) -> Iterator[np.nd
 
 
 def iter_frames(
-    path: str | Path, settings: DecodeSettings, *, threads: bool = True
+    path: str | Path,
+    settings: DecodeSettings,
+    *,
+    threads: bool = True,
+    stats: dict[str, Any] | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield the kept frames of one video as ``(H, W, 3)`` ``uint8`` RGB arrays, one at a time.
 
     ``path`` is a video file FFmpeg reads, or a folder of frame images (``.jpg``, ``.png``, ...,
     in file-name order). This is the one decoding routine of tcdn: :func:`decode_video` and the
     frame store (:func:`tcdn.data.store.ingest`) both use it.
+
+    A video file that decodes to clearly fewer frames than its container lists (cut short, or
+    damaged part-way: its frames up to the damage are kept) is reported: ``stats``, if given,
+    receives ``expected`` (the container's count, 0 when it states none), ``decoded`` and the
+    decoder's ``error`` if one stopped it, for the caller to report (see
+    :func:`short_of_frames`); without ``stats``, a warning is logged.
 
     Raises
     ------
@@ -200,11 +236,13 @@ def iter_frames(
 
     path = Path(path)
     n = 0
+    own = stats is None
+    stats = {} if stats is None else stats
     try:
         frames = (
             _iter_image_folder(path, settings)
             if path.is_dir()
-            else _iter_video_file(path, settings, threads)
+            else _iter_video_file(path, settings, threads, stats)
         )
         for arr in frames:
             n += 1
@@ -218,6 +256,26 @@ def iter_frames(
         ) from exc
     if n == 0:
         raise TcdnError(f"{path} holds no decodable frame: remove or replace it")
+    short = short_of_frames(stats) if own else None
+    if short:
+        log.warning("%s: %s", path, short)
+
+
+def short_of_frames(stats: dict[str, Any]) -> str | None:
+    """What :func:`iter_frames`' ``stats`` say when a file decoded to clearly fewer frames than
+    its container states (a truncated or damaged file); ``None`` otherwise."""
+    expected, decoded = stats.get("expected", 0), stats.get("decoded", 0)
+    if stats.get("stopped"):
+        return None
+    why = f" (the decoder stopped: {stats['error']})" if stats.get("error") else ""
+    if expected and expected - decoded > max(2, 0.05 * expected):  # slack: edit lists, B-frames
+        return (
+            f"decoded {decoded} of the {expected} frames its container lists{why}: the file is "
+            f"probably truncated or damaged; its {decoded} frames were kept"
+        )
+    if why:
+        return f"decoding stopped after {decoded} frames{why}: its {decoded} frames were kept"
+    return None
 
 
 def decode_video(

@@ -27,6 +27,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from tcdn.errors import TcdnError
+from tcdn.outputs import check_output_folder, claim_folder
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +52,19 @@ class SyntheticConfig:
 
     def validate(self) -> None:
         if self.n_classes < 2:
-            raise TcdnError(f"n_classes must be >= 2, got {self.n_classes}")
+            raise TcdnError(f"n_classes (--classes) must be >= 2, got {self.n_classes}")
         if self.videos_per_class < 1:
-            raise TcdnError(f"videos_per_class must be >= 1, got {self.videos_per_class}")
+            raise TcdnError(
+                f"videos_per_class (--videos-per-class) must be >= 1, got {self.videos_per_class}"
+            )
         if not 3 <= self.min_frames <= self.max_frames:
             raise TcdnError(
-                f"need 3 <= min_frames <= max_frames, got {self.min_frames}, {self.max_frames}"
+                f"need 3 <= min_frames <= max_frames (--min-frames, --max-frames), got {self.min_frames}, {self.max_frames}"
             )
         if not 0 <= self.hue_spread <= 0.5:
-            raise TcdnError(f"hue_spread must be in [0, 0.5], got {self.hue_spread}")
+            raise TcdnError(f"hue_spread (--hue-spread) must be in [0, 0.5], got {self.hue_spread}")
         if self.size < 16 or self.size % 2:
-            raise TcdnError(f"size must be an even number >= 16, got {self.size}")
+            raise TcdnError(f"size (--size) must be an even number >= 16, got {self.size}")
 
 
 @dataclass(frozen=True)
@@ -201,6 +204,10 @@ def write_video(path: Path, frames: np.ndarray, fps: int = 25) -> None:
     os.replace(tmp, path)
 
 
+#: the kind of folder :func:`generate` writes, in its marker file
+SYNTHETIC_KIND = "synthetic-collection"
+
+
 def generate(
     out_dir: str | Path, config: SyntheticConfig | None = None, progress: bool = True
 ) -> Path:
@@ -217,7 +224,14 @@ def generate(
     if labels_path.is_file() and stamp.is_file() and stamp.read_text() == repr(cfg):
         log.info("reusing synthetic videos in %s", out)
         return labels_path
-    out.mkdir(parents=True, exist_ok=True)
+    # only into a new or empty folder, or one this function wrote: its files are overwritten
+    check_output_folder(
+        out,
+        SYNTHETIC_KIND,
+        recognise=lambda p: (p / ".tcdn-synthetic").is_file(),
+        what="synthetic collection",
+    )
+    claim_folder(out, SYNTHETIC_KIND)
     rng = np.random.default_rng(cfg.seed)
     cats = _categories(cfg.n_classes, rng)
     rows = []

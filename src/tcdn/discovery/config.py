@@ -67,6 +67,8 @@ class DiscoverConfig:
     def __post_init__(self) -> None:
         if self.sources is not None:
             object.__setattr__(self, "sources", tuple(self.sources))
+            if not self.sources:
+                raise TcdnError(f"--sources names no source; choose from {', '.join(SOURCES)}")
             _check_names(self.sources, (*SOURCES, GIVEN), "feature source")
         object.__setattr__(self, "methods", tuple(self.methods))
         _check_names(self.methods, METHODS, "clustering method")
@@ -74,6 +76,8 @@ class DiscoverConfig:
             raise TcdnError(f"--methods names no method; choose from {', '.join(METHODS)}")
         if self.level not in LEVELS:
             raise TcdnError(f"--level must be one of {', '.join(LEVELS)}, got {self.level!r}")
+        if not 0 <= self.seed < 2**63:
+            raise TcdnError(f"--seed must be a whole number >= 0, got {self.seed}")
         if self.repeats < 1:
             raise TcdnError(f"--repeats must be >= 1, got {self.repeats}")
         if self.k is not None and self.k < 2:

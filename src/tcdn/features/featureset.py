@@ -30,6 +30,24 @@ FEATURE_ARRAYS = ("features", "video", "frame", "label")
 WHOLE_VIDEO = -1
 
 
+def is_feature_file(path: str | Path) -> bool:
+    """Whether ``path`` is a feature file tcdn wrote (a ``.npz`` whose ``meta`` names the format),
+    which ``tcdn features --out`` may replace."""
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        return False
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        return False
+    try:
+        meta = json.loads(str(loaded["meta"])) if "meta" in loaded.files else None
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+        meta = None
+    finally:
+        loaded.close()
+    return isinstance(meta, dict) and str(meta.get("format", "")).startswith("tcdn-features")
+
+
 @dataclass
 class FeatureSet:
     """Features of any origin, one row per frame (or per video), with the index that joins each row

@@ -25,30 +25,40 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from tcdn import runlock
 from tcdn.data.frameset import FrameSet
 from tcdn.data.load import open_collection
 from tcdn.data.synthetic import generate
 from tcdn.discovery.config import RANDOM_ASSIGNMENT
 from tcdn.discovery.pipeline import discover_collection
 from tcdn.errors import TcdnError
+from tcdn.outputs import check_output_folder, claim_folder
 from tcdn.sweep.layout import SPEC_FILE, Cell, baseline_path, is_done, write_json
 from tcdn.sweep.spec import DatasetSpec, SweepSpec, architecture_key, recipe_key
 from tcdn.sweep.table import write_outputs
-from tcdn.training.checkpoint import load_checkpoint
+from tcdn.training.checkpoint import list_checkpoints, load_checkpoint
 from tcdn.training.config import TrainConfig
 from tcdn.training.loop import train
 
 log = logging.getLogger(__name__)
+
+#: the kind of folder a sweep is, in its marker file (:func:`tcdn.outputs.claim_folder`)
+SWEEP_KIND = "sweep"
 
 
 def run_sweep(
     spec: SweepSpec, out_dir: str | Path, *, device: str = "cpu", progress: bool = True
 ) -> list[dict[str, Any]]:
     """Run every cell of ``spec`` not yet done in ``out_dir``, then write the table; return its rows."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise TcdnError(f"--out {out} is a file: give a folder for the sweep")
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output_folder(
+        out_dir, SWEEP_KIND, recognise=lambda p: (p / SPEC_FILE).is_file(), what="sweep"
+    )
+    with runlock.hold(out):
+        claim_folder(out, SWEEP_KIND)
+        return _run_sweep(spec, out, device, progress)
+
+
+def _run_sweep(spec: SweepSpec, out: Path, device: str, progress: bool) -> list[dict[str, Any]]:
     _check_spec_file(out, spec)
     cells = [
         Cell(r, d, s) for d in spec.datasets for r in spec.recipes for s in range(spec.train_seeds)
@@ -146,8 +156,9 @@ def _run_cell(
     cfg = _cell_config(spec, cell)
     frames = loader.at(cfg.image_size)
     log.info("sweep: training %s on %s, seed %d", cell.recipe, cell.dataset, cell.seed)
+    run = folder / "run"
     ckpt = load_checkpoint(
-        train(frames, cfg, folder / "run", resume=True, device=device, progress=False)
+        train(frames, cfg, run, resume=bool(list_checkpoints(run)), device=device, progress=False)
     )
     for level in todo:
         config = spec.discover_config(dataset, level, ("trained",))

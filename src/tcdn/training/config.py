@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 LOSSES = ("lq", "ls", "sfa", "ld")
 SCHEDULES = ("step", "cosine")
 AUGMENTS = ("none", "appearance")
+#: auto: bfloat16 where it is native and agrees with float32 (tcdn.training.precision), else fp32
+PRECISIONS = ("auto", "fp32", "bf16")
 #: per loss: frames per tuple, embedding size (fc7), tuples per step, margin
 LOSS_DEFAULTS: dict[str, tuple[int, int, int, float]] = {
     "lq": (4, 1024, 40, 0.5),  # SPEC §1-§3: 40 quadruplets, α = 0.5, fc7 1024
@@ -42,6 +44,8 @@ RESUMABLE_CHANGES = (
     "keep_last",
     "tensorboard",
     "compile",
+    "precision",  # the same method; the arithmetic's rounding differs
+    "bf16",
 )
 
 
@@ -83,7 +87,10 @@ class TrainConfig:
     aug_contrast: float = 0.4
     aug_saturation: float = 0.4
     aug_grey: float = 0.2
-    bf16: bool = False  # bfloat16 autocast of the forward pass (the loss stays float32)
+    # auto | fp32 | bf16: bfloat16 autocast of the forward pass (the loss stays float32); auto
+    # picks bf16 only where it is native and a short check agrees with fp32 (training/precision.py)
+    precision: str = "fp32"
+    bf16: bool = False  # the older switch: true means precision bf16
     # NHWC activations: the same results to rounding, about 7% faster for AlexNet at 227x227 and
     # 64x64 on the 2-core CPU (benchmarks/bench_step.py), and the layout torch.compile needs.
     channels_last: bool = True
@@ -105,6 +112,11 @@ class TrainConfig:
     @property
     def tuple_size(self) -> int:
         return LOSS_DEFAULTS[self.loss][0]
+
+    @property
+    def asked_precision(self) -> str:
+        """``precision``, with the older ``bf16: true`` meaning ``bf16``."""
+        return "bf16" if self.bf16 else self.precision
 
     def resolved(self) -> TrainConfig:
         """A copy with the loss-dependent defaults filled in."""
@@ -198,6 +210,8 @@ class TrainConfig:
             "for conv -> ReLU -> max-pool in the default NCHW layout, so the convolutions would "
             "never train)",
         )
+        need(self.precision in PRECISIONS, "precision", f"choose one of {', '.join(PRECISIONS)}")
+        need(0 <= self.seed < 2**63, "seed", "must be a whole number >= 0")
         need(self.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
         need(self.keep_last >= 1, "keep_last", "must be >= 1")
         need(self.log_every >= 1, "log_every", "must be >= 1")
@@ -225,7 +239,7 @@ class TrainConfig:
     def from_yaml(cls, path: str | Path) -> TrainConfig:
         try:
             data = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
+        except (OSError, ValueError, yaml.YAMLError) as exc:  # ValueError: not UTF-8 text
             raise TcdnError(f"cannot read config file {path}: {exc}") from exc
         if not isinstance(data, dict):
             raise TcdnError(f"config file {path} must hold a mapping of option: value")

@@ -25,13 +25,16 @@ sampler and the augmentation own seeded generators.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
 import shutil
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +45,7 @@ import yaml
 from torch import nn
 from tqdm.auto import tqdm
 
+from tcdn import runlock
 from tcdn.data.frameset import FrameSet
 from tcdn.data.samplers import (
     PairSampler,
@@ -55,11 +59,17 @@ from tcdn.device import resolve_device
 from tcdn.errors import TcdnError
 from tcdn.losses import ContrastiveLoss, QuadrupletLoss, RankingLoss, SiameseLoss
 from tcdn.models.input import channel_mean, to_input
+from tcdn.outputs import claim_folder, os_error_hint, write_atomic
 from tcdn.training.checkpoint import (
+    CHECKPOINT_FORMAT,
     CHECKPOINT_PATTERN,
+    RUN_KIND,
     atomic_save,
+    check_run_folder,
+    checkpoint_step,
     list_checkpoints,
     load_checkpoint,
+    remove_partials,
 )
 from tcdn.training.config import LOSS_DEFAULTS, RESUMABLE_CHANGES, TrainConfig
 from tcdn.training.diagnostics import (
@@ -70,10 +80,12 @@ from tcdn.training.diagnostics import (
     hinge_active_share,
 )
 from tcdn.training.distributed import Dist, barrier, distributed, env_int, gather, mean_over_ranks
+from tcdn.training.precision import CHECK_STEPS, choose_precision
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = "tcdn-checkpoint-1"
+#: steps after the first whose time gives the run's estimate (the first one warms up)
+ETA_STEPS = 3
 
 Sampler = QuadrupletSampler | PairSampler | SFAPairSampler | TripletSampler
 
@@ -185,6 +197,10 @@ class Trainer:
         self.mean = channel_mean(frames.frames, seed=cfg.seed)
         self.step_count = 0
         self.last_checkpoint: Path | None = None
+        #: bfloat16 autocast of the forward pass; ``precision: auto`` is settled by
+        #: :meth:`settle_precision`
+        self.use_bf16 = cfg.asked_precision == "bf16"
+        self.precision_reason = "asked for"
 
         self.net: nn.Module = self.model
         if self.ddp.world > 1:
@@ -234,7 +250,7 @@ class Trainer:
         SFA), backward, clip and one optimiser and schedule step; with ``diagnose``, also the
         diagnostics of :mod:`tcdn.training.diagnostics` (the gradient norms before clipping)."""
         cfg = self.cfg
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
             out = self.net(x)
         emb = out.float().view(cfg.tuple_size, len(x) // cfg.tuple_size, -1)
         y = None if labels is None else torch.from_numpy(labels).to(self.device)
@@ -249,8 +265,13 @@ class Trainer:
                 if self.last_checkpoint
                 else "no checkpoint was written yet"
             )
+            fix = (
+                f"lower --lr (gradient clipping at norm {cfg.grad_clip:g} is already on)"
+                if cfg.grad_clip
+                else "lower --lr, or set grad_clip (e.g. --set grad_clip=5)"
+            )
             raise TcdnError(
-                f"the loss became {seen.item()} at step {self.step_count + 1}; {where}. Lower --lr or enable gradient clipping."
+                f"the loss became {seen.item()} at step {self.step_count + 1}; {where}: {fix}"
             )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -285,6 +306,7 @@ class Trainer:
         )
         if not self.ddp.main:
             return None
+        # tensors and plain Python values only: torch.load(weights_only=True) reads it
         return {
             "format": CHECKPOINT_FORMAT,
             "config": self.cfg.to_dict(),
@@ -297,26 +319,42 @@ class Trainer:
             "torch_rng_ranks": rng,
             "cuda_rng_ranks": cuda_rng,
             "world_size": self.ddp.world,
-            "mean": self.mean,
+            "mean": torch.as_tensor(np.asarray(self.mean, dtype=np.float32)),
             "step": self.step_count,
+            "precision": "bf16" if self.use_bf16 else "fp32",
             "videos": [v.name for v in self.frames.videos],
         }
 
     def save(self, run: Path) -> Path:
-        """Write ``run/step_XXXXXXXX.pt`` atomically (rank 0) and keep the last ``keep_last``."""
+        """Write ``run/step_XXXXXXXX.pt`` atomically (rank 0) and keep the last ``keep_last``
+        (only files named as checkpoints are ever removed)."""
         path = run / CHECKPOINT_PATTERN.format(self.step_count)
         state = self.state_dict()
         if state is not None:
-            atomic_save(state, path)
+            try:
+                atomic_save(state, path)
+            except TcdnError as exc:
+                last = self.last_checkpoint
+                raise TcdnError(
+                    f"{exc}. The run stopped at step {self.step_count}; "
+                    + (
+                        f"its last complete checkpoint is {last}: `--resume` continues from it"
+                        if last
+                        else "no checkpoint was written yet"
+                    )
+                ) from None
             for old in list_checkpoints(run)[: -self.cfg.keep_last]:
-                old.unlink()
+                with contextlib.suppress(FileNotFoundError):
+                    old.unlink()
         self.last_checkpoint = path
         return path
 
-    def restore(self, path: Path) -> None:
-        """Continue from the checkpoint ``path``; its config must equal this run's but for
-        :data:`~tcdn.training.config.RESUMABLE_CHANGES`."""
-        ckpt = load_checkpoint(path)
+    def restore(self, checkpoint: Path | dict[str, Any]) -> None:
+        """Continue from a checkpoint (a path, or a :func:`load_checkpoint` dict); its config must
+        equal this run's but for :data:`~tcdn.training.config.RESUMABLE_CHANGES`, and it must have
+        been trained on the same videos."""
+        ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
+        path = Path(ckpt["path"])
         saved = TrainConfig.from_dict(ckpt["config"]).resolved()
         mine = self.cfg.to_dict()
         differ = {
@@ -327,8 +365,22 @@ class Trainer:
                 f"cannot resume {path}: its config differs in {', '.join(sorted(differ))}; "
                 f"use the same options (only {', '.join(RESUMABLE_CHANGES)} may change) or another --out"
             )
-        self.model.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
+        names = [v.name for v in self.frames.videos]
+        if "videos" in ckpt and list(ckpt["videos"]) != names:
+            raise TcdnError(
+                f"cannot resume {path}: it was trained on {len(ckpt['videos'])} videos and this "
+                f"collection has {len(names)} (or other ones): {_video_difference(ckpt['videos'], names)}; "
+                "give the same collection, or train into another --out"
+            )
+        try:
+            self.model.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            detail = " ".join(line.strip() for line in str(exc).splitlines()[:2])
+            raise TcdnError(
+                f"cannot resume {path}: its weights do not fit the run's network ({detail}): the "
+                "file is damaged or was edited; resume from an earlier checkpoint or train anew"
+            ) from None
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.sampler.load_state_dict(ckpt["sampler"])
         if "augment_rng" in ckpt:
@@ -356,6 +408,47 @@ class Trainer:
         self.last_checkpoint = path
         if self.ddp.main:
             log.info("resuming %s at step %d", path, self.step_count)
+
+    # -- precision -----------------------------------------------------------------------------
+    def settle_precision(self) -> None:
+        """Decide ``precision: auto`` (:func:`~tcdn.training.precision.choose_precision`); every
+        rank decides alike (the check uses the global batch)."""
+        asked = self.cfg.asked_precision
+        if asked == "auto" and self.ddp.world > 1:
+            chosen, why = choose_precision(asked, self.device, lambda: ([1.0], [1.0]))
+            if chosen == "bf16":  # the check is not collective: be safe under DDP
+                chosen, why = "fp32", "auto under several processes picks fp32"
+        else:
+            chosen, why = choose_precision(asked, self.device, self.compare_precisions)
+        self.use_bf16, self.precision_reason = chosen == "bf16", why
+
+    def compare_precisions(self, steps: int = CHECK_STEPS) -> tuple[list[float], list[float]]:
+        """The losses of ``steps`` steps in fp32 and in bf16 from this same state; the state
+        (weights, optimiser, schedule, sampler, augmentation and RNGs) is left as it was."""
+        import copy
+
+        saved: dict[str, Any] = {
+            "model": copy.deepcopy(self.model.state_dict()),
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+            "scheduler": copy.deepcopy(self.scheduler.state_dict()),
+            "sampler": copy.deepcopy(self.sampler.state_dict()),
+            "aug": self.aug_gen.get_state(),
+            "step": self.step_count,
+            "bf16": self.use_bf16,
+        }
+        curves: list[list[float]] = []
+        for bf16 in (False, True):
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                self.use_bf16 = bf16
+                curves.append([self.step().loss for _ in range(steps)])
+            self.model.load_state_dict(saved["model"])
+            self.optimizer.load_state_dict(saved["optimizer"])
+            self.scheduler.load_state_dict(saved["scheduler"])
+            self.sampler.load_state_dict(saved["sampler"])
+            self.aug_gen.set_state(saved["aug"])
+            self.step_count = saved["step"]
+        self.use_bf16 = saved["bf16"]
+        return curves[0], curves[1]
 
 
 # -- the run -------------------------------------------------------------------------------------
@@ -388,7 +481,7 @@ def train(
     config: TrainConfig,
     out_dir: str | Path,
     *,
-    resume: bool = False,
+    resume: bool | str | Path | dict[str, Any] = False,
     device: str = "cpu",
     progress: bool = True,
 ) -> Path:
@@ -402,27 +495,29 @@ def train(
         The run's configuration.
     out_dir
         Run folder: checkpoints ``step_XXXXXXXX.pt``, ``config.yaml``, ``log.jsonl`` (and
-        ``tensorboard/`` with ``tensorboard: true``) go here.
+        ``tensorboard/`` with ``tensorboard: true``) go here. It must be new, empty or a tcdn run;
+        it is locked while the run lasts (a second run into it stops with a clear error).
     resume
-        Continue from the last checkpoint in ``out_dir`` (its config must match ``config``
-        except in :data:`~tcdn.training.config.RESUMABLE_CHANGES`).
+        ``True``: continue from the last complete checkpoint in ``out_dir`` (an error if there
+        is none; its config must match ``config`` except in
+        :data:`~tcdn.training.config.RESUMABLE_CHANGES`). A path or a :func:`load_checkpoint`
+        dict: continue from that checkpoint.
     device
         ``cpu``, ``cuda``, ``cuda:N`` or ``auto``. Under ``torchrun`` on GPUs each rank uses
         ``cuda:LOCAL_RANK``.
     progress
-        Show a progress bar (rank 0 only).
+        Show a progress bar (rank 0 only); without one, the loss is logged every ``log_every``
+        steps.
+
+    An interruption (Ctrl-C, SIGTERM) stops the run after the step in progress and writes a
+    checkpoint of that step before :class:`KeyboardInterrupt` propagates (one process only).
     """
     cfg = config.resolved()
     dev = resolve_device(device)
     run = Path(out_dir)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    existing = list_checkpoints(run)
-    if existing and not resume:
-        raise TcdnError(
-            f"{run} already holds checkpoints (last: {existing[-1].name}): pass --resume to continue that run, "
-            "or choose another --out"
-        )
+    main = env_int("RANK", 0) == 0
+    if main:
+        check_run_folder(run)
     if frames.frames.shape[1] != cfg.image_size or frames.frames.shape[2] != cfg.image_size:
         raise TcdnError(
             f"frames are {frames.frames.shape[2]}x{frames.frames.shape[1]} but the config asks for image_size="
@@ -432,33 +527,172 @@ def train(
         _check_compiler(dev)
     if cfg.tensorboard:
         _summary_writer_class()  # every rank fails alike, before any collective call
-    if cfg.bf16 and dev.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise TcdnError("bf16: true but this GPU has no bfloat16 support: set bf16: false")
     assert cfg.batch_size is not None  # resolved
     shard_rows(cfg.batch_size, 0, max(env_int("WORLD_SIZE", 1), 1))  # an uneven split fails first
-    with distributed(dev) as ddp:
-        if ddp.world > 1 and dev.type == "cuda":
-            dev = torch.device("cuda", ddp.local_rank)
-        cuda = [dev.index or 0] if dev.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda):
-            torch.manual_seed(cfg.seed)
-            if ddp.main:
-                run.mkdir(parents=True, exist_ok=True)
-            trainer = Trainer(frames, cfg, dev, ddp)
-            if resume and existing:
-                trainer.restore(existing[-1])
-            return _run(trainer, run, progress)
+    with runlock.hold(run) if main else contextlib.nullcontext():
+        if main:
+            claim_folder(run, RUN_KIND)
+            remove_partials(run)
+        start = resume_checkpoint(run, resume)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        with distributed(dev) as ddp:
+            if ddp.world > 1 and dev.type == "cuda":
+                dev = torch.device("cuda", ddp.local_rank)
+            cuda = [dev.index or 0] if dev.type == "cuda" else []
+            with torch.random.fork_rng(devices=cuda):
+                torch.manual_seed(cfg.seed)
+                trainer = Trainer(frames, cfg, dev, ddp)
+                if start is not None:
+                    trainer.restore(start)
+                trainer.settle_precision()
+                return _run(trainer, run, progress)
+
+
+def resume_checkpoint(
+    run: Path, resume: bool | str | Path | dict[str, Any]
+) -> dict[str, Any] | None:
+    """The checkpoint a run continues from (``None``: it starts at step 0), checked before any
+    work: a run folder with checkpoints needs ``resume``; ``resume`` needs a checkpoint."""
+    if isinstance(resume, dict):
+        return resume
+    if resume is False:
+        existing = list_checkpoints(run)
+        if existing:
+            raise TcdnError(
+                f"{run} already holds checkpoints (last: {existing[-1].name}): pass --resume to "
+                "continue that run, or choose another --out"
+            )
+        return None
+    if resume is True:
+        if not list_checkpoints(run):
+            raise TcdnError(
+                f"--resume: {run} holds no checkpoint (step_XXXXXXXX.pt) to continue from: run "
+                "without --resume to start at step 0"
+            )
+        return load_checkpoint(run)
+    return load_checkpoint(Path(resume))
+
+
+def cpu_scale_hint(cfg: TrainConfig, device: str | torch.device) -> str | None:
+    """On a CPU, the paper's scale (227-pixel frames, tens of thousands of steps) takes days: the
+    warning that says so and names the config that fits a CPU; ``None`` elsewhere."""
+    if torch.device(device).type != "cpu" or cfg.image_size < 160 or cfg.steps < 5000:
+        return None
+    return (
+        f"training at {cfg.image_size}x{cfg.image_size} for {cfg.steps:,} steps on a CPU: these "
+        "are the paper's settings, made for a GPU; here a step takes seconds (6-14 s measured for "
+        "AlexNet) and the run days. configs/demo-lq-64px.yaml fits a CPU (64x64 frames, 200 "
+        "steps): --config configs/demo-lq-64px.yaml. The time per step measured after the first "
+        "steps follows"
+    )
+
+
+def _video_difference(saved: list[str], names: list[str]) -> str:
+    missing = [n for n in saved if n not in set(names)]
+    new = [n for n in names if n not in set(saved)]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing ({', '.join(missing[:3])})")
+    if new:
+        parts.append(f"{len(new)} new ({', '.join(new[:3])})")
+    return "; ".join(parts) or "the same videos in another order"
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def _banner(trainer: Trainer, run: Path, progress: bool) -> None:
+    """The run's first lines: what it trains, where, how long, and when it saves."""
+    cfg, dev = trainer.cfg, trainer.device
+    where = f"{dev} ({torch.get_num_threads()} threads)" if dev.type == "cpu" else str(dev)
+    if dev.type == "cuda":
+        where += f", {torch.cuda.get_device_name(dev)}"
+    if trainer.ddp.world > 1:
+        where += f", {trainer.ddp.world} processes"
+    start = f" from step {trainer.step_count}" if trainer.step_count else ""
+    log.info(
+        "training %s (%s) on %s: %d videos, %d frames at %dx%d; %d steps of %d tuples%s",
+        cfg.loss,
+        cfg.model,
+        where,
+        len(trainer.frames.videos),
+        len(trainer.frames.frames),
+        cfg.image_size,
+        cfg.image_size,
+        cfg.steps,
+        trainer.batch,
+        start,
+    )
+    log.info(
+        "precision %s (%s); a checkpoint every %d steps in %s (the last %d kept); the time per "
+        "step and an estimate follow after the first %d steps%s",
+        "bf16" if trainer.use_bf16 else "fp32",
+        trainer.precision_reason,
+        cfg.checkpoint_every,
+        run,
+        cfg.keep_last,
+        ETA_STEPS + 1,
+        "" if progress else f"; the loss every {cfg.log_every} steps",
+    )
+
+
+class _StopFlag:
+    """Ctrl-C (SIGINT) and SIGTERM during training: finish the step in progress, write a
+    checkpoint, then stop; a second Ctrl-C stops at once. Only in the main thread of a single
+    process (under torchrun every rank would have to stop at the same step)."""
+
+    def __init__(self) -> None:
+        self.stop = False
+        self._previous: dict[int, Any] = {}
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.stop:
+            raise KeyboardInterrupt
+        self.stop = True
+        log.warning(
+            "stopping after the step in progress to write a checkpoint (Ctrl-C again to stop at once)"
+        )
+
+    @contextlib.contextmanager
+    def installed(self, enabled: bool) -> Iterator[_StopFlag]:
+        if enabled and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[int(sig)] = signal.signal(sig, self._handler)
+        try:
+            yield self
+        finally:
+            for signum, old in self._previous.items():
+                signal.signal(signum, old)
+            self._previous.clear()
 
 
 def _run(trainer: Trainer, run: Path, progress: bool) -> Path:
     """Step ``trainer`` to ``steps``, logging every ``log_every`` steps and saving checkpoints."""
     cfg, ddp = trainer.cfg, trainer.ddp
     if ddp.main:
-        (run / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        write_atomic(run / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     if trainer.step_count >= cfg.steps:
         if ddp.main:
-            log.info("%s is already at step %d >= %d steps", run, trainer.step_count, cfg.steps)
+            log.info(
+                "%s is already at step %d of %d: give a larger --steps to train on",
+                run,
+                trainer.step_count,
+                cfg.steps,
+            )
         return trainer.last_checkpoint or trainer.save(run)
+    if ddp.main:
+        _banner(trainer, run, progress)
+        log.debug("config: %s", json.dumps(cfg.to_dict()))
 
     trainer.model.train()
     writer = (
@@ -473,27 +707,65 @@ def _run(trainer: Trainer, run: Path, progress: bool) -> Path:
         unit="step",
         disable=not progress or not ddp.main,
     )
-    log_fh = (run / "log.jsonl").open("a") if ddp.main else None
+    log_fh = _open_log(run) if ddp.main else None
     monitor = _Monitor(trainer.batch)
+    first = trainer.step_count
+    t_first: float | None = None
+    flag = _StopFlag()
     try:
-        while trainer.step_count < cfg.steps:
-            step = trainer.step_count + 1
-            logs = ddp.main and (step % cfg.log_every == 0 or step == cfg.steps)
-            result = trainer.step(diagnose=logs)
-            bar.update(1)
-            monitor.count()
-            if logs:
-                rec = monitor.record(step, result, float(trainer.scheduler.get_last_lr()[0]))
-                bar.set_postfix(loss=f"{rec['loss']:.4f}", tuples_s=f"{rec['tuples_per_s']:.0f}")
-                assert log_fh is not None
-                log_fh.write(json.dumps(rec) + "\n")
-                log_fh.flush()
-                if writer is not None:
-                    for name, value in rec.items():
-                        if name != "step":
-                            writer.add_scalar(f"train/{name}", value, step)
-            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                trainer.save(run)
+        with flag.installed(ddp.world == 1):
+            while trainer.step_count < cfg.steps:
+                step = trainer.step_count + 1
+                logs = ddp.main and (step % cfg.log_every == 0 or step == cfg.steps)
+                result = trainer.step(diagnose=logs)
+                bar.update(1)
+                monitor.count()
+                if step == first + 1:
+                    t_first = time.perf_counter()
+                elif ddp.main and t_first is not None and step == first + 1 + ETA_STEPS:
+                    _estimate(trainer, (time.perf_counter() - t_first) / ETA_STEPS)
+                if logs:
+                    rec = monitor.record(step, result, float(trainer.scheduler.get_last_lr()[0]))
+                    bar.set_postfix(
+                        loss=f"{rec['loss']:.4f}", tuples_s=f"{rec['tuples_per_s']:.0f}"
+                    )
+                    assert log_fh is not None
+                    _write_log(log_fh, run, rec)
+                    if not progress:
+                        left = (cfg.steps - step) * trainer.batch / max(rec["tuples_per_s"], 1e-9)
+                        log.info(
+                            "step %d/%d: loss %.4f, lr %.3g, embedding spread %.2g (relative "
+                            "%.3f), %.0f tuples/s, %s left",
+                            step,
+                            cfg.steps,
+                            rec["loss"],
+                            rec["lr"],
+                            rec["embedding_spread"],
+                            rec.get("relative_spread", float("nan")),
+                            rec["tuples_per_s"],
+                            _duration(left),
+                        )
+                    if writer is not None:
+                        for name, value in rec.items():
+                            if name != "step":
+                                writer.add_scalar(f"train/{name}", value, step)
+                if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                    trainer.save(run)
+                if flag.stop:
+                    break
+            if flag.stop and trainer.step_count < cfg.steps:
+                if (
+                    trainer.last_checkpoint is None
+                    or checkpoint_step(trainer.last_checkpoint) != trainer.step_count
+                ):
+                    trainer.save(run)
+                log.warning(
+                    "interrupted at step %d of %d: wrote %s",
+                    trainer.step_count,
+                    cfg.steps,
+                    trainer.last_checkpoint,
+                )
+                raise KeyboardInterrupt
     finally:
         bar.close()
         if log_fh is not None:
@@ -506,6 +778,39 @@ def _run(trainer: Trainer, run: Path, progress: bool) -> Path:
     if ddp.main:
         log.info("finished %d steps; checkpoint %s", trainer.step_count, last)
     return last
+
+
+def _estimate(trainer: Trainer, per_step: float) -> None:
+    cfg, step = trainer.cfg, trainer.step_count
+    left = (cfg.steps - step) * per_step
+    until = time.strftime("%a %H:%M", time.localtime(time.time() + left))
+    after = ((step // cfg.checkpoint_every) + 1) * cfg.checkpoint_every
+    nxt = min(after, cfg.steps)
+    log.info(
+        "measured %.3g s per step: the remaining %d steps take about %s (until %s); the next "
+        "checkpoint, at step %d, in about %s",
+        per_step,
+        cfg.steps - step,
+        _duration(left),
+        until,
+        nxt,
+        _duration((nxt - step) * per_step),
+    )
+
+
+def _open_log(run: Path) -> Any:
+    try:
+        return (run / "log.jsonl").open("a", encoding="utf-8")
+    except OSError as exc:
+        raise TcdnError(f"cannot write {run / 'log.jsonl'}: {os_error_hint(exc)}") from None
+
+
+def _write_log(fh: Any, run: Path, rec: dict[str, Any]) -> None:
+    try:
+        fh.write(json.dumps(rec) + "\n")
+        fh.flush()
+    except OSError as exc:
+        raise TcdnError(f"cannot write {run / 'log.jsonl'}: {os_error_hint(exc)}") from None
 
 
 class _Monitor:

@@ -8,7 +8,11 @@ in parallel processes, into one file per video; :func:`open_store` opens the sto
 
 Layout of a store folder::
 
+    STORE/.tcdn                  marker: this folder is a tcdn frame store
     STORE/manifest.json          format, version, decode settings, storage, per-video entries
+                                 (with each data file's size and CRC-32)
+    STORE/journal.jsonl          while an ingest runs: each video finished, one line each
+    STORE/.tcdn.lock             while an ingest runs: its pid and host (tcdn.runlock)
     STORE/data/<key>.u8          raw: the video's frames, (n, H, W, 3) uint8, C order
     STORE/data/<key>.jpg         jpeg: the video's frames as concatenated JPEG images ...
     STORE/data/<key>.jpg.idx     ... and their n + 1 byte offsets (little-endian int64)
@@ -16,8 +20,12 @@ Layout of a store folder::
 ``<key>`` is a hash of the video's name, so a video keeps its file when others come and go.
 Every data file is written under a temporary name and renamed; the manifest is written the same
 way, after the data, and says ``"complete": true`` only when an ingest finished. An interrupted
-ingest leaves a manifest marked incomplete that lists the videos already done: running the same
-ingest again skips them (a video is redone when its file's size or modification time changed).
+ingest (killed at any moment) leaves a manifest marked incomplete and a journal that together list
+the videos already done: running the same ingest again skips them (a video is redone when its
+source's size or modification time changed, or when its data file does not have the size the
+manifest records; with ``--verify``, the CRC-32 too). Opening a store checks every data file's
+size. An ingest only writes into a new or empty folder or a store, and only ever deletes files
+with the names it gives its own files.
 
 Storage options, bytes per frame at 227x227:
 
@@ -32,16 +40,18 @@ The rooms: :mod:`~tcdn.data.store.manifest` (the settings and the manifest file)
 """
 
 from tcdn.data.store.manifest import STORAGES, StoreSettings, is_store, read_manifest
-from tcdn.data.store.reader import StoreFrames, open_store
-from tcdn.data.store.writer import IngestReport, ingest
+from tcdn.data.store.reader import StoreFrames, open_store, store_problems
+from tcdn.data.store.writer import IngestReport, check_store_folder, ingest
 
 __all__ = [
     "STORAGES",
     "IngestReport",
     "StoreFrames",
     "StoreSettings",
+    "check_store_folder",
     "ingest",
     "is_store",
     "open_store",
     "read_manifest",
+    "store_problems",
 ]

@@ -1,22 +1,34 @@
 """A store's settings and its manifest: what decides its bytes, and what it holds.
 
 Every file of a store is written under a temporary name beside its final one and renamed, so a
-crash never leaves a half-written file under a final name.
+crash never leaves a half-written file under a final name. The manifest records each data file's
+size and CRC-32 (``files`` of each video), so a damaged file is found: by size whenever a store
+is opened or ingested again, by content with ``tcdn ingest --verify``.
+
+A store folder carries the marker :data:`tcdn.outputs.MARKER` (kind :data:`STORE_KIND`); tcdn
+only ever deletes files of a store that carry its own names (:func:`is_data_name`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
+import math
+import re
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tcdn.data.decode import DecodeSettings
 from tcdn.errors import TcdnError
+from tcdn.outputs import write_atomic
 
 MANIFEST = "manifest.json"
+#: videos finished by an ingest in progress, one JSON line each (folded into the manifest at the end)
+JOURNAL = "journal.jsonl"
+#: the kind of folder a store is, in its marker file (:func:`tcdn.outputs.claim_folder`)
+STORE_KIND = "frame-store"
 STORE_FORMAT = "tcdn-frame-store"
 STORE_VERSION = 1
 STORAGES = ("raw", "jpeg")
@@ -60,6 +72,24 @@ def is_store(path: str | Path) -> bool:
     return (Path(path) / MANIFEST).is_file()
 
 
+def looks_like_store(path: Path) -> bool:
+    """Whether ``path`` holds a tcdn frame store's manifest (a store made before marker files)."""
+    try:
+        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == STORE_FORMAT
+
+
+#: the names of the files an ingest writes in ``data/``, and of their temporary versions
+_DATA_NAME = re.compile(r"^(?:\.)?[0-9a-f]{20}\.(?:u8|jpg|jpg\.idx)(?:\.partial)?$")
+
+
+def is_data_name(name: str) -> bool:
+    """Whether ``name`` is the name of a data file (or its temporary file) an ingest writes."""
+    return _DATA_NAME.match(name) is not None
+
+
 def video_key(name: str) -> str:
     """The file stem of a video's data: a hash of its name, stable across ingests."""
     return hashlib.sha1(name.encode("utf-8")).hexdigest()[:20]
@@ -72,12 +102,54 @@ def data_files(data_dir: Path, key: str, storage: str) -> list[Path]:
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    with tmp.open("w", encoding="utf-8") as fh:
-        json.dump(obj, fh, indent=1)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(obj, indent=1))
+
+
+def crc32_hex(value: int) -> str:
+    return f"{value & 0xFFFFFFFF:08x}"
+
+
+def expected_files(
+    record: dict[str, Any], data_dir: Path, settings: StoreSettings
+) -> dict[Path, dict[str, Any]]:
+    """The data files of a video's manifest ``record`` and what each must hold: ``size`` (bytes)
+    and ``crc32`` where known. Stores written before sizes were recorded get the sizes their
+    frame count implies (a raw file's, a JPEG index's)."""
+    files = data_files(data_dir, record["key"], settings.storage)
+    recorded = record.get("files") or {}
+    out: dict[Path, dict[str, Any]] = {}
+    n = int(record["n_frames"])
+    for f in files:
+        known = dict(recorded.get(f.name) or {})
+        if "size" not in known:
+            if f.suffix == ".u8":
+                known["size"] = n * math.prod(settings.frame_shape)
+            elif f.name.endswith(".idx"):
+                known["size"] = (n + 1) * 8
+        out[f] = known
+    return out
+
+
+def file_problem(path: Path, expected: dict[str, Any], *, content: bool = False) -> str | None:
+    """What is wrong with a data file (missing, wrong size, and with ``content`` a wrong CRC-32),
+    or ``None`` when it matches."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return f"{path.name} is missing"
+    if "size" in expected and size != int(expected["size"]):
+        return f"{path.name} holds {size:,} bytes instead of {int(expected['size']):,}"
+    if content and expected.get("crc32"):
+        crc = 0
+        try:
+            with path.open("rb") as fh:
+                while block := fh.read(1 << 22):
+                    crc = zlib.crc32(block, crc)
+        except OSError as exc:
+            return f"{path.name} cannot be read ({exc.strerror})"
+        if crc32_hex(crc) != expected["crc32"]:
+            return f"{path.name} has other contents than were written (CRC-32 {crc32_hex(crc)}, not {expected['crc32']})"
+    return None
 
 
 def read_manifest(store: str | Path) -> dict[str, Any]:

@@ -14,7 +14,13 @@ import numpy as np
 
 from tcdn.data.collection import VideoEntry
 from tcdn.data.frameset import FrameSet
-from tcdn.data.store.manifest import StoreSettings, describe, read_manifest
+from tcdn.data.store.manifest import (
+    StoreSettings,
+    describe,
+    expected_files,
+    file_problem,
+    read_manifest,
+)
 from tcdn.errors import TcdnError
 
 log = logging.getLogger(__name__)
@@ -113,6 +119,13 @@ class StoreFrames:
                 ) from exc
             m = np.frombuffer(mm, dtype=np.uint8)
             if self.storage == "raw":
+                n = int(self.offsets[v + 1] - self.offsets[v])
+                if m.size != n * int(np.prod(self.frame_shape)):
+                    raise TcdnError(
+                        f"{path} of the frame store {self.root} holds {m.size:,} bytes, not the "
+                        f"{n} frames the manifest lists: it is damaged; run the same `tcdn ingest` "
+                        "again to repair it"
+                    )
                 m = m.reshape(-1, *self.frame_shape)
             self._maps[v] = m
         return m
@@ -149,7 +162,19 @@ class StoreFrames:
             offs = self._jpeg_offsets.get(v)
             if offs is None:
                 path = self.root / "data" / f"{self.keys[v]}.jpg.idx"
-                offs = np.fromfile(path, dtype="<i8")
+                try:
+                    offs = np.fromfile(path, dtype="<i8")
+                except (OSError, ValueError) as exc:
+                    raise TcdnError(
+                        f"cannot read {path} of the frame store {self.root}: {exc}. Run the same "
+                        "`tcdn ingest` again to repair it"
+                    ) from exc
+                n = int(self.offsets[v + 1] - self.offsets[v])
+                if len(offs) != n + 1 or int(offs[-1]) > len(blob):
+                    raise TcdnError(
+                        f"{path} of the frame store {self.root} does not match its {n} frames: "
+                        "the store is damaged; run the same `tcdn ingest` again to repair it"
+                    )
                 self._jpeg_offsets[v] = offs
             simplejpeg.decode_jpeg(blob[offs[t] : offs[t + 1]], colorspace="RGB", buffer=out[i])
 
@@ -178,6 +203,12 @@ def open_store(path: str | Path, *, threads: int | None = None) -> FrameSet:
         )
     settings = StoreSettings.from_dict(manifest["settings"])
     videos = manifest["videos"]
+    damaged = store_problems(path, manifest, content=False)
+    if damaged:
+        raise TcdnError(
+            f"the frame store {path} is damaged ({len(damaged)} video(s); {damaged[0]}): run the "
+            "same `tcdn ingest` again to repair it"
+        )
     lengths = [int(v["n_frames"]) for v in videos]
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     frames = StoreFrames(
@@ -202,3 +233,25 @@ def open_store(path: str | Path, *, threads: int | None = None) -> FrameSet:
         offsets=offsets,
         skipped=[b["name"] for b in manifest["bad"]],
     )
+
+
+def store_problems(
+    path: str | Path, manifest: dict[str, Any] | None = None, *, content: bool = True
+) -> list[str]:
+    """What is wrong with the data files of a store: one line per damaged video (empty when
+    every file has its recorded size and, with ``content``, its recorded CRC-32).
+
+    Sizes cost one ``stat`` per file (checked whenever a store is opened); contents read the
+    whole store (``tcdn ingest --verify``).
+    """
+    path = Path(path)
+    manifest = manifest or read_manifest(path)
+    settings = StoreSettings.from_dict(manifest["settings"])
+    problems = []
+    for video in manifest["videos"]:
+        for file, expected in expected_files(video, path / "data", settings).items():
+            problem = file_problem(file, expected, content=content)
+            if problem is not None:
+                problems.append(f"{video['name']}: data/{problem}")
+                break
+    return problems

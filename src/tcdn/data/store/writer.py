@@ -4,33 +4,44 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import json
 import logging
 import multiprocessing
 import os
 import time
+import zlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from tcdn import runlock
 from tcdn.data.collection import VideoEntry, find_videos
-from tcdn.data.decode import iter_frames
+from tcdn.data.decode import iter_frames, short_of_frames
 from tcdn.data.store.manifest import (
+    JOURNAL,
     MANIFEST,
     STORE_FORMAT,
+    STORE_KIND,
     STORE_VERSION,
     StoreSettings,
+    crc32_hex,
     data_files,
     describe,
+    expected_files,
+    file_problem,
+    is_data_name,
     is_store,
+    looks_like_store,
     read_manifest,
     video_key,
     write_json_atomic,
 )
 from tcdn.errors import TcdnError
+from tcdn.outputs import check_output_folder, claim_folder, os_error_hint, partial_name
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +64,24 @@ class IngestReport:
     bad: dict[str, str]
     bytes: int
     seconds: float
+    #: name -> what was odd about a video that was kept (e.g. fewer frames than its container lists)
+    warnings: dict[str, str] = field(default_factory=dict)
 
     @property
     def bytes_per_frame(self) -> float:
         return self.bytes / max(self.n_frames, 1)
+
+
+class StoreWriteError(TcdnError):
+    """A store's file could not be written (full disk, file-size limit, permissions): the ingest
+    stops, unlike a bad video, which is skipped."""
+
+
+def _write_error(path: Path, exc: OSError) -> StoreWriteError:
+    return StoreWriteError(
+        f"cannot write {path} of the frame store: {os_error_hint(exc)}; the videos already "
+        "done are kept, and the same `tcdn ingest` finishes the rest once there is room"
+    )
 
 
 def _encode_video(
@@ -64,33 +89,41 @@ def _encode_video(
 ) -> dict[str, Any]:
     """Decode one video into its data file(s); runs in a worker process.
 
-    Returns ``{"name", "n_frames", "bytes"}``, or ``{"name", "error"}`` when the video is bad.
+    Returns ``{"name", "n_frames", "bytes", "files"}`` (``files``: each file's size and CRC-32;
+    ``warning`` when the file decoded to fewer frames than its container lists), or ``{"name",
+    "error"}`` when the video is bad. A file that cannot be written raises
+    :class:`StoreWriteError`; nothing half-written is left behind either way.
     """
     settings = StoreSettings.from_dict(settings_dict)
     key = video_key(name)
     final = data_files(Path(data_dir), key, settings.storage)
-    tmps = [f.with_name(f".{f.name}.partial") for f in final]
+    tmps = [partial_name(f) for f in final]
+    stats: dict[str, int] = {}
+    crcs = [0] * len(final)
     n = 0
     try:
-        frames = iter_frames(src, settings.decode, threads=threads)
-        if settings.storage == "raw":
-            # frames are copied once, into a buffer written every _WRITE_FRAMES frames
-            buf = np.empty((_WRITE_FRAMES, *settings.frame_shape), dtype=np.uint8)
-            with tmps[0].open("wb", buffering=0) as fh:
+        frames = iter_frames(src, settings.decode, threads=threads, stats=stats)
+        try:
+            fh = tmps[0].open("wb")
+        except OSError as exc:
+            raise _write_error(final[0], exc) from None
+        with fh:
+            if settings.storage == "raw":
+                # frames are copied once, into a buffer written every _WRITE_FRAMES frames
+                buf = np.empty((_WRITE_FRAMES, *settings.frame_shape), dtype=np.uint8)
                 k = 0
                 for arr in frames:
                     buf[k] = arr
                     k += 1
                     if k == _WRITE_FRAMES:
-                        fh.write(buf.data)
+                        crcs[0] = _write(fh, buf.data, crcs[0], final[0])
                         n, k = n + k, 0
-                fh.write(buf[:k].data)
+                crcs[0] = _write(fh, buf[:k].data, crcs[0], final[0])
                 n += k
-        else:
-            import simplejpeg
+            else:
+                import simplejpeg
 
-            offsets = [0]
-            with tmps[0].open("wb") as fh:
+                offsets = [0]
                 for arr in frames:
                     blob = simplejpeg.encode_jpeg(
                         np.ascontiguousarray(arr),
@@ -98,10 +131,26 @@ def _encode_video(
                         colorspace="RGB",
                         colorsubsampling="420",
                     )
-                    fh.write(blob)
+                    crcs[0] = _write(fh, blob, crcs[0], final[0])
                     offsets.append(offsets[-1] + len(blob))
                     n += 1
-            np.asarray(offsets, dtype="<i8").tofile(tmps[1])
+            _flush(fh, final[0])
+        if settings.storage == "jpeg":
+            index = np.asarray(offsets, dtype="<i8").tobytes()
+            try:
+                tmps[1].write_bytes(index)
+            except OSError as exc:
+                raise _write_error(final[1], exc) from None
+            crcs[1] = zlib.crc32(index)
+        for t, f in zip(tmps, final, strict=True):
+            try:
+                os.replace(t, f)
+            except OSError as exc:
+                raise _write_error(f, exc) from None
+    except StoreWriteError:
+        for t in tmps:
+            t.unlink(missing_ok=True)
+        raise
     except TcdnError as exc:
         for t in tmps:
             t.unlink(missing_ok=True)
@@ -110,9 +159,36 @@ def _encode_video(
         for t in tmps:
             t.unlink(missing_ok=True)
         raise
-    for t, f in zip(tmps, final, strict=True):
-        os.replace(t, f)
-    return {"name": name, "n_frames": n, "bytes": sum(f.stat().st_size for f in final)}
+    files = {
+        f.name: {"size": f.stat().st_size, "crc32": crc32_hex(c)}
+        for f, c in zip(final, crcs, strict=True)
+    }
+    result: dict[str, Any] = {
+        "name": name,
+        "n_frames": n,
+        "bytes": sum(v["size"] for v in files.values()),
+        "files": files,
+    }
+    short = short_of_frames(stats)
+    if short:
+        result["warning"] = f"{src}: {short}"
+    return result
+
+
+def _write(fh: Any, data: Any, crc: int, final: Path) -> int:
+    """Write all of ``data`` (the buffered writer retries short writes); return the running CRC."""
+    try:
+        fh.write(data)
+    except OSError as exc:
+        raise _write_error(final, exc) from None
+    return zlib.crc32(data, crc)
+
+
+def _flush(fh: Any, final: Path) -> None:
+    try:
+        fh.flush()
+    except OSError as exc:
+        raise _write_error(final, exc) from None
 
 
 def _source_stamp(path: Path) -> dict[str, int]:
@@ -149,6 +225,7 @@ def ingest(
     source: str = "",
     labels_csv: str | Path | None = None,
     progress: bool = True,
+    verify: bool = False,
 ) -> IngestReport:
     """Decode every video of ``entries`` once into the frame store ``out``.
 
@@ -159,9 +236,13 @@ def ingest(
         collection folder, whose videos :func:`~tcdn.data.collection.find_videos` lists (with
         ``labels_csv``, if given).
     out
-        The store folder; created if missing. If it holds a store built with the same settings,
-        videos already there (same name, source path, size and modification time) are kept and
-        only the others are decoded; videos no longer listed are dropped from it.
+        The store folder: new, empty, or a store. A non-empty folder that is not a tcdn frame
+        store is refused (nothing in it is touched). If it holds a store built with the same
+        settings, videos already there (same name, source path, size and modification time, and
+        data files of the recorded sizes) are kept and only the others are decoded; a video whose
+        data file is damaged is decoded again; videos no longer listed are dropped from it. Only
+        files with the store's own names are ever deleted. The folder is locked while the ingest
+        runs: a second ingest into it stops with a clear error.
     settings
         Size, resize mode, subsampling, storage and quality.
     workers
@@ -169,6 +250,9 @@ def ingest(
         itself runs single-threaded.
     source
         The collection's description, recorded in the manifest (default: the folder, if given).
+    verify
+        Also check the contents (CRC-32) of every data file kept from an earlier ingest, not only
+        its size, and decode again the videos whose files do not match.
 
     Returns
     -------
@@ -180,8 +264,9 @@ def ingest(
     Raises
     ------
     TcdnError
-        Empty or duplicate-named collection, a store built with other settings, or no video of
-        the collection could be read.
+        Empty or duplicate-named collection, an output folder that is not a store, a store built
+        with other settings or in use by another process, a full disk, or no video of the
+        collection could be read.
     """
     if isinstance(entries, str | Path):
         source = source or str(entries)
@@ -189,10 +274,23 @@ def ingest(
     elif labels_csv is not None:
         raise TcdnError("labels_csv applies to a collection folder, not to a list of videos")
     start = time.perf_counter()
-    writer = _StoreWriter(list(entries), Path(out), settings or StoreSettings(), source)
-    todo = writer.plan()
-    writer.decode(todo, workers, progress)
-    return writer.finish(todo, time.perf_counter() - start)
+    out = check_store_folder(out)
+    entries = list(entries)
+    _check_entries(entries)
+    with runlock.hold(out):
+        claim_folder(out, STORE_KIND)
+        writer = _StoreWriter(entries, out, settings or StoreSettings(), source)
+        todo = writer.plan(verify=verify)
+        writer.decode(todo, workers, progress)
+        return writer.finish(todo, time.perf_counter() - start)
+
+
+def check_store_folder(out: str | Path, option: str = "--out") -> Path:
+    """Check, before any decoding, that ``out`` can hold a frame store: missing, empty, or a
+    store (see :func:`tcdn.outputs.check_output_folder`)."""
+    return check_output_folder(
+        out, STORE_KIND, option, recognise=looks_like_store, what="frame store"
+    )
 
 
 class _StoreWriter:
@@ -201,29 +299,48 @@ class _StoreWriter:
     def __init__(
         self, entries: list[VideoEntry], out: Path, settings: StoreSettings, source: str
     ) -> None:
-        _check_entries(entries)
-        if out.exists() and not out.is_dir():
-            raise TcdnError(f"--out {out} is a file: give a folder for the frame store")
         self.entries, self.out, self.settings, self.source = entries, out, settings, source
         self.data_dir = out / "data"
         self.records: dict[str, dict[str, Any]] = {}  # name -> the manifest's entry
         self.bad: dict[str, str] = {}  # name -> why it could not be read
+        self.warnings: dict[str, str] = {}  # name -> what was odd about a video kept
         self.reused = 0  # videos kept from an earlier ingest
+        self.journal: Any = None
 
-    def plan(self) -> list[VideoEntry]:
-        """Record the videos already in the store unchanged; return the ones to decode."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+    def _previous(self) -> dict[str, dict[str, Any]]:
+        """The videos an earlier ingest finished: the manifest's, and those its journal lists."""
         done: dict[str, dict[str, Any]] = {}
         if is_store(self.out):
-            old = read_manifest(self.out)
-            if old["settings"] != self.settings.to_dict():
-                raise TcdnError(
-                    f"the store {self.out} was built with other settings ({describe(old['settings'])}; "
-                    f"now {describe(self.settings.to_dict())}): give another --out, or remove "
-                    f"{self.out} to rebuild it"
-                )
-            done = {v["name"]: v for v in old["videos"]}
+            try:
+                old = read_manifest(self.out)
+            except TcdnError as exc:
+                log.warning("%s; decoding every video again", exc)
+                old = None
+            if old is not None:
+                if old["settings"] != self.settings.to_dict():
+                    raise TcdnError(
+                        f"the store {self.out} was built with other settings ({describe(old['settings'])}; "
+                        f"now {describe(self.settings.to_dict())}): give another --out, or remove "
+                        f"{self.out} to rebuild it"
+                    )
+                done = {v["name"]: v for v in old["videos"]}
+        journal = _read_journal(self.out / JOURNAL, self.settings)
+        if journal is None:  # another ingest's (other settings): of no use to this one
+            (self.out / JOURNAL).unlink(missing_ok=True)
+        for record in journal or []:
+            done[record["name"]] = record
+        return done
+
+    def plan(self, verify: bool = False) -> list[VideoEntry]:
+        """Record the videos already in the store unchanged; return the ones to decode."""
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TcdnError(f"cannot create {self.data_dir}: {os_error_hint(exc)}") from None
+        _remove_partials(self.data_dir)
+        done = self._previous()
         todo: list[VideoEntry] = []
+        damaged = 0
         for e in self.entries:
             try:
                 stamp = _source_stamp(e.path)
@@ -232,22 +349,27 @@ class _StoreWriter:
                 continue
             record = {"name": e.name, "label": e.label, "source": str(e.path.resolve()), **stamp}
             prev = done.get(e.name)
-            if (
-                prev is not None
-                and all(prev.get(k) == record[k] for k in ("source", "file_size", "mtime_ns"))
-                and all(
-                    f.is_file()
-                    for f in data_files(self.data_dir, prev["key"], self.settings.storage)
-                )
+            if prev is not None and all(
+                prev.get(k) == record[k] for k in ("source", "file_size", "mtime_ns")
             ):
-                self.records[e.name] = {**prev, "label": e.label}
-            else:
-                self.records[e.name] = record
-                todo.append(e)
+                problem = _data_problem(prev, self.data_dir, self.settings, verify)
+                if problem is None:
+                    self.records[e.name] = {**prev, "label": e.label}
+                    if prev.get("warning"):
+                        self.warnings[e.name] = prev["warning"]
+                    continue
+                log.warning("%s: %s: decoding it again", e.name, problem)
+                damaged += 1
+            self.records[e.name] = record
+            todo.append(e)
         self.reused = len(self.records) - len(todo)
-        if self.reused:
+        if self.reused or damaged:
             log.info(
-                "%s: %d video(s) already ingested, %d to decode", self.out, self.reused, len(todo)
+                "%s: %d video(s) already ingested, %d to decode (%d to repair)",
+                self.out,
+                self.reused,
+                len(todo),
+                damaged,
             )
         return todo
 
@@ -270,9 +392,24 @@ class _StoreWriter:
     def write_manifest(self, complete: bool) -> None:
         write_json_atomic(self.out / MANIFEST, self.manifest(complete))
 
+    def _journal(self, record: dict[str, Any]) -> None:
+        """Append a finished video to the journal, so that a re-run keeps it even if this process
+        is killed before the manifest is written again."""
+        try:
+            if self.journal is None:
+                new = not (self.out / JOURNAL).is_file()
+                self.journal = (self.out / JOURNAL).open("a", encoding="utf-8")
+                if new:
+                    self.journal.write(json.dumps({"settings": self.settings.to_dict()}) + "\n")
+            self.journal.write(json.dumps(record) + "\n")
+            self.journal.flush()
+        except OSError as exc:
+            raise _write_error(self.out / JOURNAL, exc) from None
+
     def decode(self, todo: list[VideoEntry], workers: int, progress: bool) -> None:
-        """Decode ``todo`` into data files; the manifest (incomplete) is rewritten every few
-        seconds and on any interruption, so a re-run skips what was finished."""
+        """Decode ``todo`` into data files. Each finished video is appended to the journal at
+        once, and the manifest (incomplete) is rewritten every few seconds and on any
+        interruption, so a re-run skips what was finished."""
         self.write_manifest(complete=False)
         last_write = time.monotonic()
         bar = tqdm(total=len(todo), desc="ingesting videos", unit="video", disable=not progress)
@@ -284,18 +421,34 @@ class _StoreWriter:
                     self.bad[name] = result["error"]
                     self.records.pop(name, None)
                 else:
-                    self.records[name].update(
-                        key=video_key(name), n_frames=result["n_frames"], bytes=result["bytes"]
+                    if result.get("warning"):
+                        log.warning("%s", result["warning"])
+                        self.warnings[name] = result["warning"]
+                    record = self.records[name]
+                    record.update(
+                        key=video_key(name),
+                        n_frames=result["n_frames"],
+                        bytes=result["bytes"],
+                        files=result["files"],
                     )
+                    if result.get("warning"):
+                        record["warning"] = result["warning"]
+                    else:
+                        record.pop("warning", None)
+                    self._journal(record)
                 bar.update(1)
                 if time.monotonic() - last_write > _CHECKPOINT_SECONDS:
                     self.write_manifest(complete=False)
                     last_write = time.monotonic()
         except BaseException:
-            self.write_manifest(complete=False)  # keep what was finished
+            with contextlib.suppress(TcdnError):  # keep what was finished (if there is room)
+                self.write_manifest(complete=False)
             raise
         finally:
             bar.close()
+            if self.journal is not None:
+                with contextlib.suppress(OSError):
+                    self.journal.close()
 
     def finish(self, todo: list[VideoEntry], seconds: float) -> IngestReport:
         """Drop the files of videos no longer listed, mark the manifest complete, report."""
@@ -308,6 +461,7 @@ class _StoreWriter:
             )
         _remove_orphans(self.data_dir, {v["key"] for v in final["videos"]}, self.settings.storage)
         write_json_atomic(self.out / MANIFEST, final)
+        (self.out / JOURNAL).unlink(missing_ok=True)  # folded into the manifest
         report = IngestReport(
             store=self.out,
             n_videos=len(final["videos"]),
@@ -317,6 +471,7 @@ class _StoreWriter:
             bad=dict(self.bad),
             bytes=sum(v["bytes"] for v in final["videos"]),
             seconds=seconds,
+            warnings=dict(self.warnings),
         )
         log.info(
             "%s: %d videos, %d frames, %.0f bytes/frame (%s), %d bad",
@@ -328,6 +483,45 @@ class _StoreWriter:
             len(self.bad),
         )
         return report
+
+
+def _read_journal(path: Path, settings: StoreSettings) -> list[dict[str, Any]] | None:
+    """The finished videos an interrupted ingest appended to its journal (a line cut short by a
+    kill is ignored); ``None`` for a journal of other settings or one that cannot be read."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not lines:
+        return None
+    try:
+        header = json.loads(lines[0])
+    except ValueError:
+        return None
+    if not isinstance(header, dict) or header.get("settings") != settings.to_dict():
+        return None
+    records = []
+    for line in lines[1:]:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue  # the last line, cut short by a kill
+        if isinstance(rec, dict) and {"name", "key", "n_frames", "files"} <= rec.keys():
+            records.append(rec)
+    return records
+
+
+def _data_problem(
+    record: dict[str, Any], data_dir: Path, settings: StoreSettings, content: bool
+) -> str | None:
+    """What is wrong with the data files of a video already in the store (``None``: nothing)."""
+    for path, expected in expected_files(record, data_dir, settings).items():
+        problem = file_problem(path, expected, content=content)
+        if problem is not None:
+            return problem
+    return None
 
 
 def _run(
@@ -355,10 +549,25 @@ def _run(
             raise
 
 
-def _remove_orphans(data_dir: Path, keys: set[str], storage: str) -> None:
-    """Delete data files of videos no longer in the store, and leftovers of interrupted writes."""
-    keep = {f.name for k in keys for f in data_files(data_dir, k, storage)}
+def _remove_partials(data_dir: Path) -> None:
+    """Delete the temporary files interrupted writes left (only names an ingest gives them)."""
     for f in data_dir.iterdir():
-        if f.name not in keep:
+        if f.name.endswith(".partial") and is_data_name(f.name):
             with contextlib.suppress(OSError):
                 f.unlink()
+
+
+def _remove_orphans(data_dir: Path, keys: set[str], storage: str) -> None:
+    """Delete data files of videos no longer in the store, and leftovers of interrupted writes.
+
+    Only files with the names an ingest gives its files are deleted: anything else in the
+    folder was not written by tcdn and is left alone."""
+    keep = {f.name for k in keys for f in data_files(data_dir, k, storage)}
+    for f in data_dir.iterdir():
+        if f.name in keep:
+            continue
+        if not is_data_name(f.name) or not f.is_file():
+            log.warning("%s: left %s alone (tcdn did not write it)", data_dir.parent, f)
+            continue
+        with contextlib.suppress(OSError):
+            f.unlink()

@@ -1,0 +1,456 @@
+"""The fault matrix: every bad input through every command it applies to.
+
+Each case runs ``tcdn`` in-process on a shared, read-only tree of inputs (:func:`world`) and
+asserts what a user must get: exit status 2, no traceback, a message that names the file or the
+option at fault, and no file outside the case's own output folder changed (the input tree is
+hashed before and after). Bad collections hold two good tiny videos beside the bad file, so the
+command gets as far as it can before it meets it.
+
+The cases are listed in :data:`CASES`; ``len(CASES)`` is the figure the issue asks for.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from tcdn.cli import EXIT_USER_ERROR, main
+from tcdn.data.decode import DecodeSettings
+from tcdn.data.store.manifest import MANIFEST, StoreSettings, read_manifest
+from tcdn.data.store.writer import ingest
+from tcdn.data.synthetic import write_video
+from tcdn.outputs import claim_folder
+from tcdn.training.checkpoint import RUN_KIND, atomic_save
+from tcdn.training.config import TrainConfig
+from tests.cli.conftest import SMALL_TRAIN
+from tests.conftest import (
+    TRAIN_SIZE,
+    store_settings,
+    tiny_checkpoint,
+    write_audio_only,
+    write_mpeg4_avi,
+)
+
+#: a file name a shell, an HTML page and a CSV would each trip over, with a non-ASCII letter
+ODD = "odd ü <b>&\"';$(x)"
+
+
+def _video(path: Path, n_frames: int = 12, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, size=(32, 32, 3), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_video(path, np.stack([np.roll(base, t, axis=1) for t in range(n_frames)]))
+    return path
+
+
+def _two_good(root: Path) -> Path:
+    """Two good videos of two classes (``a/v1.mp4``, ``b/v2.mp4``)."""
+    _video(root / "a" / "v1.mp4", 12, seed=1)
+    _video(root / "b" / "v2.mp4", 12, seed=2)
+    return root
+
+
+def _labels(root: Path, rows: list[list[str]]) -> Path:
+    with (root / "labels.csv").open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows(rows)
+    return root
+
+
+def _checkpoint(path: Path, **changes: object) -> Path:
+    ckpt = tiny_checkpoint()
+    ckpt.pop("path")
+    ckpt["mean"] = torch.as_tensor(ckpt["mean"])
+    ckpt.update(changes)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_save(ckpt, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every input of the matrix, built once; no case may change any of it."""
+    w = tmp_path_factory.mktemp("world")
+    good = _two_good(w / "good")
+    good_bytes = (good / "a" / "v1.mp4").read_bytes()
+
+    # -- bad videos, each beside two good ones
+    def bad(name: str, write: Callable[[Path], object]) -> None:
+        root = _two_good(w / f"bad-{name}")
+        (root / "bad").mkdir()
+        write(root / "bad" / {"jpeg": "frames"}.get(name, f"{name}.mp4"))
+
+    bad("corrupt", lambda p: p.write_bytes(np.random.default_rng(3).bytes(5000)))
+    bad("truncated", lambda p: p.write_bytes(good_bytes[: len(good_bytes) // 3]))
+    bad("zero", lambda p: p.write_bytes(b""))
+    bad("audio", write_audio_only)
+
+    def unknown_codec(p: Path) -> None:
+        blob = write_mpeg4_avi(p.with_suffix(".avi"), 4).read_bytes()
+        p.with_suffix(".avi").write_bytes(blob.replace(b"FMP4", b"QZX9"))
+
+    bad("codec", unknown_codec)
+
+    def broken_jpeg(folder: Path) -> None:
+        from PIL import Image
+
+        folder.mkdir()
+        for i in range(3):
+            Image.fromarray(np.full((32, 32, 3), 50 * i, np.uint8)).save(folder / f"{i:03d}.jpg")
+        (folder / "001.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+
+    bad("jpeg", broken_jpeg)
+    odd = _two_good(w / f"dir {ODD}")
+    (odd / "bad").mkdir()
+    (odd / "bad" / f"{ODD}.mp4").write_bytes(b"\x00" * 3000)
+
+    # -- collections too small for what is asked
+    _video(w / "short" / "a" / "s1.mp4", 2)
+    _video(w / "short" / "b" / "s2.mp4", 2, seed=1)
+    _video(w / "single" / "a" / "only.mp4", 12)
+    _video(w / "oneclass" / "a" / "v1.mp4", 12)
+    _video(w / "oneclass" / "a" / "v2.mp4", 12, seed=1)
+
+    # -- label files
+    csvs = {
+        "columns": [["file", "class"], ["a/v1.mp4", "a"]],
+        "missing": [["video", "label"], ["a/v1.mp4", "a"], ["a/gone.mp4", "a"]],
+        "empty": [["video", "label"]],
+        "twice": [["video", "label"], ["a/v1.mp4", "a"], ["a/./v1.mp4", "a"]],
+        "blank": [["video", "label"], ["", "a"]],
+    }
+    for name, rows in csvs.items():
+        _labels(_two_good(w / f"csv-{name}"), rows)
+    (_two_good(w / "csv-binary") / "labels.csv").write_bytes(b"video,label\n\xff\xfe\x00bad\n")
+
+    # -- a frame store at the networks' size, and damaged copies of it
+    settings40 = StoreSettings(decode=DecodeSettings.make(TRAIN_SIZE))
+    ingest(good, w / "store40", settings40, progress=False)
+    ingest(good, w / "store", store_settings(), progress=False)
+    shutil.copytree(w / "store40", w / "store-truncated")
+    key = read_manifest(w / "store-truncated")["videos"][0]["key"]
+    data = w / "store-truncated" / "data" / f"{key}.u8"
+    data.write_bytes(data.read_bytes()[:-1000])
+    shutil.copytree(w / "store40", w / "store-incomplete")
+    manifest = read_manifest(w / "store-incomplete")
+    manifest["complete"] = False
+    (w / "store-incomplete" / MANIFEST).write_text(json.dumps(manifest))
+
+    # -- checkpoints: good, and every way a file can be wrong
+    ck = w / "ckpt"
+    good_ckpt = _checkpoint(ck / "good.pt")
+    blob = good_ckpt.read_bytes()
+    (ck / "truncated.pt").write_bytes(blob[: len(blob) // 2])
+    (ck / "random.pt").write_bytes(np.random.default_rng(4).bytes(4000))
+    (ck / "zero.pt").write_bytes(b"")
+    other = TrainConfig(image_size=TRAIN_SIZE, model_options={"fc6_dim": 32}, embed_dim=16)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        wrong_model = other.build_model().state_dict()
+    _checkpoint(ck / "shapes.pt", model=wrong_model)  # the config says fc6 64, the weights 32
+    config_no_size = {k: v for k, v in tiny_checkpoint()["config"].items() if k != "image_size"}
+    _checkpoint(ck / "nosize.pt", config=config_no_size)
+    # run folders whose last checkpoint is one of those (as tcdn writes them: marker, config.yaml)
+    for name in ("truncated", "random", "zero", "shapes", "nosize"):
+        run = w / "runs" / name
+        claim_folder(run, RUN_KIND)
+        cfg = TrainConfig.from_dict(tiny_checkpoint()["config"]).resolved()
+        (run / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        shutil.copy(ck / f"{name}.pt", run / "step_00000002.pt")
+    empty_run = w / "runs" / "none"
+    claim_folder(empty_run, RUN_KIND)
+    (empty_run / "config.yaml").write_text(yaml.safe_dump(SMALL_TRAIN))
+
+    # -- feature files
+    feats = w / "features"
+    feats.mkdir()
+    (feats / "random.npz").write_bytes(np.random.default_rng(5).bytes(3000))
+    np.savez(feats / "no_video.npz", features=np.zeros((4, 3), np.float32))
+    np.save(feats / "x.npy", np.zeros((4, 3), np.float32))
+
+    # -- things that are not what an option wants
+    (w / "small.yaml").write_text(yaml.safe_dump(SMALL_TRAIN))
+    (w / "a_file.txt").write_text("a plain file\n")
+    foreign = w / "foreign"
+    _video(foreign / "data" / "mine.mp4", 4)
+    (foreign / "notes.txt").write_text("the user's notes\n")
+    (w / "results-foreign").mkdir()
+    (w / "results-foreign" / "results.json").write_text('{"mine": true}\n')
+    (w / "mine.npz").write_bytes(b"the user's own archive")
+    _BEFORE["stat"], _BEFORE["hash"] = _stat_tree(w), _hash_tree(w)
+    return w
+
+
+#: the world as it was built: what every case must leave as it found
+_BEFORE: dict[str, dict[str, object]] = {}
+
+
+def _hash_tree(root: Path) -> dict[str, str]:
+    """Every path under ``root`` with its content hash (folders as ``dir``)."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = str(p.relative_to(root))
+        out[rel] = hashlib.sha1(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+    return out
+
+
+def _stat_tree(root: Path) -> dict[str, tuple[int, int, int]]:
+    """Every path under ``root`` with its size, modification time and inode: any write, removal,
+    replacement or addition shows (cheap enough to take after every case; the contents are
+    hashed once, after the last case)."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        st = p.stat()
+        if p.is_file():
+            out[str(p.relative_to(root))] = (st.st_size, st.st_mtime_ns, st.st_ino)
+        else:  # a folder's own time changes with a lock file come and gone: its entries count
+            out[str(p.relative_to(root))] = (-1, 0, st.st_ino)
+    return out
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad input through one command: ``argv(world, out)`` and what the message must name
+    (``{w}`` stands for the world folder, ``{o}`` for the case's output)."""
+
+    id: str
+    argv: Callable[[Path, Path], list[str]]
+    needles: tuple[str, ...]
+
+
+def _train(videos: str, *extra: str) -> Callable[[Path, Path], list[str]]:
+    return lambda w, o: [
+        "train", str(w / videos), "--out", str(o / "run"), "--config", str(w / "small.yaml"),
+        "--no-progress", *extra,
+    ]  # fmt: skip
+
+
+def _ingest(videos: str, *extra: str) -> Callable[[Path, Path], list[str]]:
+    return lambda w, o: [
+        "ingest", str(w / videos), "--out", str(o / "store"), "--size", "24", "--strict",
+        "--workers", "1", "--no-progress", *extra,
+    ]  # fmt: skip
+
+
+def _features(videos: str, *extra: str) -> Callable[[Path, Path], list[str]]:
+    source = [] if "--checkpoint" in extra else ["--source", "raw_pixels"]
+    return lambda w, o: [
+        "features", str(w / videos), "--out", str(o / "f.npz"), *source, "--no-progress",
+        *[e.format(w=w, o=o) for e in extra],
+    ]  # fmt: skip
+
+
+def _discover(videos: str, *extra: str) -> Callable[[Path, Path], list[str]]:
+    return lambda w, o: [
+        "discover", str(w / videos), "--out", str(o / "res"), "--repeats", "1", "--no-progress",
+        *[e.format(w=w, o=o) for e in extra],
+    ]  # fmt: skip
+
+
+def _raw(*argv: str) -> Callable[[Path, Path], list[str]]:
+    return lambda w, o: [a.format(w=w, o=o) for a in argv]
+
+
+ON_COLLECTIONS = {"ingest": _ingest, "train": _train, "features": _features, "discover": _discover}
+
+CASES: list[Case] = []
+
+# -- bad files in a collection, through every command that reads a collection -------------------
+BAD_FILES = {
+    "corrupt": "corrupt.mp4",
+    "truncated": "truncated.mp4",
+    "zero": "zero.mp4",
+    "audio": "audio.mp4",
+    "codec": "codec.avi",
+    "jpeg": "001.jpg",
+}
+for kind, needle in BAD_FILES.items():
+    for cmd, make in ON_COLLECTIONS.items():
+        CASES.append(Case(f"{cmd}-{kind}-video", make(f"bad-{kind}"), (needle,)))
+for cmd, make in ON_COLLECTIONS.items():
+    CASES.append(Case(f"{cmd}-odd-name", make(f"dir {ODD}"), (f"{ODD}.mp4",)))
+    CASES.append(Case(f"{cmd}-missing-folder", make(f"no {ODD}"), (f"no {ODD}", "does not exist")))
+
+# -- every label-file fault, through every command ----------------------------------------------
+LABEL_FAULTS = {
+    "columns": "must have the columns",
+    "missing": "a/gone.mp4",
+    "empty": "has no rows",
+    "twice": "the same video twice",
+    "blank": "empty 'video' field",
+    "binary": "cannot read label file",
+}
+for kind, needle in LABEL_FAULTS.items():
+    for cmd, make in ON_COLLECTIONS.items():
+        CASES.append(Case(f"{cmd}-csv-{kind}", make(f"csv-{kind}"), ("labels.csv", needle)))
+for cmd in ON_COLLECTIONS:
+    CASES.append(
+        Case(
+            f"{cmd}-labels-is-a-folder",
+            lambda w, o, c=cmd: [*ON_COLLECTIONS[c]("good")(w, o), "--labels", str(w / "good")],
+            ("--labels", "is a folder"),
+        )
+    )
+    CASES.append(
+        Case(
+            f"{cmd}-labels-missing",
+            lambda w, o, c=cmd: [*ON_COLLECTIONS[c]("good")(w, o), "--labels", str(w / "no.csv")],
+            ("no.csv", "does not exist"),
+        )
+    )
+
+# -- collections too small for what is asked ----------------------------------------------------
+CASES += [
+    Case("train-too-short", _train("short"), ("s1.mp4", "use longer videos")),
+    Case("train-single-video", _train("single"), ("--mu",)),
+    Case("discover-single-video", _discover("single"), ("single class",)),
+    Case("discover-one-class", _discover("oneclass"), ("single class",)),
+]
+
+# -- damaged frame stores, through every command that reads one ---------------------------------
+for name, needle in (("store-truncated", "damaged"), ("store-incomplete", "incomplete")):
+    CASES += [
+        Case(f"train-{name}", _train(name), (name, needle)),
+        Case(f"features-{name}", _features(name, "--size", "40"), (name, needle)),
+        Case(f"discover-{name}", _discover(name, "--size", "40"), (name, needle)),
+    ]
+
+# -- checkpoints that cannot be used, through every command that reads one ----------------------
+CKPT_FAULTS = {
+    "truncated": "truncated or damaged",
+    "random": "not a PyTorch zip file",
+    "zero": "empty",
+    "shapes": "do not fit",
+    "nosize": "no image_size",
+}
+for kind, needle in CKPT_FAULTS.items():
+    CASES += [
+        Case(
+            f"features-ckpt-{kind}",
+            _features("store40", "--checkpoint", f"{{w}}/ckpt/{kind}.pt"),
+            (f"{kind}.pt", needle),
+        ),
+        Case(
+            f"discover-ckpt-{kind}",
+            _discover("store40", "--checkpoint", f"{{w}}/ckpt/{kind}.pt"),
+            (f"{kind}.pt", needle),
+        ),
+        Case(
+            f"train-resume-ckpt-{kind}",
+            _raw(
+                "train", "{w}/store40", "--out", f"{{w}}/runs/{kind}", "--resume", "--no-progress"
+            ),
+            ("step_00000002.pt", needle.replace("truncated or damaged", "damaged")),
+        ),
+    ]
+CASES += [
+    Case("features-ckpt-missing", _features("good", "--checkpoint", "{o}/none.pt"), ("none.pt",)),
+    Case("discover-ckpt-missing", _discover("good", "--checkpoint", "{o}/none.pt"), ("none.pt",)),
+    Case(
+        "train-resume-no-checkpoint",
+        _raw("train", "{w}/good", "--out", "{w}/runs/none", "--resume", "--no-progress"),
+        ("--resume", "no checkpoint"),
+    ),
+    Case(
+        "train-resume-conflict",
+        _raw("train", "{w}/store40", "--out", "{w}/runs/shapes", "--resume", "--lr", "0.5"),
+        ("--lr", "lr is 0.001 in the run"),
+    ),
+]
+
+# -- output paths that cannot or must not be written --------------------------------------------
+CASES += [
+    Case("train-out-is-a-file", _raw("train", "{w}/good", "--out", "{w}/a_file.txt"), ("a_file.txt", "is a file")),
+    Case("ingest-out-is-a-file", _raw("ingest", "{w}/good", "--out", "{w}/a_file.txt"), ("a_file.txt", "is a file")),
+    Case("discover-out-is-a-file", _raw("discover", "{w}/good", "--out", "{w}/a_file.txt"), ("a_file.txt", "is a file")),
+    Case("features-out-under-a-file", _raw("features", "{w}/good", "--source", "raw_pixels", "--out", "{w}/a_file.txt/x.npz"), ("a_file.txt", "not a folder")),
+    Case("features-out-is-a-folder", _raw("features", "{w}/good", "--source", "raw_pixels", "--out", "{w}/good"), ("--out", "is a folder")),
+    Case("features-out-is-not-ours", _raw("features", "{w}/good", "--source", "raw_pixels", "--out", "{w}/mine.npz"), ("mine.npz", "not written by tcdn")),
+    Case("ingest-out-under-a-file", _raw("ingest", "{w}/good", "--out", "{w}/a_file.txt/store"), ("a_file.txt", "not a folder")),
+    Case("ingest-into-foreign-folder", _raw("ingest", "{w}/foreign/data", "--out", "{w}/foreign"), ("foreign", "not a tcdn frame store")),
+    Case("ingest-into-its-own-source", _raw("ingest", "{w}/good", "--out", "{w}/good"), ("good", "not empty")),
+    Case("train-into-foreign-folder", _raw("train", "{w}/good", "--out", "{w}/foreign"), ("foreign", "not a tcdn training run")),
+    Case("train-into-a-store", _raw("train", "{w}/good", "--out", "{w}/store"), ("store", "frame store folder, not a training run")),
+    Case("discover-over-foreign-results", _raw("discover", "{w}/good", "--out", "{w}/results-foreign"), ("results.json", "did not write")),
+    Case("ingest-verify-not-a-store", _raw("ingest", "--verify", "--out", "{w}/foreign"), ("foreign", "not a frame store")),
+    Case("ingest-verify-damaged", _raw("ingest", "--verify", "--out", "{w}/store-truncated"), ("store-truncated", "damaged")),
+]  # fmt: skip
+
+# -- bad options and values ---------------------------------------------------------------------
+CASES += [
+    Case("train-seed-negative", _train("good", "--seed", "-1"), ("--seed", ">= 0")),
+    Case("features-seed-negative", _features("good", "--seed", "-1"), ("--seed", ">= 0")),
+    Case("discover-seed-negative", _discover("good", "--seed", "-1"), ("--seed", ">= 0")),
+    Case("ingest-seed-negative", _ingest("good", "--seed", "-1"), ("--seed", ">= 0")),
+    Case("demo-seed-negative", _raw("demo", "--out", "{o}/demo", "--seed", "-1"), ("--seed",)),
+    Case("generate-seed-negative", _raw("generate", "{o}/gen", "--seed", "-1"), ("--seed",)),
+    Case("train-config-seed-negative", _train("good", "--set", "seed=-1"), ("seed=-1",)),
+    Case("ingest-size-1", _ingest("good", "--size", "1"), ("--size", ">= 16")),
+    Case("train-size-1", _train("good", "--size", "1"), ("--size", ">= 16")),
+    Case("features-size-1", _features("good", "--size", "1"), ("--size", ">= 16")),
+    Case("discover-size-1", _discover("good", "--size", "1"), ("--size", ">= 16")),
+    Case("train-steps-0", _train("good", "--steps", "0"), ("--steps", ">= 1")),
+    Case("train-lr-text", _train("good", "--lr", "fast"), ("--lr",)),
+    Case("train-device-bogus", _train("good", "--device", "tpu"), ("--device",)),
+    Case("train-precision-bogus", _train("good", "--precision", "fp8"), ("--precision",)),
+    Case("train-set-malformed", _train("good", "--set", "lr"), ("--set", "option=value")),
+    Case("train-set-unknown", _train("good", "--set", "speed=2"), ("speed",)),
+    Case("train-config-missing", _raw("train", "{w}/good", "--out", "{o}/r", "--config", "{o}/none.yaml"), ("none.yaml",)),
+    Case("train-config-not-yaml", _raw("train", "{w}/good", "--out", "{o}/r", "--config", "{w}/ckpt/random.pt"), ("random.pt",)),
+    Case("discover-k-1", _discover("good", "--k", "1"), ("--k",)),
+    Case("discover-k-too-many", _discover("good", "--k", "500"), ("--k 500",)),
+    Case("discover-methods-empty", _discover("good", "--methods", ","), ("--methods",)),
+    Case("discover-methods-unknown", _discover("good", "--methods", "dbscan"), ("dbscan",)),
+    Case("discover-sources-empty", _discover("good", "--sources", ","), ("--sources",)),
+    Case("discover-sources-trained-no-ckpt", _discover("good", "--sources", "trained"), ("--checkpoint",)),
+    Case("discover-repeats-0", _discover("good", "--repeats", "0"), ("--repeats",)),
+    Case("discover-frame-stride-0", _discover("good", "--frame-stride", "0"), ("--frame-stride",)),
+    Case("discover-layer-unknown", _discover("good", "--layer", "fc9"), ("--layer", "fc9")),
+    Case("features-layer-unknown", _features("good", "--source", "random_init", "--layer", "fc9"), ("--layer", "fc9")),
+    Case("features-trained-no-ckpt", _raw("features", "{w}/good", "--out", "{o}/f.npz"), ("--checkpoint",)),
+    Case("discover-no-input", _raw("discover", "--out", "{o}/r"), ("exactly one input",)),
+    Case("discover-features-random", _raw("discover", "--features", "{w}/features/random.npz", "--out", "{o}/r"), ("random.npz",)),
+    Case("discover-features-arrays", _raw("discover", "--features", "{w}/features/no_video.npz", "--out", "{o}/r"), ("no_video.npz",)),
+    Case("discover-features-missing", _raw("discover", "--features", "{o}/none.npz", "--out", "{o}/r"), ("none.npz",)),
+    Case("discover-npy-without-index", _raw("discover", "--features-npy", "{w}/features/x.npy", "--out", "{o}/r"), ("--index",)),
+    Case("ingest-quality-0", _ingest("good", "--storage", "jpeg", "--quality", "0"), ("--quality",)),
+    Case("ingest-split-without-dataset", _ingest("good", "--split", "test"), ("--split",)),
+    Case("ingest-no-source", _raw("ingest", "--out", "{o}/s"), ("SRC",)),
+    Case("generate-size-too-small", _raw("generate", "{o}/g", "--size", "15"), ("--size",)),
+    Case("generate-into-foreign-folder", _raw("generate", "{w}/foreign"), ("foreign", "not a tcdn synthetic collection")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_fault(case: Case, world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    argv = case.argv(world, out)
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own errors: usage line + message, status 2
+        code = exc.code  # type: ignore[assignment]
+    stdout, stderr = capsys.readouterr()
+    text = stdout + stderr
+    assert code == EXIT_USER_ERROR, text
+    assert "Traceback" not in text
+    for needle in case.needles:
+        assert needle.format(w=world) in text, f"{needle!r} not in {text!r}"
+    errors = [
+        line for line in stderr.splitlines() if line.startswith("ERROR") or ": error:" in line
+    ]
+    assert len(errors) == 1, stderr  # one line says what is wrong
+    assert _stat_tree(world) == _BEFORE["stat"], "a file outside the output folder changed"
+
+
+def test_no_case_changed_the_contents_of_any_input(world: Path) -> None:
+    """After every case of the module has run (this test comes last in the file)."""
+    assert _hash_tree(world) == _BEFORE["hash"]

@@ -72,12 +72,13 @@ def _tcdn(
 
 
 def _kill_after(proc: subprocess.Popen[str], seconds: float) -> None:
-    """SIGKILL the whole job (decoding workers too) after ``seconds``, unless it ended before."""
+    """SIGKILL the whole job (decoding workers too) after ``seconds``; it must still be running."""
     try:
         proc.wait(timeout=seconds)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
-    proc.communicate()
+    _, err = proc.communicate()
+    assert proc.returncode == -signal.SIGKILL, f"the run ended before the kill: {err}"
 
 
 def _killed(proc: subprocess.CompletedProcess[str]) -> None:
@@ -197,7 +198,7 @@ SLOW_STEPS = """
     import tcdn.training.loop as loop
     real = loop.Trainer.step
     def step(self, **kwargs):
-        time.sleep(0.1)
+        time.sleep(0.5)  # two steps outlast every kill delay below, on any machine
         return real(self, **kwargs)
     loop.Trainer.step = step
 """

@@ -129,3 +129,85 @@ def test_silhouette_matches_a_naive_reference():
         )
         sil.append(0.0 if not same else (b - a) / max(a, b))
     assert scores[3] == pytest.approx(np.mean(sil), rel=1e-6)
+
+
+# -- K-means at scale: faiss on a sample, every row assigned ---------------------------------------
+def test_faiss_kmeans_scores_like_scikit_learn_within_noise():
+    # 20 overlapping clusters of 300 rows: more rows than faiss samples (256 per cluster), and hard
+    # enough that both backends land in different local minima from seed to seed
+    x, y = gauss_blobs(300, 20, dim=32, spread=2.0)
+    ce = {
+        backend: [
+            conditional_entropy(y, kmeans(x, 20, random_state=s, backend=backend))
+            for s in range(16)
+        ]
+        for backend in ("sklearn", "faiss")
+    }
+    diff = np.mean(ce["faiss"]) - np.mean(ce["sklearn"])
+    stderr = math.sqrt((np.var(ce["faiss"], ddof=1) + np.var(ce["sklearn"], ddof=1)) / 16)
+    assert abs(diff) < 2 * stderr + 0.01, ce
+    assert np.mean(ce["faiss"]) < 0.5  # and both actually cluster (chance would be ~4.3 bits)
+
+
+def test_faiss_kmeans_is_seeded_and_predicts_its_own_labels():
+    from tcdn.discovery.cluster import KMeans
+
+    x, y = gauss_blobs(100, 6)
+    a = KMeans(6, random_state=3, backend="faiss").fit(x)
+    b = KMeans(6, random_state=3, backend="faiss").fit(x)
+    assert a.backend_ == "faiss"
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    np.testing.assert_array_equal(a.predict(x), a.labels_)
+    assert conditional_entropy(y, a.labels_) == pytest.approx(0.0, abs=1e-12)
+    assert a.cluster_centers_.shape == (6, x.shape[1])
+
+
+def test_faiss_kmeans_reads_float16_without_changing_the_answer():
+    x, _ = gauss_blobs(100, 6)
+    a = kmeans(x, 6, random_state=0, backend="faiss")
+    b = kmeans(x.astype(np.float16), 6, random_state=0, backend="faiss")
+    assert (a == b).mean() > 0.99
+
+
+def test_kmeans_auto_backend_switches_at_the_row_threshold(monkeypatch):
+    import tcdn.discovery.cluster as cluster
+
+    x, _ = gauss_blobs(50, 4)
+    monkeypatch.setattr(cluster, "FAISS_KMEANS_MIN_ROWS", len(x) + 1)
+    assert cluster.KMeans(4, random_state=0).fit(x).backend_ == "sklearn"
+    monkeypatch.setattr(cluster, "FAISS_KMEANS_MIN_ROWS", len(x))
+    assert cluster.KMeans(4, random_state=0).fit(x).backend_ == "faiss"
+    with pytest.raises(TcdnError, match="backend"):
+        cluster.KMeans(4, backend="gpu")
+    with pytest.raises(TcdnError, match="at least K"):
+        cluster.KMeans(500, random_state=0).fit(x)
+
+
+# -- large graphs are built in a PCA of the features ----------------------------------------------
+def test_pca_reduce_matches_a_plain_svd_projection():
+    from tcdn.discovery.cluster import pca_reduce
+
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(400, 30)) * np.geomspace(20, 0.01, 30)).astype(np.float32)
+    got = pca_reduce(x, 4, sample=len(x), chunk=64)  # every row sampled, several chunks
+    centred = x - x.mean(0)
+    _, _, vt = np.linalg.svd(centred.astype(np.float64), full_matrices=False)
+    want = centred @ vt[:4].T
+    # the same projection up to the sign of each axis
+    signs = np.sign((got * want).sum(0))
+    np.testing.assert_allclose(got * signs, want, rtol=1e-3, atol=1e-3)
+
+
+def test_graph_space_reduces_only_large_wide_features(monkeypatch):
+    import tcdn.discovery.cluster as cluster
+
+    x, y = gauss_blobs(100, 5, dim=64)
+    assert cluster.graph_space(x).shape == x.shape
+    monkeypatch.setattr(cluster, "GRAPH_PCA_MIN_ROWS", 100)
+    monkeypatch.setattr(cluster, "GRAPH_PCA_DIMS", 8)
+    reduced = cluster.graph_space(x.astype(np.float16))
+    assert reduced.shape == (len(x), 8) and reduced.dtype == np.float32
+    # the clusters survive the reduction: sparse spectral clustering still finds them all
+    emb = cluster.spectral_embedding(x, 5, affinity="knn", random_state=0)
+    pred = kmeans(emb, 5, random_state=0, n_init=10)
+    assert conditional_entropy(y, pred) == pytest.approx(0.0, abs=1e-12)

@@ -25,7 +25,6 @@ from tcdn._lazy import lazy_exports
 if TYPE_CHECKING:
     from tcdn.transfer.classifier import Classifier, build_classifier, transfer_weights
     from tcdn.transfer.config import FinetuneConfig
-    from tcdn.transfer.finetune import finetune
     from tcdn.transfer.images import (
         LabelledData,
         read_cifar10,
@@ -43,7 +42,6 @@ __all__ = [
     "FinetuneConfig",
     "LabelledData",
     "build_classifier",
-    "finetune",
     "format_table",
     "read_cifar10",
     "read_dataset",
@@ -62,7 +60,6 @@ __getattr__, __dir__ = lazy_exports(
         "build_classifier": "tcdn.transfer.classifier",
         "transfer_weights": "tcdn.transfer.classifier",
         "FinetuneConfig": "tcdn.transfer.config",
-        "finetune": "tcdn.transfer.finetune",
         "LabelledData": "tcdn.transfer.images",
         "read_cifar10": "tcdn.transfer.images",
         "read_dataset": "tcdn.transfer.images",

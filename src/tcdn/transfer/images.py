@@ -23,6 +23,7 @@ This module imports no torch.
 from __future__ import annotations
 
 import gzip
+import importlib
 import logging
 import pickle
 import xml.etree.ElementTree as ET
@@ -160,8 +161,8 @@ def _array_reader(images: np.ndarray, size: int) -> Callable[[np.ndarray], np.nd
 def _open_rgb(path: Path, box: tuple[int, int, int, int] | None = None) -> Image.Image:
     try:
         with Image.open(path) as im:
-            im = im.convert("RGB")
-            return im.crop(box) if box is not None else im
+            rgb = im.convert("RGB")
+        return rgb.crop(box) if box is not None else rgb
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise TcdnError(f"cannot read image {path}: {exc}; replace or remove the file") from None
 
@@ -173,11 +174,11 @@ def _check_size(size: int) -> None:
 
 # -- CIFAR-10 -------------------------------------------------------------------------------------
 def _numpy_reconstruct() -> Any:
+    """NumPy's array rebuilder, ``numpy._core`` (NumPy 2) or ``numpy.core`` (NumPy 1)."""
     try:
-        from numpy._core.multiarray import _reconstruct  # type: ignore[import-not-found]
-    except ImportError:  # NumPy 1.x
-        from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
-    return _reconstruct
+        return importlib.import_module("numpy._core.multiarray")._reconstruct
+    except ImportError:
+        return importlib.import_module("numpy.core.multiarray")._reconstruct
 
 
 def _latin1_encode(text: str, encoding: str) -> bytes:

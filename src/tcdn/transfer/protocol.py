@@ -79,6 +79,9 @@ def run_transfer(
     )
     assert report is not None
     log.info("weight transfer from %s: %s", checkpoint.get("path"), report.summary())
+    for what, items in (("loaded", report.loaded), ("new", report.new), ("unused", report.unused)):
+        for name, shape in items:
+            log.debug("%s %s %s", what, name, list(shape))
     layer = probe_model.backbone.check_layer(cfg.layer)
     weights = weights_digest(checkpoint["model"])
     frozen = [p for p in cfg.protocols if p in ("linear", "knn")]

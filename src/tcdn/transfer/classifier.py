@@ -66,7 +66,7 @@ class TransferReport:
     loaded: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)
     new: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)
     unused: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)
-    layers: list[str] = field(default_factory=list)  # the backbone stages loaded
+    layers: list[str] = field(default_factory=list)  # the backbone stages with loaded weights
 
     @staticmethod
     def _count(items: list[tuple[str, tuple[int, ...]]]) -> int:
@@ -124,7 +124,7 @@ def transfer_weights(
     last = classifier.backbone.check_layer(upto) if upto is not None else names[-1]
     wanted = set(names[: names.index(last) + 1])
     own = classifier.state_dict()
-    report = TransferReport(layers=[n for n in names if n in wanted])
+    report = TransferReport()
     copies: dict[str, Tensor] = {}
     for key, tensor in own.items():
         shape = tuple(tensor.shape)
@@ -146,6 +146,8 @@ def transfer_weights(
             )
         copies[key] = src
         report.loaded.append((key, shape))
+    loaded_stages = {_stage_of(k[len(BACKBONE) :]) for k in copies}
+    report.layers = [n for n in names if n in loaded_stages]  # the stages with weights
     for src_key, src in state.items():
         if BACKBONE + src_key not in copies:
             report.unused.append((src_key, tuple(src.shape)))

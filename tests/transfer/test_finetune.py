@@ -265,3 +265,33 @@ def test_non_finite_loss_is_a_user_error(cifar_ckpt: dict[str, Any], tmp_path: P
     cfg = FinetuneConfig(dataset="cifar10", epochs=2, batch_size=6, lr=1e6, weight_decay=0)
     with pytest.raises(TcdnError, match="lower --lr"):
         run(cfg, tmp_path, cifar_ckpt)
+
+
+def test_eval_every_evaluates_and_checkpoints_less_often_and_resumes_exactly(
+    cifar_ckpt: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = FinetuneConfig(
+        dataset="cifar10", epochs=5, batch_size=6, lr=0.05, head_dropout=0.5, eval_every=2
+    )
+    full = run(cfg, tmp_path / "full", cifar_ckpt)
+    assert [h["epoch"] for h in full.history if "test_accuracy" in h] == [2, 4, 5]
+    assert full.best_epoch in (2, 4, 5)
+    real = FinetuneRun.train_epoch
+
+    def stop_in_fourth(self: FinetuneRun, bar: Any = None) -> dict[str, float]:
+        if self.epoch == 3:  # epoch 3 was trained but not checkpointed
+            raise KeyboardInterrupt
+        return real(self, bar)
+
+    monkeypatch.setattr(FinetuneRun, "train_epoch", stop_in_fourth)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, tmp_path / "cut", cifar_ckpt)
+    assert load_run_checkpoint(tmp_path / "cut" / "last.pt")["epoch"] == 2
+    monkeypatch.setattr(FinetuneRun, "train_epoch", real)
+    resumed = run(cfg, tmp_path / "cut", cifar_ckpt, resume=True)
+    a = torch.load(tmp_path / "full" / "last.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.accuracy == full.accuracy
+    logged = (tmp_path / "cut" / "log.jsonl").read_text().splitlines()
+    assert [json.loads(r)["epoch"] for r in logged] == [1, 2, 3, 4, 5]

@@ -31,6 +31,7 @@ CONFIG_FLAGS = (
     "lr_step",
     "lr_gamma",
     "warmup",
+    "eval_every",
     "augment",
     "head_dropout",
     "upto",
@@ -134,6 +135,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr-gamma", type=positive_float, default=None, help="lr factor per step")
     p.add_argument(
         "--warmup", type=int, default=None, help="epochs of linear lr warm-up (default 0)"
+    )
+    p.add_argument(
+        "--eval-every",
+        type=positive_int,
+        default=None,
+        help="evaluate the test images and write last.pt/best.pt every N epochs and after the "
+        "last (default 1: every epoch); a run resumes from its latest evaluation",
     )
     p.add_argument(
         "--augment",

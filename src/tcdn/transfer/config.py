@@ -62,6 +62,7 @@ class FinetuneConfig:
     lr_step: int = 10
     lr_gamma: float = 0.1
     warmup: int = 0  # epochs of linear warm-up
+    eval_every: int = 1  # epochs between evaluations (and checkpoints); the last is always one
     augment: str = "auto"
     head_dropout: float = 0.0  # dropout before the new classification layer
     upto: str | None = None  # the last layer whose weights are transferred; None: every layer
@@ -106,6 +107,7 @@ class FinetuneConfig:
         need(self.lr_step >= 1, "lr_step", "must be >= 1")
         need(0 < self.lr_gamma <= 1, "lr_gamma", "must be in (0, 1]")
         need(0 <= self.warmup < self.epochs, "warmup", "must be >= 0 and less than --epochs")
+        need(self.eval_every >= 1, "eval_every", "must be >= 1")
         need(self.augment in AUGMENTS, "augment", f"choose one of {', '.join(AUGMENTS)}")
         need(0 <= self.head_dropout < 1, "head_dropout", "must be in [0, 1)")
         need(self.knn_k >= 1, "knn_k", "must be >= 1")
@@ -137,6 +139,7 @@ class FinetuneConfig:
             "lr_step",
             "lr_gamma",
             "warmup",
+            "eval_every",
             "augment",
             "head_dropout",
             "upto",

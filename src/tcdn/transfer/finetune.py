@@ -2,11 +2,12 @@
 
 A run trains every layer with SGD (momentum, weight decay) under a per-step learning-rate schedule
 (cosine to 0, or step decay by epochs; optional linear warm-up), augments each training image on
-its own, evaluates the test images after every epoch, and writes to its folder:
+its own, evaluates the test images after every epoch (or every ``eval_every`` epochs, and after
+the last), and writes to its folder at each evaluation:
 
-- ``last.pt``: the state after the latest epoch (network, optimiser, schedule, every RNG, the
-  epoch, the history), so that ``resume`` continues exactly as if the run had not stopped;
-- ``best.pt``: the same at the epoch with the highest test accuracy so far. The reported
+- ``last.pt``: the state after that epoch (network, optimiser, schedule, every RNG, the epoch,
+  the history), so that ``resume`` continues exactly as if the run had not stopped;
+- ``best.pt``: the same at the evaluated epoch with the highest test accuracy. The reported
   accuracy is the *last* epoch's: choosing an epoch by test accuracy would flatter the result;
 - ``log.jsonl``: one record per epoch; ``result.json`` once the run is complete.
 
@@ -140,7 +141,8 @@ def predict(
 @dataclass
 class RunResult:
     """A finished fine-tuning run: the last epoch's test accuracy (the result), the best one and
-    its epoch (for reference only: selected on the test images), and the per-epoch history."""
+    its epoch (for reference only: selected on the test images), and the per-epoch history (with
+    ``test_accuracy`` on the evaluated epochs)."""
 
     accuracy: float
     best_accuracy: float
@@ -390,14 +392,20 @@ def finetune(
         )
         try:
             with (run / LOG).open("a") as log_fh:
+                pending: list[dict[str, Any]] = []  # epochs not yet in a checkpoint or the log
                 while state.epoch < config.epochs:
                     t_epoch = time.perf_counter()
                     record: dict[str, Any] = {"epoch": state.epoch + 1}
                     record.update(state.train_epoch(bar))
-                    record["test_accuracy"] = state.evaluate()
                     record["lr"] = float(state.scheduler.get_last_lr()[0])
+                    evaluate = state.epoch % config.eval_every == 0 or state.epoch == config.epochs
+                    if evaluate:
+                        record["test_accuracy"] = state.evaluate()
                     record["seconds"] = time.perf_counter() - t_epoch
                     state.history.append(record)
+                    pending.append(record)
+                    if not evaluate:
+                        continue
                     improved = record["test_accuracy"] > state.best_accuracy
                     if improved:
                         state.best_accuracy, state.best_epoch = record["test_accuracy"], state.epoch
@@ -405,8 +413,10 @@ def finetune(
                     atomic_save(ckpt, last)
                     if improved:
                         atomic_save(ckpt, run / BEST)
-                    log_fh.write(json.dumps(record) + "\n")
+                    # logged with the checkpoint that holds them: a resumed run logs no epoch twice
+                    log_fh.writelines(json.dumps(r) + "\n" for r in pending)
                     log_fh.flush()
+                    pending = []
                     bar.set_postfix(
                         loss=f"{record['train_loss']:.3f}", test=f"{record['test_accuracy']:.1f}%"
                     )

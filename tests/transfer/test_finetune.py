@@ -153,9 +153,13 @@ def test_run_learns_and_writes_its_files(four_epochs: tuple[Path, Any]) -> None:
     assert not [p for p in out.iterdir() if "partial" in p.name]
 
 
-def test_fine_tuning_learns(cifar_ckpt: dict[str, Any], tmp_path: Path) -> None:
+def test_fine_tuning_learns(
+    cifar_ckpt: dict[str, Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     cfg = FinetuneConfig(dataset="cifar10", epochs=20, batch_size=6, lr=0.05, augment="none")
-    result = run(cfg, tmp_path, cifar_ckpt)
+    with caplog.at_level("WARNING"):
+        result = run(cfg, tmp_path, cifar_ckpt)
+    assert "did not learn" not in caplog.text
     assert result.history[0]["test_accuracy"] < 70
     assert result.accuracy > 90  # 3 colours, chance 33%
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"] - 0.2
@@ -295,3 +299,12 @@ def test_eval_every_evaluates_and_checkpoints_less_often_and_resumes_exactly(
     assert resumed.accuracy == full.accuracy
     logged = (tmp_path / "cut" / "log.jsonl").read_text().splitlines()
     assert [json.loads(r)["epoch"] for r in logged] == [1, 2, 3, 4, 5]
+
+
+def test_a_run_that_did_not_learn_is_named(
+    cifar_ckpt: dict[str, Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = FinetuneConfig(dataset="cifar10", epochs=1, batch_size=18, lr=1e-6)
+    with caplog.at_level("WARNING"):
+        run(cfg, tmp_path / "slow", cifar_ckpt)
+    assert "did not learn" in caplog.text and "ln(3)" in caplog.text

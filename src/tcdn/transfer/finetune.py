@@ -430,4 +430,25 @@ def finetune(
         seconds=float(sum(h["seconds"] for h in state.history)),  # every epoch, across resumes
     )
     _write_json(run / RESULT, {**result.to_dict(), "meta": meta})
+    _warn_if_untrained(run, state.history, len(np.unique(train_labels)))
     return result
+
+
+#: a last-epoch training loss above this share of ln(K) counts as "did not learn"
+UNTRAINED_LOSS_SHARE = 0.95
+
+
+def _warn_if_untrained(run: Path, history: list[dict[str, Any]], n_classes: int) -> None:
+    """Warn when the training loss ended where a classifier that knows nothing starts, ln(K)."""
+    chance = math.log(max(n_classes, 2))
+    last = history[-1]["train_loss"]
+    if last >= UNTRAINED_LOSS_SHARE * chance:
+        log.warning(
+            "%s: the training loss ended at %.3f, the chance level ln(%d) = %.3f: the network "
+            "did not learn its training images; try more --epochs or a larger --lr (a network "
+            "whose activations barely vary between images learns slowly)",
+            run,
+            last,
+            n_classes,
+            chance,
+        )

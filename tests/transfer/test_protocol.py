@@ -1,4 +1,5 @@
-"""A transfer experiment end to end (``tcdn.transfer.protocol`` and ``results``), on tiny data."""
+"""A transfer experiment end to end (``tcdn.transfer.protocol`` and ``results``), on tiny data
+(marked slow: each runs the whole protocol)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ def experiment(
     return out, results
 
 
+@pytest.mark.slow
 def test_results_record(experiment: tuple[Path, dict[str, Any]], train_frames: FrameSet) -> None:
     out, res = experiment
     assert res["format"] == "tcdn-transfer-results-1"
@@ -63,6 +65,7 @@ def test_results_record(experiment: tuple[Path, dict[str, Any]], train_frames: F
     assert json.loads((out / "results.json").read_text())["results"] == res["results"]
 
 
+@pytest.mark.slow
 def test_no_video_on_both_sides(
     experiment: tuple[Path, dict[str, Any]], train_frames: FrameSet
 ) -> None:
@@ -79,6 +82,7 @@ def test_no_video_on_both_sides(
     assert runs == ["r00-random_init", "r00-trained", "r01-random_init", "r01-trained"]
 
 
+@pytest.mark.slow
 def test_learned_and_random_see_the_same_images(experiment: tuple[Path, dict[str, Any]]) -> None:
     import torch
 
@@ -91,6 +95,7 @@ def test_learned_and_random_see_the_same_images(experiment: tuple[Path, dict[str
         assert a["mean"] == b["mean"]
 
 
+@pytest.mark.slow
 def test_table(experiment: tuple[Path, dict[str, Any]]) -> None:
     _, res = experiment
     table = format_table(res)
@@ -103,6 +108,7 @@ def test_table(experiment: tuple[Path, dict[str, Any]]) -> None:
     assert "finetune" in lines[-1] and "/2" in lines[-1]
 
 
+@pytest.mark.slow
 def test_rerun_needs_resume_and_resume_reads_runs_back(
     experiment: tuple[Path, dict[str, Any]],
     train_frames: FrameSet,
@@ -124,6 +130,7 @@ def test_rerun_needs_resume_and_resume_reads_runs_back(
         run_transfer(data, tiny_checkpoint(seed=1), CFG, out, resume=True, progress=False)
 
 
+@pytest.mark.slow
 def test_frozen_protocols_only(train_frames: FrameSet, tmp_path: Path) -> None:
     cfg = FinetuneConfig(
         dataset="videos", protocols=("knn",), repeats=3, test_size=10, layer="conv5"

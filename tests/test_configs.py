@@ -28,3 +28,22 @@ def test_yaml_files_name_every_option() -> None:
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     for path in sorted(CONFIGS.glob("*.yaml")):
         assert set(yaml.safe_load(path.read_text())) == fields, path.name
+
+
+def test_transfer_yaml_is_the_demo_recipe_on_the_cifar_net() -> None:
+    import dataclasses
+
+    demo = demo_train_config(200, 0)
+    cifar = TrainConfig.from_yaml(CONFIGS / "transfer-lq-cifar-32px.yaml")
+    differ = {
+        f.name: getattr(cifar, f.name)
+        for f in dataclasses.fields(TrainConfig)
+        if getattr(cifar, f.name) != getattr(demo, f.name)
+    }
+    assert differ == {
+        "model": "cifar10_quick",
+        "model_options": {},
+        "image_size": 32,
+        "steps": 1000,
+        "checkpoint_every": 250,
+    }

@@ -33,7 +33,7 @@ def test_module_help_subprocess() -> None:
         [sys.executable, "-m", "tcdn", "--help"], capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0
-    for command in ("demo", "generate", "train", "features", "discover"):
+    for command in ("demo", "generate", "train", "features", "discover", "finetune"):
         assert command in proc.stdout
     assert "Traceback" not in proc.stderr
 
@@ -59,6 +59,8 @@ def test_cli_choices_are_the_librarys_and_help_imports_no_torch() -> None:
     from tcdn.discovery.config import LEVELS
     from tcdn.features.featureset import FRAME_SOURCES
     from tcdn.training.config import LOSSES
+    from tcdn.transfer.config import AUGMENTS
+    from tcdn.transfer.config import DATASETS as IMAGE_DATASETS
 
     def choices(command: str, option: str) -> list[str]:
         sub = next(a for a in build_parser()._actions if a.dest == "command")
@@ -70,6 +72,8 @@ def test_cli_choices_are_the_librarys_and_help_imports_no_torch() -> None:
     assert choices("discover", "--level") == list(LEVELS)
     assert choices("train", "--loss") == list(LOSSES)
     assert choices("ingest", "--dataset") == list(DATASETS)
+    assert choices("finetune", "--dataset") == list(IMAGE_DATASETS)
+    assert choices("finetune", "--augment") == list(AUGMENTS)
     code = (
         "import sys; from tcdn.cli import build_parser; build_parser(); "
         "print(sorted(m for m in ('torch', 'sklearn', 'scipy', 'av') if m in sys.modules))"

@@ -1,0 +1,276 @@
+"""A transfer experiment end to end: repeats x inits x protocols, scored on test images (SPEC §6).
+
+For each repeat the split is drawn once (:func:`tcdn.transfer.splits.plan_split`); then, for the
+learned init (``trained``: the checkpoint's weights) and the random init (``random_init``: the
+same network freshly initialised), on the same images:
+
+- ``linear`` / ``knn``: features of the frozen network at ``layer`` -> logistic regression /
+  k-nearest neighbours (also on ``raw_pixels``, the images themselves, as a floor);
+- ``finetune``: every layer trained (:func:`tcdn.transfer.finetune.finetune`), run folder
+  ``OUT/runs/rNN-SOURCE/``.
+
+Accuracies are collected per source and protocol and summarised by
+:func:`tcdn.transfer.results.build_results`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tcdn.errors import TcdnError
+from tcdn.features.extract import extract_features
+from tcdn.models.input import channel_mean
+from tcdn.transfer.classifier import build_classifier, weights_digest
+from tcdn.transfer.config import FinetuneConfig
+from tcdn.transfer.finetune import LAST, RunResult, digest, finetune
+from tcdn.transfer.images import LabelledData
+from tcdn.transfer.probe import accuracy, knn_predict, linear_probe
+from tcdn.transfer.results import build_results
+from tcdn.transfer.splits import AUGMENT, DROPOUT, INIT, ORDER, child_seed, plan_split
+
+log = logging.getLogger(__name__)
+
+INITS = ("trained", "random_init")
+
+
+def run_transfer(
+    data: LabelledData,
+    checkpoint: dict[str, Any],
+    config: FinetuneConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    device: str = "cpu",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run ``config``'s protocols on ``data`` with the network of ``checkpoint`` (a
+    :func:`tcdn.training.load_checkpoint` dict) and return the ``results.json`` record.
+
+    ``out_dir`` receives the fine-tuning runs (``runs/``); the caller writes the results. With
+    ``resume``, completed runs are read back and interrupted ones continue where they stopped."""
+    cfg = config
+    out = Path(out_dir)
+    runs = out / "runs"
+    existing = sorted(runs.glob(f"*/{LAST}")) if runs.is_dir() else []
+    if existing and not resume:
+        raise TcdnError(
+            f"{out} already holds fine-tuning runs ({existing[0].parent.name}...): pass --resume "
+            "to continue them, or choose another --out"
+        )
+    train_config = checkpoint["config"]
+    size = int(data.train.size)
+    n_classes = len(data.classes)
+    classes = data.classes
+    # the account of the transfer, and any shape mismatch, before the first image is read
+    probe_model, report = build_classifier(
+        train_config,
+        n_classes,
+        init="trained",
+        state=checkpoint["model"],
+        dropout=cfg.head_dropout,
+        upto=cfg.upto,
+        source=str(checkpoint.get("path", "the checkpoint")),
+    )
+    assert report is not None
+    log.info("weight transfer from %s: %s", checkpoint.get("path"), report.summary())
+    for what, items in (("loaded", report.loaded), ("new", report.new), ("unused", report.unused)):
+        for name, shape in items:
+            log.debug("%s %s %s", what, name, list(shape))
+    layer = probe_model.backbone.check_layer(cfg.layer)
+    weights = weights_digest(checkpoint["model"])
+    frozen = [p for p in cfg.protocols if p in ("linear", "knn")]
+    test_set = data.test if data.test is not None else data.train
+
+    values: dict[str, dict[str, list[float]]] = {}
+    best: dict[str, list[float]] = {s: [] for s in INITS}
+    best_epochs: dict[str, list[int]] = {s: [] for s in INITS}
+    sizes: list[tuple[int, int]] = []
+    split_record: list[dict[str, Any]] = []
+    seconds: dict[str, float] = {}
+
+    def add(source: str, protocol: str, value: float) -> None:
+        values.setdefault(source, {}).setdefault(protocol, []).append(value)
+
+    def timed(key: str, t0: float) -> None:
+        seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - t0
+
+    for r in range(cfg.repeats):
+        t0 = time.perf_counter()
+        split = plan_split(
+            data.train.labels,
+            data.train.groups,
+            None if data.test is None else len(data.test),
+            shots=cfg.shots,
+            test_size=cfg.test_size,
+            test_fraction=cfg.test_fraction,
+            seed=cfg.seed,
+            repeat=r,
+            classes=classes,
+        )
+        train_x = data.train.read(split.train)
+        train_y = data.train.labels[split.train]
+        test_x = test_set.read(split.test)
+        test_y = test_set.labels[split.test]
+        timed("reading", t0)
+        sizes.append((len(split.train), len(split.test)))
+        groups = split.test_groups(data.train.groups)
+        split_record.append(
+            {
+                "repeat": r,
+                "n_train": len(split.train),
+                "n_test": len(split.test),
+                "train": digest(split.train),
+                "test": digest(split.test),
+                **(
+                    {"test_videos": [data.train.group_names[g] for g in groups]}
+                    if groups and data.train.group_names
+                    else {}
+                ),
+            }
+        )
+        log.info(
+            "repeat %d/%d: %d training and %d test images",
+            r + 1,
+            cfg.repeats,
+            len(split.train),
+            len(split.test),
+        )
+        mean = channel_mean(train_x, seed=cfg.seed)
+        for source in INITS:
+            model, _ = build_classifier(
+                train_config,
+                n_classes,
+                init=source,
+                state=checkpoint["model"] if source == "trained" else None,
+                seed=child_seed(cfg.seed, r, INIT),
+                dropout=cfg.head_dropout,
+                upto=cfg.upto,
+            )
+            if frozen:
+                t0 = time.perf_counter()
+                feats = [
+                    extract_features(
+                        model.backbone,
+                        x,
+                        mean,
+                        layer=layer,
+                        batch_size=cfg.eval_batch_size,
+                        device=device,
+                        progress=False,
+                    )
+                    for x in (train_x, test_x)
+                ]
+                _probe(cfg, source, feats[0], train_y, feats[1], test_y, add)
+                timed(f"{source}/frozen", t0)
+            if "finetune" in cfg.protocols:
+                t0 = time.perf_counter()
+                result = _finetune(
+                    model,
+                    cfg,
+                    runs / f"r{r:02d}-{source}",
+                    (train_x, train_y, test_x, test_y),
+                    mean,
+                    r,
+                    source,
+                    split_record[-1],
+                    resume=resume,
+                    device=device,
+                    progress=progress,
+                    weights=weights,
+                )
+                add(source, "finetune", result.accuracy)
+                best[source].append(result.best_accuracy)
+                best_epochs[source].append(result.best_epoch)
+                timed(f"{source}/finetune", t0)
+        if frozen:
+            t0 = time.perf_counter()
+            pixels = [x.reshape(len(x), -1).astype(np.float32) / 255.0 for x in (train_x, test_x)]
+            _probe(cfg, "raw_pixels", pixels[0], train_y, pixels[1], test_y, add)
+            timed("raw_pixels/frozen", t0)
+        summary = ", ".join(
+            f"{s}/{p} {v[-1]:.1f}" for s, per in values.items() for p, v in per.items()
+        )
+        log.info("repeat %d/%d accuracy (%%): %s", r + 1, cfg.repeats, summary)
+
+    return build_results(
+        data,
+        cfg,
+        values,
+        best=best,
+        best_epochs=best_epochs,
+        sizes=sizes,
+        splits=split_record,
+        report=report,
+        layer=layer,
+        checkpoint=checkpoint,
+        seconds=seconds,
+        size=size,
+    )
+
+
+def _probe(
+    cfg: FinetuneConfig,
+    source: str,
+    train: np.ndarray,
+    train_y: np.ndarray,
+    test: np.ndarray,
+    test_y: np.ndarray,
+    add: Any,
+) -> None:
+    if "linear" in cfg.protocols:
+        add(source, "linear", accuracy(linear_probe(train, train_y, test, c=cfg.linear_c), test_y))
+    if "knn" in cfg.protocols:
+        add(source, "knn", accuracy(knn_predict(train, train_y, test, cfg.knn_k), test_y))
+
+
+def _finetune(
+    model: torch.nn.Module,
+    cfg: FinetuneConfig,
+    run_dir: Path,
+    arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    mean: np.ndarray,
+    repeat: int,
+    source: str,
+    split: dict[str, Any],
+    *,
+    resume: bool,
+    device: str,
+    progress: bool,
+    weights: str,
+) -> RunResult:
+    train_x, train_y, test_x, test_y = arrays
+    meta = {
+        "source": source,
+        "repeat": repeat,
+        "seed": cfg.seed,
+        "weights": weights,  # a fingerprint of the checkpoint's network
+        "train": split["train"],
+        "test": split["test"],
+    }
+    seeds = (
+        child_seed(cfg.seed, repeat, ORDER),
+        child_seed(cfg.seed, repeat, AUGMENT),
+        child_seed(cfg.seed, repeat, DROPOUT),
+    )
+    return finetune(
+        model,
+        train_x,
+        train_y,
+        test_x,
+        test_y,
+        cfg,
+        run_dir,
+        mean=mean,
+        seeds=seeds,
+        meta=meta,
+        resume=resume,
+        device=device,
+        progress=progress,
+        desc=f"repeat {repeat + 1}/{cfg.repeats} {source}",
+    )

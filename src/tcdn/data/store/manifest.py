@@ -13,12 +13,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tcdn.data.decode import DecodeSettings
 from tcdn.errors import TcdnError
 
 MANIFEST = "manifest.json"
 STORE_FORMAT = "tcdn-frame-store"
-STORE_VERSION = 1
+#: 2: each video's data files include ``KEY.pos``, where each stored frame sits in its source video
+STORE_VERSION = 2
+#: the store versions this tcdn reads (a version-1 store has no ``.pos`` files: see
+#: :func:`derived_positions`)
+READABLE_VERSIONS = (1, 2)
 STORAGES = ("raw", "jpeg")
 DEFAULT_QUALITY = 90
 
@@ -65,10 +71,31 @@ def video_key(name: str) -> str:
     return hashlib.sha1(name.encode("utf-8")).hexdigest()[:20]
 
 
+#: one record per stored frame in ``KEY.pos``: its index among the source video's decoded
+#: frames, and its time in seconds from the video's first frame (NaN: unknown)
+POSITION_DTYPE = np.dtype([("index", "<i8"), ("seconds", "<f8")])
+
+
 def data_files(data_dir: Path, key: str, storage: str) -> list[Path]:
-    if storage == "raw":
-        return [data_dir / f"{key}.u8"]
-    return [data_dir / f"{key}.jpg", data_dir / f"{key}.jpg.idx"]
+    """The files that hold one video's frames; the last is its ``.pos`` (frame positions)."""
+    frames = (
+        [data_dir / f"{key}.u8"]
+        if storage == "raw"
+        else [data_dir / f"{key}.jpg", data_dir / f"{key}.jpg.idx"]
+    )
+    return [*frames, data_dir / f"{key}.pos"]
+
+
+def derived_positions(settings: dict[str, Any], n_frames: int) -> np.ndarray:
+    """The positions a version-1 store (no ``.pos`` files) implies for a video's ``n_frames``
+    frames: with a stride S, frame ``i`` is the source's ``i * S``; with ``--fps`` the index is
+    unknown (-1). The time is unknown (NaN) either way."""
+    out = np.empty(n_frames, dtype=POSITION_DTYPE)
+    stride = int(settings["decode"]["stride"])
+    fps = settings["decode"]["fps"]
+    out["index"] = -1 if fps else np.arange(n_frames, dtype=np.int64) * stride
+    out["seconds"] = np.nan
+    return out
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -93,9 +120,9 @@ def read_manifest(store: str | Path) -> dict[str, Any]:
         raise TcdnError(
             f"cannot read {path}: {exc}. Remove the store and run `tcdn ingest` again"
         ) from exc
-    if manifest.get("format") != STORE_FORMAT or manifest.get("version") != STORE_VERSION:
+    if manifest.get("format") != STORE_FORMAT or manifest.get("version") not in READABLE_VERSIONS:
         raise TcdnError(
-            f"{path} is not a version-{STORE_VERSION} tcdn frame store "
+            f"{path} is not a tcdn frame store of version {' or '.join(map(str, READABLE_VERSIONS))} "
             f"(format {manifest.get('format')!r}, version {manifest.get('version')!r}): ingest again"
         )
     return manifest

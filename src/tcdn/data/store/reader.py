@@ -13,8 +13,14 @@ from typing import Any
 import numpy as np
 
 from tcdn.data.collection import VideoEntry
-from tcdn.data.frameset import FrameSet
-from tcdn.data.store.manifest import StoreSettings, describe, read_manifest
+from tcdn.data.frameset import FrameSet, Positions
+from tcdn.data.store.manifest import (
+    POSITION_DTYPE,
+    StoreSettings,
+    derived_positions,
+    describe,
+    read_manifest,
+)
 from tcdn.errors import TcdnError
 
 log = logging.getLogger(__name__)
@@ -201,4 +207,32 @@ def open_store(path: str | Path, *, threads: int | None = None) -> FrameSet:
         videos=entries,
         offsets=offsets,
         skipped=[b["name"] for b in manifest["bad"]],
+        positions=Positions(load=lambda: read_positions(path, manifest)),
     )
+
+
+def read_positions(store: Path, manifest: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Where every frame of a store sits in its source video: ``(N,)`` source frame indices and
+    times in seconds, from the videos' ``.pos`` files (version 2), or derived from the settings
+    for a version-1 store (:func:`~tcdn.data.store.manifest.derived_positions`)."""
+    parts = []
+    for v in manifest["videos"]:
+        n = int(v["n_frames"])
+        if manifest["version"] < 2:
+            parts.append(derived_positions(manifest["settings"], n))
+            continue
+        path = store / "data" / f"{v['key']}.pos"
+        try:
+            pos = np.fromfile(path, dtype=POSITION_DTYPE)
+        except OSError as exc:
+            raise TcdnError(
+                f"cannot read {path} of the frame store {store}: {exc}. Run `tcdn ingest` again"
+            ) from exc
+        if len(pos) != n:
+            raise TcdnError(
+                f"{path} holds {len(pos)} frame positions but the manifest says {n} frames: "
+                "the store is damaged; run `tcdn ingest` again"
+            )
+        parts.append(pos)
+    pos = np.concatenate(parts) if parts else np.empty(0, POSITION_DTYPE)
+    return pos["index"].astype(np.int64), pos["seconds"].astype(np.float64)

@@ -17,9 +17,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from tcdn.data.collection import VideoEntry, find_videos
-from tcdn.data.decode import iter_frames
+from tcdn.data.decode import iter_positioned_frames
 from tcdn.data.store.manifest import (
     MANIFEST,
+    POSITION_DTYPE,
     STORE_FORMAT,
     STORE_VERSION,
     StoreSettings,
@@ -71,8 +72,15 @@ def _encode_video(
     final = data_files(Path(data_dir), key, settings.storage)
     tmps = [f.with_name(f".{f.name}.partial") for f in final]
     n = 0
+    positions: list[tuple[int, float]] = []  # each kept frame's index and time in the source
+
+    def frames_of(src: str) -> Iterator[np.ndarray]:
+        for arr, index, seconds in iter_positioned_frames(src, settings.decode, threads=threads):
+            positions.append((index, seconds))
+            yield arr
+
     try:
-        frames = iter_frames(src, settings.decode, threads=threads)
+        frames = frames_of(src)
         if settings.storage == "raw":
             # frames are copied once, into a buffer written every _WRITE_FRAMES frames
             buf = np.empty((_WRITE_FRAMES, *settings.frame_shape), dtype=np.uint8)
@@ -102,6 +110,7 @@ def _encode_video(
                     offsets.append(offsets[-1] + len(blob))
                     n += 1
             np.asarray(offsets, dtype="<i8").tofile(tmps[1])
+        np.array(positions, dtype=POSITION_DTYPE).tofile(tmps[-1])
     except TcdnError as exc:
         for t in tmps:
             t.unlink(missing_ok=True)
@@ -112,7 +121,8 @@ def _encode_video(
         raise
     for t, f in zip(tmps, final, strict=True):
         os.replace(t, f)
-    return {"name": name, "n_frames": n, "bytes": sum(f.stat().st_size for f in final)}
+    # the frames' bytes (the 16 bytes per frame of the .pos file are not counted)
+    return {"name": name, "n_frames": n, "bytes": sum(f.stat().st_size for f in final[:-1])}
 
 
 def _source_stamp(path: Path) -> dict[str, int]:

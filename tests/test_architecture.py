@@ -18,6 +18,7 @@ ROOMS = (
     ("tcdn.training",),
     ("tcdn.features",),
     ("tcdn.discovery",),
+    ("tcdn.report",),
     ("tcdn.demo",),
     ("tcdn.cli", "tcdn.__main__"),
 )

@@ -270,7 +270,7 @@ def test_discover_features_errors() -> None:
     fs = FeatureSet(np.eye(4), ["a", "a", "b", "b"], [0, 1, 0, 1], ["x", "y", "x", "y"])
     with pytest.raises(TcdnError, match="video a has rows with different labels"):
         discover_features(fs, DiscoverConfig(level="video"))
-    with pytest.raises(TcdnError, match="too few to choose the number of clusters.*give --k"):
+    with pytest.raises(TcdnError, match=r"too few to choose the number of clusters.*give --k"):
         discover_features(FeatureSet(np.eye(2), ["a", "b"], [0, 0], ["x", ""]))
     with pytest.raises(TcdnError, match=r"--k 3: the number of clusters must be in \[2, 2\]"):
         discover_features(FeatureSet(np.eye(2), ["a", "b"], [0, 0], ["x", ""]), DiscoverConfig(k=3))

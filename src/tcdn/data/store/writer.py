@@ -98,7 +98,7 @@ def _encode_video(
             import simplejpeg
 
             offsets = [0]
-            with tmps[0].open("wb") as fh:
+            with tmps[0].open("wb") as jf:
                 for arr in frames:
                     blob = simplejpeg.encode_jpeg(
                         np.ascontiguousarray(arr),
@@ -106,7 +106,7 @@ def _encode_video(
                         colorspace="RGB",
                         colorsubsampling="420",
                     )
-                    fh.write(blob)
+                    jf.write(blob)
                     offsets.append(offsets[-1] + len(blob))
                     n += 1
             np.asarray(offsets, dtype="<i8").tofile(tmps[1])

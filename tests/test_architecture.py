@@ -19,6 +19,7 @@ ROOMS = (
     ("tcdn.features",),
     ("tcdn.discovery",),
     ("tcdn.report",),
+    ("tcdn.search",),
     ("tcdn.demo",),
     ("tcdn.cli", "tcdn.__main__"),
 )

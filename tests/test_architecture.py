@@ -20,6 +20,7 @@ ROOMS = (
     ("tcdn.discovery",),
     ("tcdn.report",),
     ("tcdn.search",),
+    ("tcdn.experiment",),
     ("tcdn.demo",),
     ("tcdn.cli", "tcdn.__main__"),
 )

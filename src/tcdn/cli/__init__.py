@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from tcdn import __version__
-from tcdn.cli import demo, discover, features, generate, ingest, report, search, train
+from tcdn.cli import demo, discover, features, generate, ingest, report, run, search, train
 from tcdn.errors import TcdnError
 
 log = logging.getLogger("tcdn")
@@ -25,7 +25,7 @@ EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 #: the commands, in the order ``tcdn --help`` lists them
-COMMANDS = (demo, generate, train, features, discover, report, search, ingest)
+COMMANDS = (demo, generate, train, features, discover, report, search, ingest, run)
 
 
 def build_parser() -> argparse.ArgumentParser:

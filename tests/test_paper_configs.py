@@ -58,7 +58,7 @@ def test_config_parses_and_documents_itself(path: Path) -> None:
 def test_overrides_and_errors(tmp_path: Path) -> None:
     exp = load_experiment(CONFIGS[0], ["train.steps=5", "discover.repeats=2"])
     assert exp.train.steps == 5 and exp.discover.repeats == 2
-    with pytest.raises(TcdnError, match="write train.OPTION=VALUE"):
+    with pytest.raises(TcdnError, match=r"write train\.OPTION=VALUE"):
         load_experiment(CONFIGS[0], ["steps=5"])
     with pytest.raises(TcdnError, match="unknown training option"):
         load_experiment(CONFIGS[0], ["train.stepz=5"])

@@ -41,9 +41,9 @@ if TYPE_CHECKING:
     from tcdn.discovery.config import DiscoverConfig
     from tcdn.discovery.pipeline import discover
     from tcdn.discovery.results import format_table, write_results
-    from tcdn.report.prepare import write_report
     from tcdn.features.extract import frame_features
     from tcdn.features.featureset import FeatureSet
+    from tcdn.report.prepare import write_report
     from tcdn.training.checkpoint import load_checkpoint
     from tcdn.training.config import TrainConfig
     from tcdn.training.loop import train

@@ -194,6 +194,11 @@ class Page:
     def errors(self) -> list[str]:
         """Console errors, uncaught exceptions, error log entries and failed loads so far."""
         out = []
+        urls = {
+            e["params"]["requestId"]: e["params"]["request"]["url"]
+            for e in self.events
+            if e["method"] == "Network.requestWillBeSent"
+        }
         for e in self.events:
             m, p = e["method"], e.get("params", {})
             if m == "Runtime.exceptionThrown":
@@ -203,7 +208,8 @@ class Page:
             elif m == "Log.entryAdded" and p.get("entry", {}).get("level") == "error":
                 out.append(f"log: {p['entry'].get('text')} {p['entry'].get('url', '')}")
             elif m == "Network.loadingFailed":
-                out.append(f"failed load: {p.get('errorText')} ({p.get('requestId')})")
+                url = urls.get(p.get("requestId"), p.get("requestId"))
+                out.append(f"failed load: {p.get('errorText')} ({url})")
         return out
 
     def requests(self) -> list[str]:

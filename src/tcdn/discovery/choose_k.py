@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 #: the estimate that decides K when none is given
 K_RULE = "silhouette"
+#: the eigengap, a second opinion, is computed up to this many rows (beyond, its sparse
+#: eigenproblem for up to 200 eigenvalues costs minutes and decides nothing)
+EIGENGAP_MAX_ROWS = 20000
 
 
 def default_max_k(n_rows: int) -> int:
@@ -94,7 +97,8 @@ def choose_k(
 ) -> KChoice:
     """Choose the number of clusters of ``features`` without labels (see the module's text).
 
-    ``max_k`` defaults to :func:`default_max_k`; ``eigengap=False`` skips the second opinion.
+    ``max_k`` defaults to :func:`default_max_k`; ``eigengap=False`` skips the second opinion, as
+    do more than :data:`EIGENGAP_MAX_ROWS` rows.
     Raises :class:`TcdnError` with fewer than 4 rows.
     """
     n = len(features)
@@ -109,7 +113,7 @@ def choose_k(
         features, max_k=top, min_k=min_k, random_state=random_state
     )
     choice = KChoice(k=k_sil, rule=K_RULE, silhouette=scores, k_silhouette=k_sil)
-    if eigengap and n > top + 2:
+    if eigengap and top + 2 < n <= EIGENGAP_MAX_ROWS:
         k_gap, vals = estimate_k_eigengap(features, max_k=top, min_k=min_k)
         choice.k_eigengap = k_gap
         choice.eigengaps = {i + 1: float(vals[i] - vals[i + 1]) for i in range(len(vals) - 1)}

@@ -136,8 +136,9 @@ def _score_sources(
             "no feature source to cluster: --sources names only random_assignment; add trained, "
             "raw_pixels or random_init"
         )
-    if unscored is not None:
-        log.warning("the clusters are not scored: %s", unscored)
+    if unscored is not None:  # no labels at all is the usual case; some is likely a mistake
+        level_of = logging.INFO if (clustered.label == "").all() else logging.WARNING
+        log.log(level_of, "the clusters are not scored: %s", unscored)
         sources = {primary: sources[primary]}  # the baselines are only there to be scored against
 
     def pool(features: np.ndarray) -> np.ndarray:

@@ -298,7 +298,10 @@ def test_unlabelled_features_are_clustered_with_k_chosen_without_labels(tmp_path
     assert found.results["results"] == {} and not d["scored"]
     assert d["k"] == 4 and d["k_rule"] == "chosen without labels (silhouette)"
     assert set(d["k_choice"]["silhouette"]) == {str(k) for k in range(2, 9)}
-    assert d["k_choice"]["k_eigengap"] == 4  # well-separated blobs: both estimates agree
+    assert d["k_choice"]["k_eigengap"] is None  # the second opinion is off by default
+    from tcdn.discovery.choose_k import choose_k
+
+    assert choose_k(x, max_k=8, eigengap=True).k_eigengap == 4  # well-separated: both agree
     assert list(found.assignments) == ["given/kmeans", "given/spectral"]
     assert sum(d["sizes"]) == len(x) and sorted(d["sizes"]) == [30, 30, 30, 30]
     assert "not scored: the collection has no labels" in format_table(found.results)

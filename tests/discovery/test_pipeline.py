@@ -74,7 +74,7 @@ def test_discover_collection_end_to_end(
 
     # one cluster per frame for every source/method that clusters
     assert clustered.frame.tolist() == train_frames.frame_index.tolist()
-    assert clustered.features.shape == (n_frames, 0)
+    assert clustered.features.shape == (n_frames, 64)  # the trained fc6 features clustered
     for source in ("trained", "random_init", "raw_pixels"):
         for method in METHODS:
             pred = assignments[f"{source}/{method}"]
@@ -88,11 +88,16 @@ def test_discover_collection_end_to_end(
         reader = csv.reader(fh)
         header = next(reader)
         body = list(reader)
-    assert header[:3] == ["video", "frame", "label"]
+    assert header[:6] == ["video", "frame", "time", "label", "cluster", "distance"]
     assert "trained_kmeans" in header and "raw_pixels_spectral" in header
     assert len(body) == n_frames
     first, last = body[0], body[-1]
-    assert (first[0], first[1], first[2]) == (train_frames.videos[0].name, "0", "class00")
+    assert (first[0], first[1], first[2], first[3]) == (
+        train_frames.videos[0].name,
+        "0",
+        "0.000",
+        "class00",
+    )
     assert last[0] == train_frames.videos[-1].name
     assert int(last[1]) == train_frames.lengths[-1] - 1
     assert not list(tmp_path.glob(".*partial*"))

@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.tcdn-installed
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test test-fast lint bench bench-data bench-step bench-cluster clean
+.PHONY: demo test test-fast lint bench bench-data bench-step bench-cluster bench-report clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ bench-step: $(STAMP)
 # K-means and spectral clustering of 10k/50k/100k x 4,096 features, K = 101: time and peak memory
 bench-cluster: $(STAMP)
 	$(PY) benchmarks/bench_cluster.py
+
+# the report of a 10,000-frame discovery: time to build it, size of the page
+bench-report: $(STAMP)
+	$(PY) benchmarks/bench_report.py
 
 clean:
 	rm -rf $(DEMO_OUT) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -85,19 +85,20 @@ def sample_video(synthetic_collection: Path) -> Path:
     return synthetic_collection / "class00" / "class00_v00.mp4"
 
 
+def write_noise_video(path: Path, n_frames: int, size: int = 32, seed: int = 0) -> Path:
+    """Write a real mp4 of moving noise: ``n_frames`` frames of ``size x size``."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)
+    frames = np.stack([np.roll(base, shift=t, axis=1) for t in range(n_frames)])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_video(path, frames)
+    return path
+
+
 @pytest.fixture
 def make_video() -> Callable[..., Path]:
     """``make_video(path, n_frames, size=32, seed=0)``: write a real mp4 of moving noise."""
-
-    def _make(path: Path, n_frames: int, size: int = 32, seed: int = 0) -> Path:
-        rng = np.random.default_rng(seed)
-        base = rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)
-        frames = np.stack([np.roll(base, shift=t, axis=1) for t in range(n_frames)])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_video(path, frames)
-        return path
-
-    return _make
+    return write_noise_video
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import tcdn
 from tests.conftest import TRAIN_SIZE
@@ -52,3 +53,25 @@ def test_the_readme_example_end_to_end(synthetic_collection: Path, tmp_path: Pat
     )
     assert "trained" in tcdn.format_table(found.results)
     assert np.isfinite(found.results["results"]["trained"]["kmeans"]["ce_mean"])
+
+
+@pytest.mark.slow
+def test_the_readme_unlabelled_example(train_frames, tmp_path: Path) -> None:
+    """The README's discovery of an unlabelled folder, and its estimators, on tiny data."""
+    from dataclasses import replace
+
+    from tests.conftest import tiny_checkpoint
+
+    frames = replace(train_frames, videos=[replace(v, label=None) for v in train_frames.videos])
+    ckpt = tiny_checkpoint()
+    found = tcdn.discover(frames, ckpt, tcdn.DiscoverConfig(max_k=4), progress=False)
+    assert "chosen without labels" in tcdn.format_table(found.results)
+    tcdn.write_results(tmp_path, found.clustered, found.results, found.assignments)
+    page = tcdn.write_report(tmp_path, found, frames)
+    assert page == tmp_path / "report.html" and page.is_file()
+
+    x = found.clustered.features
+    km = tcdn.KMeans(3, random_state=0).fit(x)
+    np.testing.assert_array_equal(km.predict(x), km.labels_)
+    assert tcdn.SpectralClustering(3, random_state=0).fit_predict(x).shape == (len(x),)
+    assert 2 <= tcdn.choose_k(x, max_k=4).k <= 4

@@ -19,6 +19,9 @@ ROOMS = (
     ("tcdn.features",),
     ("tcdn.discovery",),
     ("tcdn.transfer",),
+    ("tcdn.report",),
+    ("tcdn.search",),
+    ("tcdn.experiment",),
     ("tcdn.sweep", "tcdn.demo"),
     ("tcdn.cli", "tcdn.__main__"),
 )

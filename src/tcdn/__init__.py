@@ -6,7 +6,8 @@ Quadruplet Lq), then discover actions and scenes by clustering frames.
 The package is laid out as the pipeline it runs, one room per stage (``ARCHITECTURE.md``):
 ``tcdn.data`` (videos -> frame store -> frame sets and tuple samplers), ``tcdn.losses``,
 ``tcdn.models``, ``tcdn.augment``, ``tcdn.training``, ``tcdn.features``, ``tcdn.discovery``,
-``tcdn.demo`` and ``tcdn.cli`` on top. The entry points a user calls are offered here::
+``tcdn.report``, ``tcdn.search``, ``tcdn.experiment``, ``tcdn.demo`` and ``tcdn.cli`` on top.
+The entry points a user calls are offered here::
 
     import tcdn
 
@@ -16,7 +17,9 @@ The package is laid out as the pipeline it runs, one room per stage (``ARCHITECT
     ckpt = tcdn.load_checkpoint(run)
     feats = tcdn.frame_features(frames, "trained", ckpt)           # a FeatureSet
     found = tcdn.discover(frames, ckpt, tcdn.DiscoverConfig(k=4))   # or tcdn.discover(feats)
-    print(tcdn.format_table(found.results))
+    print(tcdn.format_table(found.results))                        # no labels: K chosen if no k
+    tcdn.write_results("out/", found.clustered, found.results, found.assignments)
+    tcdn.write_report("out/", found, frames)                        # out/report.html
 
 Names are imported on first use, so ``import tcdn`` is light.
 """
@@ -33,11 +36,14 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from tcdn.data.load import load_frames, open_collection
     from tcdn.data.store import StoreSettings, ingest
+    from tcdn.discovery.choose_k import choose_k
+    from tcdn.discovery.cluster import KMeans, SpectralClustering
     from tcdn.discovery.config import DiscoverConfig
     from tcdn.discovery.pipeline import discover
-    from tcdn.discovery.results import format_table
+    from tcdn.discovery.results import format_table, write_results
     from tcdn.features.extract import frame_features
     from tcdn.features.featureset import FeatureSet
+    from tcdn.report.prepare import write_report
     from tcdn.training.checkpoint import load_checkpoint
     from tcdn.training.config import TrainConfig
     from tcdn.training.loop import train
@@ -45,10 +51,13 @@ if TYPE_CHECKING:
 __all__ = [
     "DiscoverConfig",
     "FeatureSet",
+    "KMeans",
+    "SpectralClustering",
     "StoreSettings",
     "TcdnError",
     "TrainConfig",
     "__version__",
+    "choose_k",
     "discover",
     "format_table",
     "frame_features",
@@ -57,6 +66,8 @@ __all__ = [
     "load_frames",
     "open_collection",
     "train",
+    "write_report",
+    "write_results",
 ]
 __getattr__, __dir__ = lazy_exports(
     __name__,
@@ -73,5 +84,10 @@ __getattr__, __dir__ = lazy_exports(
         "DiscoverConfig": "tcdn.discovery.config",
         "discover": "tcdn.discovery.pipeline",
         "format_table": "tcdn.discovery.results",
+        "write_results": "tcdn.discovery.results",
+        "KMeans": "tcdn.discovery.cluster",
+        "SpectralClustering": "tcdn.discovery.cluster",
+        "choose_k": "tcdn.discovery.choose_k",
+        "write_report": "tcdn.report.prepare",
     },
 )

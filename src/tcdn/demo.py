@@ -1,5 +1,5 @@
-"""The demo: synthetic labelled videos, a short Lq run on them, and the discovery of their classes
-with every baseline; what ``make demo`` runs."""
+"""The demo: synthetic labelled videos, a short Lq run on them, the discovery of their classes
+with every baseline, and its report; what ``make demo`` runs."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from tcdn.data.synthetic import SyntheticConfig, generate
 from tcdn.discovery.config import DiscoverConfig
 from tcdn.discovery.pipeline import discover_collection
 from tcdn.discovery.results import write_results
+from tcdn.report.prepare import write_report
 from tcdn.training.checkpoint import list_checkpoints, load_checkpoint
 from tcdn.training.config import TrainConfig
 from tcdn.training.loop import train
@@ -56,10 +57,12 @@ def run_demo(
     frame_stride: int = 2,
     device: str = "cpu",
     progress: bool = True,
+    report: bool = True,
 ) -> dict[str, Any]:
     """Generate the synthetic collection, train Lq on it, discover its classes; return the results.
 
-    Discovery is scored on every ``frame_stride``-th frame of each video.
+    Discovery is scored on every ``frame_stride``-th frame of each video. With ``report``, the
+    report is written too: ``OUT/report.html``.
     """
     out = Path(out_dir)
     videos = out / "videos"
@@ -73,13 +76,15 @@ def run_demo(
         device=device,
         progress=progress,
     )
-    results, assignments, clustered = discover_collection(
+    found = discover_collection(
         frames,
         load_checkpoint(ckpt_path),
         DiscoverConfig(repeats=repeats, seed=seed, frame_stride=frame_stride),
         device=device,
         progress=progress,
     )
-    results["collection"] = str(videos)
-    write_results(out, clustered, results, assignments)
-    return results
+    found.results["collection"] = str(videos)
+    write_results(out, found.clustered, found.results, found.assignments)
+    if report:
+        write_report(out, found, frames, seed=seed)
+    return found.results

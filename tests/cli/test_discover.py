@@ -57,7 +57,18 @@ def test_features_then_discover_features(
     assert results["layer"] == "fc6" and results["checkpoint"] == fs.meta["checkpoint"]
     assert results["features"]["path"] == str(npz)
     rows = read_csv(out / "clusters.csv")
-    assert list(rows[0]) == ["video", "frame", "label", "given_kmeans"]
+    assert list(rows[0]) == [
+        "video",
+        "frame",
+        "time",
+        "label",
+        "cluster",
+        "distance",
+        "given_kmeans",
+    ]
+    assert [r["cluster"] for r in rows] == [r["given_kmeans"] for r in rows]
+    assert rows[1]["time"] == "0.160"  # frame 4 at 25 fps
+    assert (out / "report.html").is_file() and (out / "videos.csv").is_file()
     assert [r["video"] for r in rows] == fs.video.tolist()
     assert [int(r["frame"]) for r in rows] == fs.frame.tolist()
     assert [r["label"] for r in rows] == fs.label.tolist()
@@ -97,7 +108,8 @@ def test_discover_features_npy_and_index(capsys, tmp_path: Path) -> None:
     assert results["features"]["index_csv"] == str(tmp_path / "index.csv")
     rows = read_csv(out / "clusters.csv")
     assert rows[7] == {
-        "video": "clip1.mp4", "frame": "2", "label": "walk",
+        "video": "clip1.mp4", "frame": "2", "time": "", "label": "walk",
+        "cluster": rows[7]["given_kmeans"], "distance": rows[7]["distance"],
         "given_kmeans": rows[7]["given_kmeans"], "given_spectral": rows[7]["given_spectral"],
     }  # fmt: skip
 
@@ -137,3 +149,50 @@ def test_discover_features_user_errors(
     assert_user_error(code, err, *needles)
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+# -- an unlabelled folder -----------------------------------------------------------------------
+@pytest.mark.slow
+def test_discover_an_unlabelled_folder(
+    capsys, synthetic_collection: Path, tmp_path: Path, small_yaml: Path
+) -> None:
+    """No class folders, no labels.csv: K is chosen without labels, nothing is scored, the
+    clusters, the per-video summary and the report are written."""
+    import shutil
+
+    videos = tmp_path / "unlabelled"
+    videos.mkdir()
+    for f in sorted(synthetic_collection.rglob("*.mp4")):
+        shutil.copy(f, videos / f.name)
+    run = tmp_path / "run"
+    code, _, err = run_cli(capsys, *train_args(videos, run, small_yaml, "--steps", "2"))
+    assert code == 0, err
+    out = tmp_path / "found"
+    code, table, err = run_cli(
+        capsys, "discover", str(videos), "--checkpoint", str(run), "--out", str(out),
+        "--frame-stride", "3", "--max-k", "5", "--no-progress",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "chosen without labels (silhouette)" in table and "not scored" in table
+    assert "K-means silhouette per candidate K (higher is better): 2:" in table
+    results = json.loads((out / "results.json").read_text())
+    assert results["results"] == {} and results["discovered"]["source"] == "trained"
+    k = results["discovered"]["k"]
+    rows = read_csv(out / "clusters.csv")
+    assert [r["frame"] for r in rows[:3]] == ["0", "3", "6"]  # the source video's frame index
+    assert [r["time"] for r in rows[:3]] == ["0.000", "0.120", "0.240"]
+    assert {r["label"] for r in rows} == {""}
+    assert {int(r["cluster"]) for r in rows} <= set(range(k))
+    assert all(float(r["distance"]) >= 0 for r in rows)
+    summary = read_csv(out / "videos.csv")
+    assert len(summary) == 6 and all(0 < float(r["share"]) <= 1 for r in summary)
+    page = (out / "report.html").read_text()
+    assert "Training" in page and "curves.png" in page  # the run's log.jsonl, found from results
+    assert "open file://" in err and str((out / "report.html").resolve()) in err
+
+    # the report again, from the folder alone
+    code, said, err = run_cli(capsys, "report", str(out))
+    assert code == 0, err
+    assert said.strip() == str((out / "report.html").resolve())
+    code, _, err = run_cli(capsys, "report", str(tmp_path / "nowhere"))
+    assert_user_error(code, err, "is not a folder")

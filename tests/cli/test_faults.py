@@ -312,8 +312,8 @@ for cmd in ON_COLLECTIONS:
 CASES += [
     Case("train-too-short", _train("short"), ("s1.mp4", "use longer videos")),
     Case("train-single-video", _train("single"), ("--mu",)),
-    Case("discover-single-video", _discover("single"), ("single class",)),
-    Case("discover-one-class", _discover("oneclass"), ("single class",)),
+    # discover-single-video and discover-one-class are no faults since discovery works without
+    # labels: see test_one_class_is_clustered_and_left_unscored below
 ]
 
 # -- damaged frame stores, through every command that reads one ---------------------------------
@@ -448,6 +448,18 @@ def test_fault(case: Case, world: Path, tmp_path: Path, capsys: pytest.CaptureFi
         line for line in stderr.splitlines() if line.startswith("ERROR") or ": error:" in line
     ]
     assert len(errors) == 1, stderr  # one line says what is wrong
+    assert _stat_tree(world) == _BEFORE["stat"], "a file outside the output folder changed"
+
+
+@pytest.mark.parametrize("videos", ["single", "oneclass"])
+def test_one_class_is_clustered_and_left_unscored(
+    videos: str, world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(_discover(videos)(world, tmp_path / "out"))
+    stdout, stderr = capsys.readouterr()
+    assert code == 0, stderr
+    assert "Traceback" not in stdout + stderr
+    assert "the clusters are not scored" in stderr and "scoring needs two classes" in stderr
     assert _stat_tree(world) == _BEFORE["stat"], "a file outside the output folder changed"
 
 

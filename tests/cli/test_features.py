@@ -41,6 +41,10 @@ def test_features_raw_pixels_unlabelled(capsys, make_video, tmp_path: Path) -> N
     fs = FeatureSet.load(out)
     assert fs.video.tolist() == ["a.mp4"] * 6 + ["b.mp4"] * 4
     assert fs.label.tolist() == [""] * 10 and fs.meta["layer"] is None
-    # ... and discovery on them says what is missing
-    code, _, err = run_cli(capsys, "discover", "--features", str(out), "--out", str(tmp_path / "o"))
-    assert_user_error(code, err, "have no label")
+    # ... and discovery on them clusters them, with K chosen without labels, unscored
+    code, table, err = run_cli(
+        capsys, "discover", "--features", str(out), "--out", str(tmp_path / "o"), "--no-report"
+    )
+    assert code == 0, err
+    assert "chosen without labels" in table and "not scored: the collection has no labels" in table
+    assert not (tmp_path / "o" / "report.html").exists()

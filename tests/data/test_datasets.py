@@ -16,11 +16,9 @@ from tcdn.errors import TcdnError
 UCF_CLASSES = ["ApplyEyeMakeup", "Basketball", "YoYo"]
 
 
-@pytest.fixture
-def ucf_root(make_video: Callable[..., Path], tmp_path: Path) -> Path:
+def write_ucf101(root: Path, make_video: Callable[..., Path], n_frames: int = 4) -> Path:
     """UCF-101/<Class>/v_<Class>_gGG_c01.avi and ucfTrainTestlist/ as in the official archives:
     groups 08-09 train, group 01 test (split 1 keeps groups 1-7 for testing)."""
-    root = tmp_path / "ucf"
     lists = root / "ucfTrainTestlist"
     lists.mkdir(parents=True)
     (lists / "classInd.txt").write_text(
@@ -30,11 +28,16 @@ def ucf_root(make_video: Callable[..., Path], tmp_path: Path) -> Path:
     for i, c in enumerate(UCF_CLASSES, 1):
         for g in (1, 8, 9):
             rel = f"{c}/v_{c}_g{g:02d}_c01.avi"
-            make_video(root / "UCF-101" / rel, 4, size=32, seed=i * 10 + g)
+            make_video(root / "UCF-101" / rel, n_frames, size=32, seed=i * 10 + g)
             (test if g == 1 else train).append((rel, i))
     (lists / "trainlist01.txt").write_text("".join(f"{r} {i}\r\n" for r, i in train))
     (lists / "testlist01.txt").write_text("".join(f"{r}\r\n" for r, _ in test))
     return root
+
+
+@pytest.fixture
+def ucf_root(make_video: Callable[..., Path], tmp_path: Path) -> Path:
+    return write_ucf101(tmp_path / "ucf", make_video)
 
 
 def test_ucf101_splits(ucf_root: Path) -> None:
@@ -131,15 +134,22 @@ def test_hmdb51_bad_split_line(hmdb_root: Path) -> None:
         hmdb51(hmdb_root, "train")
 
 
-def test_five_contexts_layout(make_video: Callable[..., Path], tmp_path: Path) -> None:
-    root = tmp_path / "5contexts"
-    contexts = ["car", "coffee vending machine", "office", "TV", "home-office"]
-    want = ["car", "coffee_vending_machine", "office", "tv", "home_office"]
+FIVE_CONTEXT_NAMES = ["car", "coffee vending machine", "office", "TV", "home-office"]
+
+
+def write_5contexts(root: Path, make_video: Callable[..., Path], n_frames: int = 3) -> Path:
+    """training/<camera>/<context>/video.mp4 and test/<camera>/<context>.mp4, two cameras."""
     for cam in ("looxcie", "vuzix"):
-        for i, c in enumerate(contexts):
-            make_video(root / "training" / cam / c / "video.mp4", 3, seed=i)
-        for i, c in enumerate(contexts):
-            make_video(root / "test" / cam / f"{c}.mp4", 3, seed=10 + i)
+        for i, c in enumerate(FIVE_CONTEXT_NAMES):
+            make_video(root / "training" / cam / c / "video.mp4", n_frames, seed=i)
+        for i, c in enumerate(FIVE_CONTEXT_NAMES):
+            make_video(root / "test" / cam / f"{c}.mp4", n_frames, seed=10 + i)
+    return root
+
+
+def test_five_contexts_layout(make_video: Callable[..., Path], tmp_path: Path) -> None:
+    root = write_5contexts(tmp_path / "5contexts", make_video)
+    want = ["car", "coffee_vending_machine", "office", "tv", "home_office"]
     train = five_contexts(root, "train")
     test = five_contexts(root, "test")
     assert len(train) == len(test) == 10

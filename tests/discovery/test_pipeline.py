@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +74,7 @@ def test_discover_collection_end_to_end(
 
     # one cluster per frame for every source/method that clusters
     assert clustered.frame.tolist() == train_frames.frame_index.tolist()
-    assert clustered.features.shape == (n_frames, 0)
+    assert clustered.features.shape == (n_frames, 64)  # the trained fc6 features clustered
     for source in ("trained", "random_init", "raw_pixels"):
         for method in METHODS:
             pred = assignments[f"{source}/{method}"]
@@ -87,11 +88,16 @@ def test_discover_collection_end_to_end(
         reader = csv.reader(fh)
         header = next(reader)
         body = list(reader)
-    assert header[:3] == ["video", "frame", "label"]
+    assert header[:6] == ["video", "frame", "time", "label", "cluster", "distance"]
     assert "trained_kmeans" in header and "raw_pixels_spectral" in header
     assert len(body) == n_frames
     first, last = body[0], body[-1]
-    assert (first[0], first[1], first[2]) == (train_frames.videos[0].name, "0", "class00")
+    assert (first[0], first[1], first[2], first[3]) == (
+        train_frames.videos[0].name,
+        "0",
+        "0.000",
+        "class00",
+    )
     assert last[0] == train_frames.videos[-1].name
     assert int(last[1]) == train_frames.lengths[-1] - 1
     assert not list(tmp_path.glob(".*partial*"))
@@ -115,8 +121,13 @@ def test_discover_rejects_bad_requests(train_frames: FrameSet, checkpoint: dict)
     one_class = FrameSet(
         train_frames.frames[:end], train_frames.videos[:2], train_frames.offsets[:3]
     )
-    with pytest.raises(TcdnError, match="single class"):
-        discover_collection(one_class, checkpoint, progress=False)
+    # one class: nothing to score against, so the frames are clustered but not scored
+    found = discover_collection(
+        one_class, checkpoint, DiscoverConfig(k=2, methods=["kmeans"]), progress=False
+    )
+    assert found.results["results"] == {}
+    assert "single" not in found.results["discovered"]["why_unscored"]
+    assert "has the label 'class00'" in found.results["discovered"]["why_unscored"]
 
 
 def test_discover_cheap_sources_with_stride(train_frames: FrameSet) -> None:
@@ -264,9 +275,66 @@ def test_discover_features_errors() -> None:
     fs = FeatureSet(np.eye(4), ["a", "a", "b", "b"], [0, 1, 0, 1], ["x", "y", "x", "y"])
     with pytest.raises(TcdnError, match="video a has rows with different labels"):
         discover_features(fs, DiscoverConfig(level="video"))
-    with pytest.raises(TcdnError, match="no label"):
+    with pytest.raises(TcdnError, match=r"too few to choose the number of clusters.*give --k"):
         discover_features(FeatureSet(np.eye(2), ["a", "b"], [0, 0], ["x", ""]))
-    with pytest.raises(TcdnError, match="single class"):
-        discover_features(FeatureSet(np.eye(2), ["a", "b"], [0, 0], ["x", "x"]))
+    with pytest.raises(TcdnError, match=r"--k 3: the number of clusters must be in \[2, 2\]"):
+        discover_features(FeatureSet(np.eye(2), ["a", "b"], [0, 0], ["x", ""]), DiscoverConfig(k=3))
+    with pytest.raises(TcdnError, match="names only random_assignment"):
+        discover_features(fs, DiscoverConfig(sources=["random_assignment"]))
     with pytest.raises(TcdnError, match="unknown clustering method 'dbscan'"):
         discover_features(fs, DiscoverConfig(methods=["dbscan"]))
+
+
+# -- without labels --------------------------------------------------------------------------------
+def test_unlabelled_features_are_clustered_with_k_chosen_without_labels(tmp_path: Path) -> None:
+    from tests.discovery.conftest import gauss_blobs
+
+    x, _ = gauss_blobs(30, 4, dim=8, seed=2, spread=0.2)
+    video = np.repeat([f"v{i}" for i in range(12)], 10)
+    fs = FeatureSet(
+        x,
+        video,
+        np.tile(np.arange(10) * 3, 12),
+        [""] * len(x),
+        time=np.tile(np.arange(10) * 0.12, 12),
+    )
+    found = discover_features(fs, DiscoverConfig(max_k=8))
+    d = found.results["discovered"]
+    assert found.results["results"] == {} and not d["scored"]
+    assert d["k"] == 4 and d["k_rule"] == "chosen without labels (silhouette)"
+    assert set(d["k_choice"]["silhouette"]) == {str(k) for k in range(2, 9)}
+    assert d["k_choice"]["k_eigengap"] is None  # the second opinion is off by default
+    from tcdn.discovery.choose_k import choose_k
+
+    assert choose_k(x, max_k=8, eigengap=True).k_eigengap == 4  # well-separated: both agree
+    assert list(found.assignments) == ["given/kmeans", "given/spectral"]
+    assert sum(d["sizes"]) == len(x) and sorted(d["sizes"]) == [30, 30, 30, 30]
+    assert "not scored: the collection has no labels" in format_table(found.results)
+    assert "K-means silhouette per candidate K" in format_table(found.results)
+
+    write_results(tmp_path, found.clustered, found.results, found.assignments)
+    with (tmp_path / "clusters.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0])[:6] == ["video", "frame", "time", "label", "cluster", "distance"]
+    assert rows[1]["frame"] == "3" and rows[1]["time"] == "0.120" and rows[1]["label"] == ""
+    assert [int(r["cluster"]) for r in rows] == found.assignments["given/kmeans"].tolist()
+    # the distance to the centre (the mean of the cluster's rows), by a plain loop
+    c = found.assignments["given/kmeans"]
+    want = [np.linalg.norm(x[i] - x[c == c[i]].mean(axis=0)) for i in range(len(x))]
+    np.testing.assert_allclose([float(r["distance"]) for r in rows], want, atol=1e-3)
+    with (tmp_path / "videos.csv").open(newline="") as fh:
+        summary = list(csv.DictReader(fh))
+    assert len(summary) == 12 and summary[0]["video"] == "v0" and summary[0]["rows"] == "10"
+    assert all(0 < float(r["share"]) <= 1 for r in summary)
+
+
+def test_unlabelled_collection_with_given_k(train_frames: FrameSet) -> None:
+    unlabelled = replace(train_frames, videos=[replace(v, label=None) for v in train_frames.videos])
+    found = discover_collection(
+        unlabelled, tiny_checkpoint(), DiscoverConfig(k=3, methods=["kmeans"]), progress=False
+    )
+    assert list(found.results["results"]) == []  # the baselines need labels: not computed
+    assert list(found.assignments) == ["trained/kmeans"]
+    assert found.results["discovered"]["k_rule"] == "given (--k)"
+    assert found.clustered.features.shape == (len(train_frames.frames), 64)
+    assert set(found.clustered.label.tolist()) == {""}

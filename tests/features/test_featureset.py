@@ -41,7 +41,7 @@ def test_save_load_round_trip_is_exact(tmp_path: Path) -> None:
     assert back.meta == {**fs.meta, "format": FEATURES_FORMAT, "path": str(path)}
     # plain numpy reads it too, without pickle
     with np.load(path, allow_pickle=False) as npz:
-        assert set(npz.files) == {"features", "video", "frame", "label", "meta"}
+        assert set(npz.files) == {"features", "video", "frame", "label", "time", "meta"}
 
 
 def test_round_trip_of_unicode_names_and_empty_labels(tmp_path: Path) -> None:
@@ -279,4 +279,19 @@ def test_pooled_index_is_what_pool_by_video_gives() -> None:
     fs = FeatureSet(np.arange(8.0).reshape(4, 2), ["b", "a", "b", "a"], [0, 0, 1, 1], list("yxyx"))
     d = discover_features(fs, DiscoverConfig(methods=["kmeans"], repeats=1, level="video"))
     assert d.clustered.video.tolist() == pool_by_video(fs).video.tolist() == ["b", "a"]
-    assert d.clustered.features.shape == (2, 0)
+    # the rows clustered carry the features clustered: each video's mean
+    np.testing.assert_allclose(d.clustered.features, pool_by_video(fs).features)
+
+
+def test_time_round_trips_and_is_optional(tmp_path: Path) -> None:
+    fs = FeatureSet(np.eye(3), ["a", "a", "b"], [0, 5, 0], ["", "", ""], time=[0.0, 0.2, np.nan])
+    back = FeatureSet.load(fs.save(tmp_path / "t.npz"))
+    np.testing.assert_array_equal(back.seconds, [0.0, 0.2, np.nan])
+    np.testing.assert_array_equal(back.subset(np.array([1])).seconds, [0.2])
+    # a file written before tcdn recorded times: unknown (NaN)
+    np.savez(
+        tmp_path / "old.npz", features=np.eye(2), video=["a", "b"], frame=[0, 0], label=["", ""]
+    )
+    assert np.isnan(FeatureSet.load(tmp_path / "old.npz").seconds).all()
+    with pytest.raises(TcdnError, match="'time' must hold one value per feature row"):
+        FeatureSet(np.eye(2), ["a", "b"], [0, 0], ["", ""], time=[0.0])

@@ -23,7 +23,19 @@ import sys
 from collections.abc import Sequence
 
 from tcdn import __version__
-from tcdn.cli import demo, discover, features, finetune, generate, ingest, sweep, train
+from tcdn.cli import (
+    demo,
+    discover,
+    features,
+    finetune,
+    generate,
+    ingest,
+    report,
+    run,
+    search,
+    sweep,
+    train,
+)
 from tcdn.cli.common import add_global_args
 from tcdn.errors import TcdnError
 
@@ -33,7 +45,7 @@ EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 #: the commands, in the order ``tcdn --help`` lists them
-COMMANDS = (demo, generate, train, features, discover, finetune, ingest, sweep)
+COMMANDS = (demo, generate, train, features, discover, report, search, finetune, ingest, sweep, run)
 
 #: OS errors a user fixes (room, permissions, a missing or misplaced path): one line, status 2
 _USER_ERRNOS = frozenset(

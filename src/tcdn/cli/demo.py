@@ -14,7 +14,9 @@ log = logging.getLogger("tcdn")
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "demo", help="generate synthetic videos, train Lq, discover their classes, print the table"
+        "demo",
+        help="generate synthetic videos, train Lq, discover their classes, print the table, "
+        "write the report",
     )
     p.add_argument(
         "--out", type=Path, default=Path("demo_out"), help="output folder (default: demo_out)"
@@ -43,6 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=0,
         help="seed of the data, the training and the clustering",
     )
+    p.add_argument("--no-report", action="store_true", help="do not write the HTML report")
     add_common_args(p)
     p.set_defaults(run=run, interrupted=interrupted)
 
@@ -66,7 +69,11 @@ def run(args: argparse.Namespace) -> int:
         frame_stride=args.frame_stride,
         device=device(args.device),
         progress=progress(args),
+        report=not args.no_report,
     )
     sys.stdout.write(format_table(results) + "\n")
-    log.info("wrote %s and %s", args.out / "results.json", args.out / "clusters.csv")
+    log.info("wrote %s, clusters.csv and videos.csv", args.out / "results.json")
+    if not args.no_report:
+        page = (args.out / "report.html").resolve()
+        sys.stdout.write(f"\nthe report of this run: open {page} in a browser\n")
     return 0

@@ -24,6 +24,7 @@ from tcdn.discovery.config import LEVELS, METHODS, DiscoverConfig
 from tcdn.errors import TcdnError
 
 if TYPE_CHECKING:
+    from tcdn.data.frameset import FrameSet
     from tcdn.features.featureset import FeatureSet
 
 log = logging.getLogger("tcdn")
@@ -32,7 +33,13 @@ log = logging.getLogger("tcdn")
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "discover",
-        help="cluster the frames (or videos) of a labelled folder, or given features, and score the clusters",
+        help="cluster the frames (or videos) of a folder, a frame store or given features; score "
+        "the clusters when labels exist; write the report",
+        description="Cluster the frames (or videos) of a collection, labelled or not, and write "
+        "clusters.csv (video, source frame, time, cluster, distance to its centre), videos.csv "
+        "(each video's dominant cluster and its share), results.json and, unless --no-report, "
+        "report.html. With labels (class sub-folders or labels.csv) the clusters are scored "
+        "against them beside the baselines; without, K is --k or chosen without labels.",
     )
     add_collection_args(p, optional=True)
     p.add_argument(
@@ -72,7 +79,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="checkpoint file or run folder (its last checkpoint)",
     )
     p.add_argument(
-        "--out", type=Path, required=True, help="output folder for results.json and clusters.csv"
+        "--out",
+        type=Path,
+        required=True,
+        help="output folder for results.json, clusters.csv, videos.csv and the report",
     )
     p.add_argument(
         "--sources",
@@ -93,7 +103,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--k",
         type=positive_int,
         default=None,
-        help="number of clusters (default: number of classes)",
+        help="number of clusters (default: the number of classes when every video is labelled, "
+        "else chosen without labels by the best K-means silhouette)",
+    )
+    p.add_argument(
+        "--max-k",
+        type=positive_int,
+        default=None,
+        help="without --k or labels: the largest K considered (default: sqrt(rows/2), 10 to 200)",
+    )
+    p.add_argument(
+        "--no-report",
+        action="store_true",
+        help="do not write the HTML report (report.html and report/)",
     )
     p.add_argument(
         "--repeats", type=positive_int, default=10, help="repeats for mean ± std (default: 10)"
@@ -127,12 +149,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run, interrupted=interrupted_nothing_written)
 
 
-def _check_out(out: Path) -> None:
-    """--out can take results.json and clusters.csv (any there already being tcdn's): checked
-    before any work."""
+def _check_out(out: Path, report: bool) -> None:
+    """--out can take results.json, clusters.csv, videos.csv and (with ``report``) the report
+    (any there already being tcdn's): checked before any work."""
     from tcdn.outputs import check_output_files
 
-    check_output_files(out, {"results.json": _is_results, "clusters.csv": _is_clusters})
+    check_output_files(
+        out,
+        {"results.json": _is_results, "clusters.csv": _is_clusters, "videos.csv": _is_videos},
+    )
+    if report:
+        from tcdn.report.files import check_report_dir
+
+        check_report_dir(out)
 
 
 def _is_results(path: Path) -> bool:
@@ -148,7 +177,15 @@ def _is_results(path: Path) -> bool:
 def _is_clusters(path: Path) -> bool:
     try:
         with path.open(encoding="utf-8") as fh:
-            return fh.readline().startswith("video,frame,label")
+            return fh.readline().startswith("video,frame,")
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _is_videos(path: Path) -> bool:
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return fh.readline().startswith("video,label,rows,")
     except (OSError, UnicodeDecodeError):
         return False
 
@@ -159,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
     from tcdn.discovery.results import format_table, write_results
     from tcdn.training.checkpoint import load_checkpoint
 
-    _check_out(args.out)
+    _check_out(args.out, report=not args.no_report)
     config = DiscoverConfig(
         sources=DiscoverConfig.parse_list(args.sources),
         methods=DiscoverConfig.parse_list(args.methods) or (),
@@ -167,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
         repeats=args.repeats,
         seed=args.seed,
         k=args.k,
+        max_k=args.max_k,
         frame_stride=args.frame_stride,
         max_per_video=args.max_per_video,
         level=args.level,
@@ -174,8 +212,11 @@ def run(args: argparse.Namespace) -> int:
     )
     with runlock.hold(args.out):
         feats = _given_features(args)
+        frames = None
         if feats is not None:
-            results, assignments, clustered = discover_features(feats, config)
+            found = discover_features(feats, config)
+            if not args.no_report:
+                frames = _frames_of_features(feats)
         else:
             dev = device(args.device)
             ckpt = load_checkpoint(args.checkpoint) if args.checkpoint else None
@@ -188,13 +229,17 @@ def run(args: argparse.Namespace) -> int:
                     "(random_init) and raw pixels only; give --checkpoint RUN to score a trained one"
                 )
             frames = load_collection(args, size)
-            results, assignments, clustered = discover_collection(
-                frames, ckpt, config, device=dev, progress=progress(args)
-            )
-            results["collection"] = str(args.videos)
+            found = discover_collection(frames, ckpt, config, device=dev, progress=progress(args))
+            found.results["collection"] = str(args.videos)
+        results, assignments, clustered = found
         write_results(args.out, clustered, results, assignments)
-    sys.stdout.write(format_table(results) + "\n")
-    log.info("wrote %s and %s", args.out / "results.json", args.out / "clusters.csv")
+        sys.stdout.write(format_table(results) + "\n")
+        log.info("wrote %s, clusters.csv and videos.csv", args.out / "results.json")
+        if not args.no_report:
+            from tcdn.report.prepare import write_report
+
+            page = write_report(args.out, found, frames, seed=args.seed)
+            log.info("the report: open %s", page.resolve().as_uri())
     return 0
 
 
@@ -206,6 +251,26 @@ def _parse_groups(items: list[str]) -> dict[str, str]:
             raise TcdnError(f"--group {item!r}: write NAME=REGEX, e.g. 'performer=_(\\d+)\\.mp4$'")
         groups[name.strip()] = pattern
     return groups
+
+
+def _frames_of_features(feats: FeatureSet) -> FrameSet | None:
+    """The frames given features came from, for the report's montages: the frame store their
+    meta names (a video folder is not decoded again just for pictures); ``None`` otherwise."""
+    from tcdn.data.store import is_store, open_store
+
+    collection = feats.meta.get("collection")
+    if collection and is_store(collection):
+        try:
+            return open_store(collection)
+        except TcdnError as exc:
+            log.warning("the report shows no frames: %s", exc)
+            return None
+    log.info(
+        "the report names the sample frames without showing them: the features' collection %s "
+        "is not a frame store",
+        collection,
+    )
+    return None
 
 
 def _given_features(args: argparse.Namespace) -> FeatureSet | None:

@@ -125,7 +125,7 @@ def _crop(arr: np.ndarray, settings: DecodeSettings) -> np.ndarray:
 
 def _iter_video_file(
     path: Path, settings: DecodeSettings, threads: bool, stats: dict[str, Any]
-) -> Iterator[np.ndarray]:
+) -> Iterator[tuple[np.ndarray, int, float]]:
     import av  # imported here so that `tcdn --help` stays fast
     from av.video.reformatter import Interpolation, VideoReformatter
 
@@ -156,7 +156,10 @@ def _iter_video_file(
         w = h = 0
         stats["expected"] = int(stream.frames or 0)  # the container's count; 0: unknown
         stats["decoded"] = 0
+        rate = float(stream.average_rate or stream.guessed_rate or 0) or None
+        start: float | None = None  # the first frame's time: a frame's time counts from it
         frames = container.decode(stream)
+        index = -1
         while True:
             try:
                 frame = next(frames)
@@ -169,28 +172,38 @@ def _iter_video_file(
                 # does by itself), and say so (short_of_frames).
                 stats["error"] = str(exc).splitlines()[0]
                 return
+            index += 1
             stats["decoded"] += 1
-            if not every and not keep(frame.time):
+            t = frame.time
+            if t is not None and start is None:
+                start = t
+            if not every and not keep(t):
                 continue
+            if t is not None and start is not None:
+                seconds = t - start
+            else:
+                seconds = index / rate if rate else float("nan")
             if (frame.width, frame.height) != src_size:
                 src_size = (frame.width, frame.height)
                 w, h = _fit(frame.width, frame.height, settings)
             rgb = reformatter.reformat(
                 frame, width=w, height=h, format="rgb24", interpolation=interpolation
             ).to_ndarray()
-            yield _crop(rgb, settings) if crop else rgb
+            yield (_crop(rgb, settings) if crop else rgb), index, seconds
             keep.kept += 1
             if keep.full:
                 stats["stopped"] = 1  # stopped at max_frames: the rest was not decoded
                 return
 
 
-def _iter_image_folder(folder: Path, settings: DecodeSettings) -> Iterator[np.ndarray]:
+def _iter_image_folder(
+    folder: Path, settings: DecodeSettings
+) -> Iterator[tuple[np.ndarray, int, float]]:
     from PIL import Image
 
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
     keep = _Keep(settings)
-    for f in files:
+    for index, f in enumerate(files):
         if not keep(None):
             continue
         try:
@@ -202,7 +215,7 @@ def _iter_image_folder(folder: Path, settings: DecodeSettings) -> Iterator[np.nd
                 arr = np.asarray(rgb, dtype=np.uint8)
         except (OSError, ValueError) as exc:
             raise TcdnError(f"cannot read frame image {f}: {exc}. Remove or replace it") from exc
-        yield _crop(arr, settings)
+        yield _crop(arr, settings), index, float("nan")  # a folder of images has no clock
         keep.kept += 1
         if keep.full:
             return
@@ -216,6 +229,25 @@ def iter_frames(
     stats: dict[str, Any] | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield the kept frames of one video as ``(H, W, 3)`` ``uint8`` RGB arrays, one at a time.
+
+    :func:`iter_positioned_frames` yields each with its place in the video."""
+    for arr, _index, _seconds in iter_positioned_frames(
+        path, settings, threads=threads, stats=stats
+    ):
+        yield arr
+
+
+def iter_positioned_frames(
+    path: str | Path,
+    settings: DecodeSettings,
+    *,
+    threads: bool = True,
+    stats: dict[str, Any] | None = None,
+) -> Iterator[tuple[np.ndarray, int, float]]:
+    """Yield ``(frame, index, seconds)`` for the kept frames of one video: the ``(H, W, 3)``
+    ``uint8`` RGB frame, its index among all the video's decoded frames (0-based; with
+    ``--stride``/``--fps`` the kept ones skip some), and its time in seconds from the first frame
+    (NaN for a folder of frame images, which has no clock).
 
     ``path`` is a video file FFmpeg reads, or a folder of frame images (``.jpg``, ``.png``, ...,
     in file-name order). This is the one decoding routine of tcdn: :func:`decode_video` and the
@@ -244,9 +276,9 @@ def iter_frames(
             if path.is_dir()
             else _iter_video_file(path, settings, threads, stats)
         )
-        for arr in frames:
+        for item in frames:
             n += 1
-            yield arr
+            yield item
     except TcdnError:
         raise
     except (av.FFmpegError, OSError, ValueError, RuntimeError) as exc:

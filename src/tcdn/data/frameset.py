@@ -7,6 +7,7 @@ frame store on demand (:func:`tcdn.data.store.open_store`); everything downstrea
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,50 @@ import numpy as np
 
 from tcdn.data.collection import VideoEntry
 from tcdn.errors import TcdnError
+
+
+class Positions:
+    """Where each row of a frame set sits in its source video: ``index`` ``(N,)`` int64, its
+    index among the video's decoded frames (-1: unknown), and ``seconds`` ``(N,)`` float64, its
+    time from the video's first frame (NaN: unknown). Given as arrays, or as a function that
+    reads them on first use (a frame store's ``.pos`` files)."""
+
+    def __init__(
+        self,
+        index: np.ndarray | None = None,
+        seconds: np.ndarray | None = None,
+        *,
+        load: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None,
+    ) -> None:
+        if (index is None) != (seconds is None) or (index is None) == (load is None):
+            raise ValueError("give index and seconds, or load")
+        self._load = load
+        self._value = None if index is None else self._checked(index, seconds)
+
+    @staticmethod
+    def _checked(index: Any, seconds: Any) -> tuple[np.ndarray, np.ndarray]:
+        index = np.asarray(index, dtype=np.int64)
+        seconds = np.asarray(seconds, dtype=np.float64)
+        if index.shape != seconds.shape or index.ndim != 1:
+            raise ValueError(f"index {index.shape} and seconds {seconds.shape} must be (N,) alike")
+        return index, seconds
+
+    def _get(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._value is None:
+            assert self._load is not None
+            self._value = self._checked(*self._load())
+        return self._value
+
+    @property
+    def index(self) -> np.ndarray:
+        return self._get()[0]
+
+    @property
+    def seconds(self) -> np.ndarray:
+        return self._get()[1]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_load": None, "_value": self._get()}  # a loader may hold open files
 
 
 @dataclass
@@ -28,12 +73,18 @@ class FrameSet:
         The videos, in the order their frames appear.
     offsets
         ``(V + 1,)``: the frames of video ``v`` are ``frames[offsets[v]:offsets[v + 1]]``.
+    skipped
+        The names of the videos that could not be read.
+    positions
+        Where each frame sits in its source video (:attr:`source_frame`, :attr:`seconds`);
+        ``None``: frame ``i`` of a video is its source's ``i``, at an unknown time.
     """
 
     frames: np.ndarray
     videos: list[VideoEntry]
     offsets: np.ndarray
     skipped: list[str] = field(default_factory=list)
+    positions: Positions | None = None
 
     @property
     def lengths(self) -> np.ndarray:
@@ -48,6 +99,43 @@ class FrameSet:
     def frame_index(self) -> np.ndarray:
         """``(N,)``: the position of each frame inside its video."""
         return np.arange(len(self.frames)) - np.repeat(self.offsets[:-1], self.lengths)
+
+    @property
+    def source_frame(self) -> np.ndarray:
+        """``(N,)``: each frame's index among its source video's decoded frames (it differs from
+        :attr:`frame_index` when the frames were read with a stride or a frame rate; -1 where
+        unknown)."""
+        return self.frame_index if self.positions is None else self.positions.index
+
+    @property
+    def seconds(self) -> np.ndarray:
+        """``(N,)``: each frame's time in seconds from its video's first frame (NaN: unknown)."""
+        if self.positions is None:
+            return np.full(len(self.frames), np.nan)
+        return self.positions.seconds
+
+    def locate(self, video: np.ndarray, frame: np.ndarray) -> np.ndarray:
+        """The rows of the frames named by ``video`` (names) and ``frame`` (source frame
+        indices, :attr:`source_frame`); -1 where there is no such frame. A ``frame`` of -1 (a row
+        standing for a whole video) gives the video's middle row."""
+        by_name = {v.name: i for i, v in enumerate(self.videos)}
+        src = self.source_frame
+        out = np.full(len(video), -1, dtype=np.int64)
+        for i, (name, f) in enumerate(
+            zip(np.asarray(video).tolist(), np.asarray(frame).tolist(), strict=True)
+        ):
+            v = by_name.get(name)
+            if v is None:
+                continue
+            lo, hi = int(self.offsets[v]), int(self.offsets[v + 1])
+            if f < 0:
+                out[i] = (lo + hi - 1) // 2 if hi > lo else -1
+                continue
+            seg = src[lo:hi]
+            j = int(np.searchsorted(seg, f))  # source indices ascend within a video
+            if j < len(seg) and seg[j] == f:
+                out[i] = lo + j
+        return out
 
     @property
     def class_names(self) -> list[str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tcdn.data.collection import find_videos
 from tcdn.data.decode import DEFAULT_IMAGE_SIZE, DecodeSettings
-from tcdn.data.frameset import FrameSet
+from tcdn.data.frameset import FrameSet, Positions
 from tcdn.data.store import StoreSettings, ingest, is_store, open_store
 from tcdn.errors import TcdnError
 
@@ -68,6 +68,7 @@ def load_frames(
             raise TcdnError(f"{error} (or pass --skip-bad to go on without it)")
         stored = open_store(Path(tmp) / "store")
         frames = stored.frames[:]
+        positions = Positions(stored.source_frame, stored.seconds)  # read before the store goes
     # keep the caller's paths (the store records resolved ones)
     by_name = {e.name: e for e in entries}
     loaded = FrameSet(
@@ -75,6 +76,7 @@ def load_frames(
         videos=[by_name[v.name] for v in stored.videos],
         offsets=stored.offsets,
         skipped=[e.name for e in entries if e.name in report.bad],
+        positions=positions,
     )
     log.info(
         "decoded %d videos, %d frames at %dx%d from %s",

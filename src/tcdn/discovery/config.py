@@ -41,7 +41,11 @@ class DiscoverConfig:
     seed
         Repeat ``r`` of K-means is seeded ``seed + r``; the random-init networks ``seed + 1000 + r``.
     k
-        Number of clusters; ``None``: the number of classes.
+        Number of clusters; ``None``: the number of classes when every row is labelled, else
+        chosen without labels (:func:`~tcdn.discovery.choose_k.choose_k`).
+    max_k
+        Without ``k`` or labels: the largest number of clusters considered (default: see
+        :func:`~tcdn.discovery.choose_k.default_max_k`).
     frame_stride, max_per_video
         Cluster every S-th frame (or feature row) of each video, at most M per video.
     level
@@ -59,6 +63,7 @@ class DiscoverConfig:
     repeats: int = 10
     seed: int = 0
     k: int | None = None
+    max_k: int | None = None
     frame_stride: int = 1
     max_per_video: int | None = None
     level: str = "frame"
@@ -82,6 +87,8 @@ class DiscoverConfig:
             raise TcdnError(f"--repeats must be >= 1, got {self.repeats}")
         if self.k is not None and self.k < 2:
             raise TcdnError(f"--k must be >= 2, got {self.k}")
+        if self.max_k is not None and self.max_k < 2:
+            raise TcdnError(f"--max-k must be >= 2, got {self.max_k}")
         if self.frame_stride < 1:
             raise TcdnError(f"--frame-stride must be >= 1, got {self.frame_stride}")
         if self.max_per_video is not None and self.max_per_video < 1:
@@ -121,6 +128,12 @@ class DiscoverConfig:
     def n_clusters(self, n_classes: int) -> int:
         """The number of clusters: ``k``, or by default the number of classes."""
         return self.k or n_classes
+
+    @property
+    def primary_method(self) -> str:
+        """The method whose clusters are the discovery's answer (clusters.csv's ``cluster``,
+        the per-video summary, the report): the first of :attr:`methods`."""
+        return self.methods[0]
 
     def sources_for(self, have_checkpoint: bool) -> tuple[str, ...]:
         """The sources of a discovery on a collection: :attr:`sources`, or every source of

@@ -66,6 +66,29 @@ class Score:
         }
 
 
+def cluster_once(
+    features: np.ndarray,
+    k: int,
+    method: str,
+    *,
+    random_state: int = 0,
+    embedding: np.ndarray | None = None,
+) -> np.ndarray:
+    """``(N,)`` clusters of ``features`` by ``method``, exactly as repeat 0 of
+    :func:`score_clusterings` seeded ``random_state`` makes them (no labels needed).
+    ``embedding``: a spectral embedding of ``features`` already computed."""
+    if method == "kmeans":
+        return kmeans(features, k, random_state=random_state)
+    if method != "spectral":
+        raise TcdnError(f"unknown clustering method {method!r}; choose from {', '.join(METHODS)}")
+    if embedding is None:
+        spectrum = spectral_decomposition(features, k)
+        spectrum.warn_if_split(k)
+        embedding = spectrum.embedding
+    # Best of 10 K-means runs on the K-dim embedding (cheap), as NJW/scikit-learn do.
+    return kmeans(embedding, k, random_state=random_state, n_init=10)
+
+
 def score_clusterings(
     features_for_repeat: Callable[[int], np.ndarray],
     labels: np.ndarray,
@@ -107,15 +130,12 @@ def score_clusterings(
                 feats, max_k=max(2 * k, 10), random_state=random_state
             )[0]
         for m in methods:
-            if m == "kmeans":
-                pred = kmeans(feats, k, random_state=random_state + r)
-            else:
-                if spectrum is None or feats is not last_feats:  # depends only on the features
-                    spectrum, last_feats = spectral_decomposition(feats, k), feats
-                    if r == 0:
-                        spectrum.warn_if_split(k)
-                # Best of 10 K-means runs on the K-dim embedding (cheap), as NJW/scikit-learn do.
-                pred = kmeans(spectrum.embedding, k, random_state=random_state + r, n_init=10)
+            if m == "spectral" and (spectrum is None or feats is not last_feats):
+                spectrum, last_feats = spectral_decomposition(feats, k), feats  # features only
+                if r == 0:
+                    spectrum.warn_if_split(k)
+            embedding = spectrum.embedding if m == "spectral" and spectrum is not None else None
+            pred = cluster_once(feats, k, m, random_state=random_state + r, embedding=embedding)
             for name, value in _all_scores(labels, pred, groups).items():
                 values[m].setdefault(name, []).append(value)
             if r == 0:

@@ -24,8 +24,15 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from tcdn.data.frameset import FrameSet
+from tcdn.discovery.choose_k import choose_k
+from tcdn.discovery.cluster import spectral_embedding
 from tcdn.discovery.config import GIVEN_SOURCES, RANDOM_ASSIGNMENT, DiscoverConfig
-from tcdn.discovery.evaluate import Score, random_assignment_scores, score_clusterings
+from tcdn.discovery.evaluate import (
+    Score,
+    cluster_once,
+    random_assignment_scores,
+    score_clusterings,
+)
 from tcdn.discovery.results import build_results
 from tcdn.errors import TcdnError
 from tcdn.features.featureset import FeatureSet, pool_by_video
@@ -43,8 +50,17 @@ class Discovery(NamedTuple):
     assignments
         ``"source/method"`` -> ``(N,)`` clusters of the first repeat, for every source that clusters.
     clustered
-        The ``N`` rows clustered: their ``video``, ``frame`` (-1 for a whole video) and ``label``
-        (no feature columns).
+        The ``N`` rows clustered: their ``video``, ``frame`` (-1 for a whole video), ``time``,
+        ``label``, and the features of the primary source (``results["discovered"]["source"]``:
+        ``trained``, ``given``, ``raw_pixels`` or ``random_init``, the first present; its first
+        repeat), pooled per video at ``level="video"``.
+
+    ``results["discovered"]`` says what the answer is: the primary ``source`` and ``method``
+    (``assignments[f"{source}/{method}"]`` are its clusters), ``k`` and ``k_rule`` (given,
+    the number of classes, or chosen without labels, with every candidate's score in
+    ``k_choice``), and whether the clusters were ``scored`` against labels (only when every row
+    has one, of at least two classes; else ``why_unscored``, and only the primary source is
+    clustered, by every method, once).
     """
 
     results: dict[str, Any]
@@ -60,52 +76,98 @@ class _Source:
     per_repeat: bool = False  # a new array every repeat (random_init); else computed once
 
 
+#: the source whose clusters are the discovery's answer, by preference
+PRIMARY_SOURCES = ("trained", "given", "raw_pixels", "random_init")
+
+
 def _repeat_features(
     source: _Source, pool: Callable[[np.ndarray], np.ndarray]
 ) -> Callable[[int], np.ndarray]:
     """``repeat -> pooled features``; a fixed source is computed (and pooled) once, so that
-    :func:`score_clusterings` sees the same array and reuses its spectral embedding."""
+    :func:`score_clusterings` sees the same array and reuses its spectral embedding. Repeat 0 is
+    kept either way (the discovery's answer is made of it)."""
     compute = source.features
     assert compute is not None
-    if source.per_repeat:
-        return lambda r: pool(compute(r))
-    cache: list[np.ndarray] = []
+    cache: dict[int, np.ndarray] = {}
 
-    def once(_repeat: int) -> np.ndarray:
-        if not cache:
-            cache.append(pool(compute(0)))
-        return cache[0]
+    def features(repeat: int) -> np.ndarray:
+        key = repeat if source.per_repeat else 0
+        if key == 0 and 0 in cache:
+            return cache[0]
+        value = pool(compute(key))
+        if key == 0:
+            cache[0] = value
+        return value
 
-    return once
+    return features
+
+
+def _unscored_reason(clustered: FeatureSet, unit: str) -> str | None:
+    """Why the clusters of ``clustered`` cannot be scored against labels; ``None`` if they can."""
+    missing = clustered.label == ""
+    if missing.all():
+        return "the collection has no labels"
+    if missing.any():
+        videos = sorted(set(clustered.video[missing].tolist()))
+        return (
+            f"{int(missing.sum())} of the {len(clustered)} {unit} have no label (e.g. {videos[0]}); "
+            "scoring needs a label for every one"
+        )
+    classes = clustered.class_names
+    if len(classes) < 2:
+        return f"every one of the {unit} has the label {classes[0]!r}; scoring needs two classes"
+    return None
 
 
 def _score_sources(
     index: FeatureSet, sources: dict[str, _Source], config: DiscoverConfig
-) -> tuple[FeatureSet, dict[str, dict[str, Score]], dict[str, float]]:
+) -> tuple[FeatureSet, dict[str, dict[str, Score]], dict[str, float], dict[str, Any]]:
     """Cluster the rows of ``index`` (pooled per video at ``level="video"``) with each source's
-    features and score them; return the rows clustered, the scores and the seconds per source."""
+    features and, when every row is labelled, score them. Returns the rows clustered (with the
+    primary source's features), the scores, the seconds per source, and what was discovered:
+    the primary source and method, K and how it was chosen, the primary clusters."""
     level = config.level
     clustered = pool_by_video(index) if level == "video" else index
     unit = "videos" if level == "video" else "frames"
-    labels = clustered.label_codes()
-    classes = clustered.class_names
-    if len(classes) < 2:
+    unscored = _unscored_reason(clustered, unit)
+    primary = next((s for s in PRIMARY_SOURCES if s in sources), None)
+    if primary is None:
         raise TcdnError(
-            f"the {unit} to cluster have a single class ({classes[0] if classes else 'none'}): "
-            "scoring a discovery needs at least two"
+            "no feature source to cluster: --sources names only random_assignment; add trained, "
+            "raw_pixels or random_init"
         )
-    k = config.n_clusters(len(classes))
+    if unscored is not None:  # no labels at all is the usual case; some is likely a mistake
+        level_of = logging.INFO if (clustered.label == "").all() else logging.WARNING
+        log.log(level_of, "the clusters are not scored: %s", unscored)
+        sources = {primary: sources[primary]}  # the baselines are only there to be scored against
+
+    def pool(features: np.ndarray) -> np.ndarray:
+        if level == "frame":
+            return features
+        return pool_by_video(replace(index, features=features)).features
+
+    plan = {
+        name: None if src.features is None else _repeat_features(src, pool)
+        for name, src in sources.items()
+    }
+    primary_features = plan[primary]
+    assert primary_features is not None
+    k_choice = None
+    if config.k is not None:
+        k, k_rule = config.k, "given (--k)"
+    elif unscored is None:
+        k, k_rule = len(clustered.class_names), "the number of classes"
+    else:
+        t0 = time.perf_counter()
+        k_choice = choose_k(primary_features(0), max_k=config.max_k, random_state=config.seed)
+        k, k_rule = k_choice.k, f"chosen without labels ({k_choice.rule})"
+        log.info("chose K in %.1f s", time.perf_counter() - t0)
     if not 2 <= k <= len(clustered):
         hint = " or use --level frame" if level == "video" else ""
         raise TcdnError(
             f"--k {k}: the number of clusters must be in [2, {len(clustered)}], the number "
             f"of {unit} to cluster at --level {level}; change --k{hint}"
         )
-
-    def pool(features: np.ndarray) -> np.ndarray:
-        if level == "frame":
-            return features
-        return pool_by_video(replace(index, features=features)).features
 
     common: dict[str, Any] = {
         "k": k,
@@ -119,20 +181,44 @@ def _score_sources(
     }
     scores: dict[str, dict[str, Score]] = {}
     timings: dict[str, float] = {}
-    for name, source in sources.items():
+    first: dict[str, np.ndarray] = {}
+    for name, features in plan.items():
         t0 = time.perf_counter()
-        if source.features is None:
-            scores[name] = random_assignment_scores(labels, **common)
+        if unscored is not None:
+            assert features is not None
+            feats = features(0)
+            embedding = spectral_embedding(feats, k) if "spectral" in config.methods else None
+            for m in config.methods:
+                first[f"{name}/{m}"] = cluster_once(
+                    feats, k, m, random_state=config.seed, embedding=embedding
+                )
         else:
-            scores[name] = score_clusterings(_repeat_features(source, pool), labels, **common)
+            labels = clustered.label_codes()
+            if features is None:
+                scores[name] = random_assignment_scores(labels, **common)
+            else:
+                scores[name] = score_clusterings(features, labels, **common)
+            log.info(
+                "%s: %s",
+                name,
+                ", ".join(f"{m} {s.mean:.3f}" for m, s in scores[name].items()),
+            )
         timings[name] = time.perf_counter() - t0
-        log.info(
-            "%s: %s (%.1f s)",
-            name,
-            ", ".join(f"{m} {s.mean:.3f}" for m, s in scores[name].items()),
-            timings[name],
-        )
-    return clustered, scores, timings
+    for s, per in scores.items():
+        for m, sc in per.items():
+            if sc.first_assignment is not None:
+                first[f"{s}/{m}"] = sc.first_assignment
+    discovered: dict[str, Any] = {
+        "source": primary,
+        "method": config.primary_method,
+        "k": k,
+        "k_rule": k_rule,
+        "k_choice": k_choice.to_dict() if k_choice else None,
+        "scored": unscored is None,
+        "why_unscored": unscored,
+        "assignments": first,
+    }
+    return replace(clustered, features=primary_features(0)), scores, timings, discovered
 
 
 def _discovery(
@@ -143,16 +229,13 @@ def _discovery(
 ) -> Discovery:
     """Score ``sources`` on the rows of ``index``: the :class:`Discovery`, with the same
     ``results`` for every path (``facts``: the layer, checkpoint and training config...)."""
-    clustered, scores, timings = _score_sources(index, sources, config)
+    clustered, scores, timings, discovered = _score_sources(index, sources, config)
+    assignments = discovered.pop("assignments")
+    answer = assignments[f"{discovered['source']}/{discovered['method']}"]
+    discovered["sizes"] = np.bincount(answer, minlength=discovered["k"]).tolist()
     results = build_results(clustered, scores, timings, config, n_frames=len(index), **facts)
-    assignments = {
-        f"{s}/{m}": sc.first_assignment
-        for s, per in scores.items()
-        for m, sc in per.items()
-        if sc.first_assignment is not None
-    }
-    rows = replace(clustered, features=np.zeros((len(clustered), 0), np.float32), meta={})
-    return Discovery(results, assignments, rows)
+    results["discovered"] = discovered
+    return Discovery(results, assignments, clustered)
 
 
 def discover_collection(
@@ -174,7 +257,6 @@ def discover_collection(
 
     config = config or DiscoverConfig()
     sources = config.sources_for(checkpoint is not None)
-    frames.frame_labels()  # every video needs a label: say so in the collection's terms
     featurizer = FrameFeaturizer(
         frames,
         frames.rows(config.frame_stride, config.max_per_video),

@@ -65,9 +65,36 @@ def build_results(
     return results
 
 
+def format_discovered(results: dict[str, Any]) -> str:
+    """What was discovered, in a few lines: the clusters' source, method, K and how it was
+    chosen (with every candidate's score when chosen without labels), and their sizes."""
+    found = results.get("discovered")
+    if not found:
+        return ""
+    unit = "videos" if results.get("level") == "video" else "frames"
+    lines = [
+        f"discovered {found['k']} clusters of {results['n_rows']} {unit} ({results['n_videos']} "
+        f"videos) with {found['source']} features and {found['method']}; K: {found['k_rule']}"
+    ]
+    choice = found.get("k_choice")
+    if choice:
+        cands = ", ".join(f"{k}: {v:.3f}" for k, v in choice["silhouette"].items())
+        lines.append(f"K-means silhouette per candidate K (higher is better): {cands}")
+        if choice.get("k_eigengap"):
+            lines.append(f"the largest eigengap would choose K = {choice['k_eigengap']}")
+    sizes = found.get("sizes") or []
+    lines.append("cluster sizes: " + ", ".join(f"{c}: {n}" for c, n in enumerate(sizes)))
+    if not found.get("scored"):
+        lines.append(f"not scored: {found.get('why_unscored')}")
+    return "\n".join(lines)
+
+
 def format_table(results: dict[str, Any]) -> str:
-    """The results as a plain-text table: CE mean ± std per feature source and method."""
+    """The results as a plain-text table: CE mean ± std per feature source and method, then
+    what was discovered (:func:`format_discovered`); only the latter when nothing was scored."""
     res = results["results"]
+    if not res:
+        return format_discovered(results)
     methods = sorted(
         {m for per in res.values() for m in per},
         key=lambda m: METHODS.index(m) if m in METHODS else 99,
@@ -105,7 +132,67 @@ def format_table(results: dict[str, Any]) -> str:
             k = next(iter(next(iter(res.values())).values()))["k"]
             picks = ", ".join(f"{s} {v}" for s, v in chosen.items() if v is not None)
             lines.append(f"K without labels ({rule}), beside the known K = {k}: {picks}")
-    return "\n".join(lines)
+    found = format_discovered(results)
+    return "\n".join(lines + ([found] if found else []))
+
+
+def centre_distances(features: np.ndarray, clusters: np.ndarray) -> np.ndarray:
+    """``(N,)`` Euclidean distance of each row to the centre (the mean) of its cluster, in the
+    space of ``features``; NaN when ``features`` has no columns."""
+    n = len(clusters)
+    if features.ndim != 2 or features.shape[1] == 0 or len(features) != n:
+        return np.full(n, np.nan)
+    x = features.astype(np.float64)
+    k = int(clusters.max()) + 1 if n else 0
+    sums = np.zeros((k, x.shape[1]))
+    np.add.at(sums, clusters, x)
+    centres = sums / np.maximum(np.bincount(clusters, minlength=k), 1)[:, None]
+    return np.linalg.norm(x - centres[clusters], axis=1)
+
+
+def video_summary(index: FeatureSet, clusters: np.ndarray) -> list[dict[str, Any]]:
+    """One record per video, in the order of its first row: ``video``, ``label``, ``rows``, its
+    dominant ``cluster``, that cluster's ``share`` of its rows and the number of ``clusters``
+    its rows fall in."""
+    out = []
+    for name in index.videos:
+        mask = index.video == name
+        counts = np.bincount(clusters[mask])
+        top = int(np.argmax(counts))
+        out.append(
+            {
+                "video": name,
+                "label": str(index.label[mask][0]),
+                "rows": int(mask.sum()),
+                "cluster": top,
+                "share": float(counts[top] / mask.sum()),
+                "clusters": int((counts > 0).sum()),
+            }
+        )
+    return out
+
+
+def primary_assignment(
+    results: dict[str, Any], assignments: dict[str, np.ndarray]
+) -> np.ndarray | None:
+    """The clusters that are a discovery's answer (``results["discovered"]``), if it says."""
+    found = results.get("discovered")
+    if not found:
+        return None
+    return assignments.get(f"{found['source']}/{found['method']}")
+
+
+def _atomic_csv(path: Path, header: list[str], rows: Any) -> None:
+    tmp = path.with_name(f".{path.name}.partial")
+    with tmp.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _seconds(value: float) -> str:
+    return "" if not np.isfinite(value) else f"{value:.3f}"
 
 
 def write_results(
@@ -114,11 +201,15 @@ def write_results(
     results: dict[str, Any],
     assignments: dict[str, np.ndarray],
 ) -> None:
-    """``results.json`` and ``clusters.csv`` in ``out_dir``, each written atomically.
+    """``results.json``, ``clusters.csv`` and ``videos.csv`` in ``out_dir``, each written atomically.
 
     ``clusters.csv`` has one line per row of ``index`` (a :attr:`Discovery.clustered` or any
-    :class:`FeatureSet` aligned with ``assignments``): its ``video``, ``frame`` (-1 for a whole
-    video) and ``label``, then one column per ``source/method`` (``/`` written ``_``).
+    :class:`FeatureSet` aligned with ``assignments``): its ``video``, ``frame`` (the index in the
+    source video; -1 for a whole video), ``time`` (seconds from the video's start; empty when
+    unknown) and ``label`` (empty when unlabelled); then, when ``results["discovered"]`` names
+    the answer, its ``cluster`` and the row's ``distance`` to that cluster's centre (the mean of
+    its rows' features); then one column per ``source/method`` (``/`` written ``_``), the first
+    repeat of each. ``videos.csv`` summarises the answer per video (:func:`video_summary`).
     """
     cols = list(assignments)
     for c in cols:
@@ -132,12 +223,44 @@ def write_results(
     tmp.write_text(json.dumps(results, indent=2))
     os.replace(tmp, out / "results.json")
 
-    tmp = out / ".clusters.csv.partial"
-    with tmp.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["video", "frame", "label", *[c.replace("/", "_") for c in cols]])
-        for i, (video, frame, label) in enumerate(
-            zip(index.video.tolist(), index.frame.tolist(), index.label.tolist(), strict=True)
-        ):
-            w.writerow([video, frame, label, *[int(assignments[c][i]) for c in cols]])
-    os.replace(tmp, out / "clusters.csv")
+    answer = primary_assignment(results, assignments)
+    extra: list[str] = []
+    per_row: list[list[Any]] = [[] for _ in range(len(index))]
+    if answer is not None:
+        extra = ["cluster", "distance"]
+        dist = centre_distances(index.features, answer)
+        per_row = [
+            [int(c), "" if not np.isfinite(d) else f"{d:.4f}"]
+            for c, d in zip(answer.tolist(), dist.tolist(), strict=True)
+        ]
+    header = ["video", "frame", "time", "label", *extra, *[c.replace("/", "_") for c in cols]]
+    body = (
+        [video, frame, _seconds(t), label, *per_row[i], *[int(assignments[c][i]) for c in cols]]
+        for i, (video, frame, t, label) in enumerate(
+            zip(
+                index.video.tolist(),
+                index.frame.tolist(),
+                index.seconds.tolist(),
+                index.label.tolist(),
+                strict=True,
+            )
+        )
+    )
+    _atomic_csv(out / "clusters.csv", header, body)
+    if answer is not None:
+        summary = video_summary(index, answer)
+        _atomic_csv(
+            out / "videos.csv",
+            ["video", "label", "rows", "cluster", "share", "clusters"],
+            (
+                [
+                    r["video"],
+                    r["label"],
+                    r["rows"],
+                    r["cluster"],
+                    f"{r['share']:.3f}",
+                    r["clusters"],
+                ]
+                for r in summary
+            ),
+        )

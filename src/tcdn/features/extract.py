@@ -108,8 +108,9 @@ class FrameFeaturizer:
         self.index = FeatureSet(
             features=np.zeros((len(rows), 0), np.float32),
             video=np.array([frames.videos[v].name for v in vid], dtype=str),
-            frame=frames.frame_index[rows],
+            frame=frames.source_frame[rows],
             label=np.array([frames.videos[v].label or "" for v in vid], dtype=str),
+            time=frames.seconds[rows],
         )
 
     def features(self, source: str, repeat: int = 0) -> np.ndarray:

@@ -60,12 +60,17 @@ class FeatureSet:
     video
         ``(N,)`` str: the name of each row's video.
     frame
-        ``(N,)`` int64: the row's frame index within its video; :data:`WHOLE_VIDEO` (-1) for a row
-        that pools a whole video.
+        ``(N,)`` int64: the row's frame index in its source video (among all its decoded
+        frames, whatever stride or frame rate the frames were read with); :data:`WHOLE_VIDEO`
+        (-1) for a row that pools a whole video.
     label
         ``(N,)`` str: the row's class, ``''`` when unlabelled. Only used to score a discovery.
     meta
         JSON-serialisable facts about the features: ``source``, ``layer``, ``checkpoint``, ...
+    time
+        ``(N,)`` float64: the row's time in seconds from its video's first frame; NaN when
+        unknown (a folder of frame images, a whole video, a file written before tcdn recorded
+        it). Optional in a feature file.
 
     Raises :class:`TcdnError` when the arrays do not fit together.
     """
@@ -75,6 +80,7 @@ class FeatureSet:
     frame: np.ndarray
     label: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
+    time: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -94,6 +100,13 @@ class FeatureSet:
                     f"'{name}' must hold one value per feature row ({n}), got shape {arr.shape}"
                 )
             columns[name] = arr
+        time = np.full(n, np.nan) if self.time is None else np.asarray(self.time)
+        if time.ndim != 1 or len(time) != n:
+            raise TcdnError(
+                f"'time' must hold one value per feature row ({n}), got shape {time.shape}"
+            )
+        if n and time.dtype.kind not in "iuf":
+            raise TcdnError(f"'time' must hold numbers (seconds), got {time.dtype} values")
         frame = columns["frame"]
         if n and frame.dtype.kind not in "iu":
             raise TcdnError(f"'frame' must hold whole numbers, got {frame.dtype} values")
@@ -106,6 +119,7 @@ class FeatureSet:
         self.video = columns["video"].astype(str)
         self.frame = frame.astype(np.int64)
         self.label = columns["label"].astype(str)
+        self.time = time.astype(np.float64)
         self.meta = dict(self.meta)
 
     def __len__(self) -> int:
@@ -156,7 +170,14 @@ class FeatureSet:
             video=self.video[rows],
             frame=self.frame[rows],
             label=self.label[rows],
+            time=self.seconds[rows],
         )
+
+    @property
+    def seconds(self) -> np.ndarray:
+        """:attr:`time`, never ``None`` (``__post_init__`` fills it)."""
+        assert self.time is not None
+        return self.time
 
     def save(self, path: str | Path) -> Path:
         """Write one ``.npz`` (arrays :data:`FEATURE_ARRAYS` and ``meta`` as JSON text), atomically:
@@ -176,6 +197,7 @@ class FeatureSet:
                     video=self.video,
                     frame=self.frame,
                     label=self.label,
+                    time=self.seconds,
                     meta=np.array(meta),
                 )
             os.replace(tmp, path)
@@ -210,6 +232,8 @@ class FeatureSet:
                         f"{', '.join(FEATURE_ARRAYS)}"
                     )
                 arrays = {name: npz[name] for name in FEATURE_ARRAYS}
+                if "time" in npz.files:  # optional: files written before tcdn recorded it lack it
+                    arrays["time"] = npz["time"]
                 meta_text = str(npz["meta"].item()) if "meta" in npz.files else "{}"
         except TcdnError:
             raise

@@ -102,7 +102,8 @@ def test_rerun_skips_done_videos_and_redoes_changed_ones(
     np.testing.assert_array_equal(
         fs.frames[fs.offsets[v] : fs.offsets[v + 1]], decode_video(changed, size=STORE_SIZE)
     )
-    assert len(list((out / "data").iterdir())) == 5  # the removed video's file is gone
+    assert len(list((out / "data").glob("*.u8"))) == 5  # the removed video's file is gone
+    assert len(list((out / "data").glob("*.pos"))) == 5
 
 
 def test_other_settings_refuse_to_mix(raw_store: Path, synthetic_collection: Path) -> None:
@@ -197,3 +198,59 @@ def test_all_bad_leaves_no_complete_store(tmp_path: Path) -> None:
     with pytest.raises(TcdnError, match="none of the 1 video"):
         ingest(tmp_path / "v", tmp_path / "s", store_settings(), progress=False)
     assert json.loads((tmp_path / "s" / MANIFEST).read_text())["complete"] is False
+
+
+# -- where each stored frame sits in its source video (store version 2) ----------------------------
+def test_store_records_source_frame_and_time(
+    make_video: Callable[..., Path], tmp_path: Path
+) -> None:
+    make_video(tmp_path / "v" / "a.mp4", 12)  # 25 fps: frame i at i / 25 s
+    make_video(tmp_path / "v" / "b.mp4", 7, seed=1)
+    for decode, want in (
+        ({"stride": 3}, [0, 3, 6, 9, 0, 3, 6]),
+        ({"fps": 5.0}, [0, 5, 10, 0, 5]),
+        ({"stride": 2, "max_frames": 2}, [0, 2, 0, 2]),
+    ):
+        out = tmp_path / f"s{len(want)}"
+        ingest(tmp_path / "v", out, store_settings(**decode), progress=False)
+        fs = open_store(out)
+        assert fs.source_frame.tolist() == want, decode
+        np.testing.assert_allclose(fs.seconds, np.array(want) / 25, atol=1e-6)
+        assert fs.frame_index.tolist() != want  # the store's own row numbers differ
+        np.testing.assert_array_equal(
+            fs.locate(np.array(["b.mp4"]), np.array([want[-1]])), [len(want) - 1]
+        )
+        assert fs.locate(np.array(["b.mp4", "zz"]), np.array([1, 0])).tolist() == [-1, -1]
+
+
+def test_version_1_store_positions_are_derived(
+    make_video: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A store written before version 2 has no .pos files: with a stride the source index
+    follows from it, the time is unknown; an ingest re-decodes its videos to upgrade it."""
+    make_video(tmp_path / "v" / "a.mp4", 9)
+    out = tmp_path / "s"
+    ingest(tmp_path / "v", out, store_settings(stride=4), progress=False)
+    manifest = read_manifest(out)
+    manifest["version"] = 1
+    (out / MANIFEST).write_text(json.dumps(manifest))
+    for pos in (out / "data").glob("*.pos"):
+        pos.unlink()
+    fs = open_store(out)
+    assert fs.source_frame.tolist() == [0, 4, 8]
+    assert np.isnan(fs.seconds).all()
+    report = ingest(tmp_path / "v", out, store_settings(stride=4), progress=False)
+    assert report.decoded == 1 and read_manifest(out)["version"] == 2
+    np.testing.assert_allclose(open_store(out).seconds, [0, 0.16, 0.32], atol=1e-6)
+
+
+def test_image_folder_frames_have_no_time(tmp_path: Path) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "c" / "walk" / "v1"
+    folder.mkdir(parents=True)
+    for i in range(5):
+        Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(folder / f"{i:05d}.png")
+    ingest(tmp_path / "c", tmp_path / "s", store_settings(stride=2), progress=False)
+    fs = open_store(tmp_path / "s")
+    assert fs.source_frame.tolist() == [0, 2, 4] and np.isnan(fs.seconds).all()

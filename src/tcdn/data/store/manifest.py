@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tcdn.data.decode import DecodeSettings
 from tcdn.errors import TcdnError
 from tcdn.outputs import write_atomic
@@ -30,7 +32,11 @@ JOURNAL = "journal.jsonl"
 #: the kind of folder a store is, in its marker file (:func:`tcdn.outputs.claim_folder`)
 STORE_KIND = "frame-store"
 STORE_FORMAT = "tcdn-frame-store"
-STORE_VERSION = 1
+#: 2: each video's data files include ``KEY.pos``, where each stored frame sits in its source video
+STORE_VERSION = 2
+#: the store versions this tcdn reads (a version-1 store has no ``.pos`` files: see
+#: :func:`derived_positions`)
+READABLE_VERSIONS = (1, 2)
 STORAGES = ("raw", "jpeg")
 DEFAULT_QUALITY = 90
 
@@ -82,7 +88,7 @@ def looks_like_store(path: Path) -> bool:
 
 
 #: the names of the files an ingest writes in ``data/``, and of their temporary versions
-_DATA_NAME = re.compile(r"^(?:\.)?[0-9a-f]{20}\.(?:u8|jpg|jpg\.idx)(?:\.partial)?$")
+_DATA_NAME = re.compile(r"^(?:\.)?[0-9a-f]{20}\.(?:u8|jpg|jpg\.idx|pos)(?:\.partial)?$")
 
 
 def is_data_name(name: str) -> bool:
@@ -95,10 +101,31 @@ def video_key(name: str) -> str:
     return hashlib.sha1(name.encode("utf-8")).hexdigest()[:20]
 
 
+#: one record per stored frame in ``KEY.pos``: its index among the source video's decoded
+#: frames, and its time in seconds from the video's first frame (NaN: unknown)
+POSITION_DTYPE = np.dtype([("index", "<i8"), ("seconds", "<f8")])
+
+
 def data_files(data_dir: Path, key: str, storage: str) -> list[Path]:
-    if storage == "raw":
-        return [data_dir / f"{key}.u8"]
-    return [data_dir / f"{key}.jpg", data_dir / f"{key}.jpg.idx"]
+    """The files that hold one video's frames; the last is its ``.pos`` (frame positions)."""
+    frames = (
+        [data_dir / f"{key}.u8"]
+        if storage == "raw"
+        else [data_dir / f"{key}.jpg", data_dir / f"{key}.jpg.idx"]
+    )
+    return [*frames, data_dir / f"{key}.pos"]
+
+
+def derived_positions(settings: dict[str, Any], n_frames: int) -> np.ndarray:
+    """The positions a version-1 store (no ``.pos`` files) implies for a video's ``n_frames``
+    frames: with a stride S, frame ``i`` is the source's ``i * S``; with ``--fps`` the index is
+    unknown (-1). The time is unknown (NaN) either way."""
+    out = np.empty(n_frames, dtype=POSITION_DTYPE)
+    stride = int(settings["decode"]["stride"])
+    fps = settings["decode"]["fps"]
+    out["index"] = -1 if fps else np.arange(n_frames, dtype=np.int64) * stride
+    out["seconds"] = np.nan
+    return out
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -110,12 +137,15 @@ def crc32_hex(value: int) -> str:
 
 
 def expected_files(
-    record: dict[str, Any], data_dir: Path, settings: StoreSettings
+    record: dict[str, Any], data_dir: Path, settings: StoreSettings, *, version: int = STORE_VERSION
 ) -> dict[Path, dict[str, Any]]:
     """The data files of a video's manifest ``record`` and what each must hold: ``size`` (bytes)
     and ``crc32`` where known. Stores written before sizes were recorded get the sizes their
-    frame count implies (a raw file's, a JPEG index's)."""
+    frame count implies (a raw file's, a JPEG index's, a ``.pos`` file's). A store of
+    ``version`` 1 has no ``.pos`` files."""
     files = data_files(data_dir, record["key"], settings.storage)
+    if version < 2:
+        files = files[:-1]
     recorded = record.get("files") or {}
     out: dict[Path, dict[str, Any]] = {}
     n = int(record["n_frames"])
@@ -126,6 +156,8 @@ def expected_files(
                 known["size"] = n * math.prod(settings.frame_shape)
             elif f.name.endswith(".idx"):
                 known["size"] = (n + 1) * 8
+            elif f.suffix == ".pos":
+                known["size"] = n * POSITION_DTYPE.itemsize
         out[f] = known
     return out
 
@@ -165,9 +197,9 @@ def read_manifest(store: str | Path) -> dict[str, Any]:
         raise TcdnError(
             f"cannot read {path}: {exc}. Remove the store and run `tcdn ingest` again"
         ) from exc
-    if manifest.get("format") != STORE_FORMAT or manifest.get("version") != STORE_VERSION:
+    if manifest.get("format") != STORE_FORMAT or manifest.get("version") not in READABLE_VERSIONS:
         raise TcdnError(
-            f"{path} is not a version-{STORE_VERSION} tcdn frame store "
+            f"{path} is not a tcdn frame store of version {' or '.join(map(str, READABLE_VERSIONS))} "
             f"(format {manifest.get('format')!r}, version {manifest.get('version')!r}): ingest again"
         )
     return manifest

@@ -13,9 +13,11 @@ from typing import Any
 import numpy as np
 
 from tcdn.data.collection import VideoEntry
-from tcdn.data.frameset import FrameSet
+from tcdn.data.frameset import FrameSet, Positions
 from tcdn.data.store.manifest import (
+    POSITION_DTYPE,
     StoreSettings,
+    derived_positions,
     describe,
     expected_files,
     file_problem,
@@ -232,6 +234,7 @@ def open_store(path: str | Path, *, threads: int | None = None) -> FrameSet:
         videos=entries,
         offsets=offsets,
         skipped=[b["name"] for b in manifest["bad"]],
+        positions=Positions(load=lambda: read_positions(path, manifest)),
     )
 
 
@@ -249,9 +252,37 @@ def store_problems(
     settings = StoreSettings.from_dict(manifest["settings"])
     problems = []
     for video in manifest["videos"]:
-        for file, expected in expected_files(video, path / "data", settings).items():
+        files = expected_files(video, path / "data", settings, version=manifest["version"])
+        for file, expected in files.items():
             problem = file_problem(file, expected, content=content)
             if problem is not None:
                 problems.append(f"{video['name']}: data/{problem}")
                 break
     return problems
+
+
+def read_positions(store: Path, manifest: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Where every frame of a store sits in its source video: ``(N,)`` source frame indices and
+    times in seconds, from the videos' ``.pos`` files (version 2), or derived from the settings
+    for a version-1 store (:func:`~tcdn.data.store.manifest.derived_positions`)."""
+    parts = []
+    for v in manifest["videos"]:
+        n = int(v["n_frames"])
+        if manifest["version"] < 2:
+            parts.append(derived_positions(manifest["settings"], n))
+            continue
+        path = store / "data" / f"{v['key']}.pos"
+        try:
+            pos = np.fromfile(path, dtype=POSITION_DTYPE)
+        except OSError as exc:
+            raise TcdnError(
+                f"cannot read {path} of the frame store {store}: {exc}. Run `tcdn ingest` again"
+            ) from exc
+        if len(pos) != n:
+            raise TcdnError(
+                f"{path} holds {len(pos)} frame positions but the manifest says {n} frames: "
+                "the store is damaged; run `tcdn ingest` again"
+            )
+        parts.append(pos)
+    pos = np.concatenate(parts) if parts else np.empty(0, POSITION_DTYPE)
+    return pos["index"].astype(np.int64), pos["seconds"].astype(np.float64)

@@ -20,10 +20,11 @@ from tqdm.auto import tqdm
 
 from tcdn import runlock
 from tcdn.data.collection import VideoEntry, find_videos
-from tcdn.data.decode import iter_frames, short_of_frames
+from tcdn.data.decode import iter_positioned_frames, short_of_frames
 from tcdn.data.store.manifest import (
     JOURNAL,
     MANIFEST,
+    POSITION_DTYPE,
     STORE_FORMAT,
     STORE_KIND,
     STORE_VERSION,
@@ -89,7 +90,8 @@ def _encode_video(
 ) -> dict[str, Any]:
     """Decode one video into its data file(s); runs in a worker process.
 
-    Returns ``{"name", "n_frames", "bytes", "files"}`` (``files``: each file's size and CRC-32;
+    Returns ``{"name", "n_frames", "bytes", "files"}`` (``bytes``: the frames' bytes, the 16 bytes
+    per frame of the ``.pos`` file not counted; ``files``: each file's size and CRC-32;
     ``warning`` when the file decoded to fewer frames than its container lists), or ``{"name",
     "error"}`` when the video is bad. A file that cannot be written raises
     :class:`StoreWriteError`; nothing half-written is left behind either way.
@@ -101,8 +103,24 @@ def _encode_video(
     stats: dict[str, int] = {}
     crcs = [0] * len(final)
     n = 0
+    positions: list[tuple[int, float]] = []  # each kept frame's index and time in the source
+
+    def frames_of(src: str) -> Iterator[np.ndarray]:
+        for arr, index, seconds in iter_positioned_frames(
+            src, settings.decode, threads=threads, stats=stats
+        ):
+            positions.append((index, seconds))
+            yield arr
+
+    def write_whole(i: int, data: bytes) -> None:
+        try:
+            tmps[i].write_bytes(data)
+        except OSError as exc:
+            raise _write_error(final[i], exc) from None
+        crcs[i] = zlib.crc32(data)
+
     try:
-        frames = iter_frames(src, settings.decode, threads=threads, stats=stats)
+        frames = frames_of(src)
         try:
             fh = tmps[0].open("wb")
         except OSError as exc:
@@ -136,12 +154,8 @@ def _encode_video(
                     n += 1
             _flush(fh, final[0])
         if settings.storage == "jpeg":
-            index = np.asarray(offsets, dtype="<i8").tobytes()
-            try:
-                tmps[1].write_bytes(index)
-            except OSError as exc:
-                raise _write_error(final[1], exc) from None
-            crcs[1] = zlib.crc32(index)
+            write_whole(1, np.asarray(offsets, dtype="<i8").tobytes())
+        write_whole(len(final) - 1, np.array(positions, dtype=POSITION_DTYPE).tobytes())
         for t, f in zip(tmps, final, strict=True):
             try:
                 os.replace(t, f)
@@ -166,7 +180,7 @@ def _encode_video(
     result: dict[str, Any] = {
         "name": name,
         "n_frames": n,
-        "bytes": sum(v["size"] for v in files.values()),
+        "bytes": sum(files[f.name]["size"] for f in final[:-1]),
         "files": files,
     }
     short = short_of_frames(stats)

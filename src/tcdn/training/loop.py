@@ -265,7 +265,7 @@ class Trainer:
                 augment=self.augment,
                 params=params,
             )
-        elif self.augment is None:
+        elif self.augment is None or params is None:
             x = to_input(chosen, self.mean, self.device)
         else:
             x = torch.from_numpy(np.ascontiguousarray(chosen)).to(self.device).permute(0, 3, 1, 2)

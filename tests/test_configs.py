@@ -47,3 +47,58 @@ def test_transfer_yaml_is_the_demo_recipe_on_the_cifar_net() -> None:
         "steps": 1000,
         "checkpoint_every": 250,
     }
+
+
+def test_study_finalists_are_the_demo_recipe_with_the_bn_nce_options() -> None:
+    import dataclasses
+
+    demo = demo_train_config(200, 0)
+    for motion in ("diff", "diffonly"):
+        cfg = TrainConfig.from_yaml(CONFIGS / f"bn-nce-{motion}-64px.yaml")
+        differ = {
+            f.name: getattr(cfg, f.name)
+            for f in dataclasses.fields(TrainConfig)
+            if getattr(cfg, f.name) != getattr(demo, f.name)
+        }
+        assert differ == {
+            "loss": "nce",
+            "model": "alexnet_bn",
+            "model_options": {"pool_size": 1, "dropout": 0.0, "init": "he"},
+            "head": "mlp",
+            "input_norm": "meanstd",
+            "motion": motion,
+            "steps": 300,
+        }
+        assert (cfg.head_hidden, cfg.head_dim, cfg.temperature, cfg.far_positive) == (
+            1024,
+            256,
+            0.1,
+            True,
+        )
+
+
+def test_study_sweep_spec_has_the_three_recipes(tmp_path: Path) -> None:
+    """configs/study/final.yaml: the shipped demo recipe and the two finalists at 300 steps (its
+    weizmann4 path is checked where the data lie: here a folder stands in for it)."""
+    import dataclasses
+
+    import yaml
+
+    from tcdn.sweep.spec import SweepSpec, architecture_key
+
+    study = CONFIGS / "study"
+    data = yaml.safe_load((study / "final.yaml").read_text())
+    assert data["datasets"]["weizmann4"]["videos"].endswith("shared/data/weizmann4/videos")
+    data["datasets"]["weizmann4"]["videos"] = str(tmp_path)
+    spec = SweepSpec.from_dict(data, root=study)
+    assert spec.train_seeds == 3 and set(spec.recipes) == {
+        "shipped",
+        "bn_nce_diff",
+        "bn_nce_diffonly",
+    }
+    assert spec.recipes["shipped"] == dataclasses.replace(demo_train_config(200, 0), steps=300)
+    for motion in ("diff", "diffonly"):
+        standalone = TrainConfig.from_yaml(CONFIGS / f"bn-nce-{motion}-64px.yaml")
+        assert spec.recipes[f"bn_nce_{motion}"] == standalone
+    keys = {architecture_key(cfg) for cfg in spec.recipes.values()}
+    assert len(keys) == 3  # each recipe's random-init baseline is its own architecture and input

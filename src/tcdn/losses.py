@@ -1,5 +1,8 @@
 """Temporal-coherence losses (SPEC §1): the math in plain functions, ``nn.Module`` wrappers on top.
 
+Besides the paper's losses, :func:`temporal_info_nce` (TCE, Knights et al. 2020) is an option:
+the quadruplets' frames ranked by a softmax against every in-batch frame of another video.
+
 Every loss is computed per sample and averaged over the batch (``reduction="mean"``), with
 Euclidean distances ``d(a, b) = ||a - b||_2`` unless stated. The options the authors' release
 used, squared distances and L2-normalised embeddings, are available but off by default. The
@@ -171,6 +174,54 @@ def ranking_loss(
     return _reduce(F.relu(d_qp - d_qo + margin), reduction)
 
 
+def temporal_info_nce(
+    q: Tensor,
+    p: Tensor,
+    f: Tensor,
+    o: Tensor,
+    videos: Tensor,
+    temperature: float = 0.1,
+    *,
+    far_positive: bool = True,
+    reduction: str = "mean",
+) -> Tensor:
+    """Temporal InfoNCE (TCE, Knights et al. 2020) on quadruplets.
+
+    Similarities are cosines divided by ``temperature``. For query ``i`` and a positive ``x_i``
+    (its ``p``, and with ``far_positive`` also its ``f``, each in its own softmax, as Lq ranks
+    ``f`` before ``o``) the loss is ``-log(exp(s(q_i, x_i)) / (exp(s(q_i, x_i)) + sum_n
+    exp(s(q_i, n))))``, ``n`` every frame of the batch (``q``, ``p``, ``f`` and ``o`` of every
+    tuple) from a video other than query ``i``'s. A sample's loss is the mean over its positives.
+
+    Parameters
+    ----------
+    q, p, f, o
+        ``(B, D)`` embeddings of the query, positive, far and other-video frames.
+    videos
+        ``(4 B,)`` the video of each frame of ``cat([q, p, f, o])``: who is a negative of whom.
+    temperature
+        ``tau`` (0.1).
+    far_positive
+        Whether ``f`` is a second positive (otherwise it is only a candidate of other queries).
+    """
+    for name, t in (("p", p), ("f", f), ("o", o)):
+        _check_pair(q, t, f"q and {name}")
+    b = q.shape[0]
+    if videos.shape != (4 * b,):
+        raise ValueError(f"videos must have shape ({4 * b},), got {tuple(videos.shape)}")
+    z = F.normalize(torch.stack([q, p, f, o]), dim=-1)
+    zq = z[0]
+    sim = zq @ z.reshape(4 * b, -1).T / temperature  # (B, 4B)
+    other = videos[:b, None] != videos[None, :]
+    neg = sim.masked_fill(~other, float("-inf"))
+    losses = []
+    for col in (1, 2) if far_positive else (1,):
+        pos = (zq * z[col]).sum(-1) / temperature
+        logits = torch.cat([pos[:, None], neg], dim=1)
+        losses.append(torch.logsumexp(logits, dim=1) - pos)
+    return _reduce(torch.stack(losses).mean(0), reduction)
+
+
 def _check_margin(margin: float) -> float:
     margin = float(margin)
     if not margin > 0 or margin != margin or margin == float("inf"):
@@ -310,3 +361,42 @@ class RankingLoss(nn.Module):
     def active(self, q: Tensor, p: Tensor, o: Tensor) -> Tensor:
         """Which hinge terms are active (``D(q, p) - D(q, o) + margin > 0``): ``(B,)`` bool."""
         return _hinge_margins("ranking", (q, p, o), self.margin, False, False) > 0
+
+
+class TemporalInfoNCELoss(nn.Module):
+    """Temporal InfoNCE as a module; see :func:`temporal_info_nce`.
+    ``forward(q, p, f, o, videos)``."""
+
+    def __init__(
+        self, temperature: float = 0.1, *, far_positive: bool = True, reduction: str = "mean"
+    ) -> None:
+        super().__init__()
+        temperature = float(temperature)
+        if not 0 < temperature < float("inf"):
+            raise ValueError(f"temperature must be a positive finite number, got {temperature}")
+        self.temperature, self.far_positive = temperature, bool(far_positive)
+        self.reduction = _check_reduction(reduction)
+
+    def forward(self, q: Tensor, p: Tensor, f: Tensor, o: Tensor, videos: Tensor) -> Tensor:
+        """``q, p, f, o``: ``(B, D)``; ``videos``: ``(4 B,)``. Returns a scalar (or ``(B,)``)."""
+        return temporal_info_nce(
+            q,
+            p,
+            f,
+            o,
+            videos,
+            self.temperature,
+            far_positive=self.far_positive,
+            reduction=self.reduction,
+        )
+
+    def active(self, q: Tensor, p: Tensor, f: Tensor, o: Tensor, videos: Tensor) -> Tensor:
+        """The equivalent of an active hinge: for each (query, positive), whether some negative
+        is at least as similar to the query as the positive is (``(B,)`` or ``(2 B,)`` bool)."""
+        b = q.shape[0]
+        z = F.normalize(torch.stack([q, p, f, o]), dim=-1)
+        sim = z[0] @ z.reshape(4 * b, -1).T
+        other = videos[:b, None] != videos[None, :]
+        best = sim.masked_fill(~other, float("-inf")).max(dim=1).values
+        cols = (1, 2) if self.far_positive else (1,)
+        return torch.cat([best >= (z[0] * z[c]).sum(-1) for c in cols])

@@ -151,6 +151,7 @@ def test_alexnet_lrcn_at_64() -> None:
 BACKBONES: dict[str, tuple[dict, int]] = {
     "alexnet": (SMALL, 48),
     "alexnet_lrcn": (SMALL, 48),
+    "alexnet_bn": (SMALL, 48),
     "cifar10_quick": ({"embed_dim": 16}, 32),
     "cifar10_full": ({"embed_dim": 16}, 32),
     "googlenet": ({"embed_dim": 16}, 64),
@@ -391,8 +392,9 @@ def test_unknown_init_is_refused_by_every_backbone(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(BACKBONES))
 def test_both_inits_build_and_differ(name: str) -> None:
-    a, b = _build(name, init="torch"), _build(name, init="caffe")
-    assert (a.init, b.init) == ("torch", "caffe")
+    other = "he" if name == "alexnet_bn" else "caffe"  # alexnet_bn has no Caffe definition
+    a, b = _build(name, init="torch"), _build(name, init=other)
+    assert (a.init, b.init) == ("torch", other)
     assert _build(name, init="kaiming").init == "torch"  # the old name of "torch" still works
     first = next(iter(a.state_dict()))
     assert not torch.equal(a.state_dict()[first], b.state_dict()[first])

@@ -21,8 +21,8 @@ from tcdn.data.frameset import FrameSet, take_rows
 from tcdn.errors import TcdnError
 from tcdn.features.featureset import FRAME_SOURCES, FeatureSet
 from tcdn.models import Backbone
-from tcdn.models.input import channel_mean, to_input
-from tcdn.training.checkpoint import model_from_checkpoint
+from tcdn.models.input import InputTransform, channel_mean, successor_rows, to_input
+from tcdn.training.checkpoint import input_transform, model_from_checkpoint
 from tcdn.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -39,16 +39,30 @@ def extract_features(
     device: str = "cpu",
     progress: bool = True,
     desc: str = "extracting features",
+    transform: InputTransform | None = None,
+    successors: Any = None,
+    sign: np.ndarray | None = None,
 ) -> np.ndarray:
     """Run ``model.forward_features(x, layer)`` over ``(N, H, W, 3)`` uint8 frames -> ``(N, D)`` float32.
 
-    ``layer=None`` is the network's own default feature layer (``fc6`` for AlexNet)."""
+    ``layer=None`` is the network's own default feature layer (``fc6`` for AlexNet), below any
+    projection head. The input is :func:`~tcdn.models.input.to_input` with ``mean``, or
+    ``transform`` (a run's ``input_norm`` / ``motion``), which for motion input also needs each
+    frame's ``successors`` (``(N, H, W, 3)``, row for row) and ``sign``
+    (:func:`~tcdn.models.input.successor_rows`)."""
     was_training = model.training
     model.eval().to(device)
     chunks = []
     starts = range(0, len(frames), batch_size)
     for s in tqdm(starts, desc=desc, unit="batch", disable=not progress):
-        x = to_input(frames[s : s + batch_size], mean, device)
+        batch = slice(s, s + batch_size)
+        if transform is None:
+            x = to_input(frames[batch], mean, device)
+        else:
+            after = successors[batch] if transform.needs_successor else None
+            x = transform(
+                frames[batch], after, None if sign is None else sign[batch], device=device
+            )
         chunks.append(model.forward_features(x, layer=layer).float().cpu().numpy())  # type: ignore[operator]
     model.train(was_training)
     return np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
@@ -66,7 +80,8 @@ class FrameFeaturizer:
     """Features of the rows ``rows`` of a frame set, from each source of :data:`FRAME_SOURCES`.
 
     ``checkpoint`` (a :func:`tcdn.training.load_checkpoint` dict) gives the ``trained`` network and,
-    to ``random_init``, its architecture and input mean; without one, ``random_init`` uses the
+    to ``random_init``, its architecture and input (mean, and the statistics and motion channels
+    of ``input_norm`` / ``motion``); without one, ``random_init`` uses the
     default AlexNet at the frames' size and the frames' own channel mean.
 
     Attributes
@@ -95,8 +110,18 @@ class FrameFeaturizer:
         size = int(self.x.shape[1])
         self.model: Backbone | None = None
         self.config: TrainConfig | None = None
+        self.transform: InputTransform | None = None
+        self.x_next: Any = None
+        self.sign: np.ndarray | None = None
         if checkpoint is not None:
             self.model, self.mean, self.config = model_from_checkpoint(checkpoint)
+            self.transform = input_transform(checkpoint)
+            if self.transform is not None and self.transform.needs_successor:
+                # each row's successor: the next row of its video in this frame set (the
+                # predecessor for a video's last row), as in training
+                nxt, sign = successor_rows(frames.offsets)
+                self.x_next = take_rows(frames.frames, nxt[rows])
+                self.sign = sign[rows]
             self.layer = layer or self.model.default_layer
             if self.config.image_size != size:
                 raise TcdnError(
@@ -141,6 +166,9 @@ class FrameFeaturizer:
             device=self.device,
             progress=self.progress,
             desc=desc,
+            transform=self.transform,
+            successors=self.x_next,
+            sign=self.sign,
         )
 
     def feature_set(self, source: str, repeat: int = 0) -> FeatureSet:

@@ -4,6 +4,9 @@ conv1 96 11x11/4 -> ReLU -> LRN(5, 1e-4, 0.75) -> max-pool 3/2; conv2 256 5x5 pa
 ReLU -> LRN -> pool; conv3 384 3x3 pad 1; conv4 384 3x3 pad 1 g2; conv5 256 3x3 pad 1 g2 -> pool5
 -> fc6 4096 -> ReLU -> (dropout) -> fc7 (the embedding: 1024 for Lq, 4096 for Ls).
 
+``alexnet_bn`` is the same layout with BatchNorm after every convolution and after fc6 and no LRN
+(as later AlexNet re-implementations): a random network whose frames start far apart.
+
 Pooling uses Caffe's ceil mode; the LRN is :class:`~tcdn.models.layers.CrossChannelLRN` (the function
 of ``torch.nn.LocalResponseNorm`` with a faster backward). An adaptive average pool brings pool5 to 6x6 whatever the input
 size, so frames smaller than 227x227 (e.g. the 64x64 demo videos) go through the same network.
@@ -37,9 +40,14 @@ class AlexNet(Backbone):
         Dropout after fc6 during training (0 disables it).
     lrn
         Whether conv1 and conv2 are followed by local response normalisation.
+    batch_norm
+        BatchNorm after every convolution and after fc6 (those layers then have no bias).
+    in_channels
+        Channels of the input: 3 (RGB), or 6 with motion channels (:mod:`tcdn.models.input`).
     init
-        ``"torch"`` (PyTorch's layer defaults) or ``"caffe"`` (Gaussian: std 0.01 convs, 0.005 fcs,
-        biases 0 / 1 as in bvlc_alexnet).
+        ``"torch"`` (PyTorch's layer defaults), ``"caffe"`` (Gaussian: std 0.01 convs, 0.005 fcs,
+        biases 0 / 1 as in bvlc_alexnet; not with ``batch_norm``) or ``"he"``
+        (:func:`~tcdn.models.base.he_init_`).
     """
 
     layer_names = ("conv1", "conv2", "conv3", "conv4", "conv5", "pool5", "fc6", "fc7")
@@ -61,20 +69,30 @@ class AlexNet(Backbone):
         dropout: float = 0.5,
         lrn: bool = True,
         init: str = "torch",
+        batch_norm: bool = False,
+        in_channels: int = 3,
     ) -> None:
         super().__init__()
-        check_init(init)
+        if check_init(init) == "caffe" and batch_norm:
+            raise TcdnError(
+                "a BatchNorm AlexNet (alexnet_bn) has no Caffe definition: use init torch or he"
+            )
         if not 0 <= dropout < 1:
             raise TcdnError(f"dropout must be in [0, 1), got {dropout}")
+        if in_channels < 1:
+            raise TcdnError(f"in_channels must be >= 1, got {in_channels}")
         self.embed_dim = embed_dim
         self.num_features = fc6_dim
+        self.in_channels = in_channels
         stages: OrderedDict[str, nn.Module] = OrderedDict()
-        in_ch = 3
+        in_ch = in_channels
         for i, (ch, k, s, p, g) in enumerate(conv, start=1):
             layers: list[nn.Module] = [
-                nn.Conv2d(in_ch, ch, k, stride=s, padding=p, groups=g),
-                nn.ReLU(inplace=True),
+                nn.Conv2d(in_ch, ch, k, stride=s, padding=p, groups=g, bias=not batch_norm)
             ]
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(ch))
+            layers.append(nn.ReLU(inplace=True))
             if lrn and i <= 2:
                 layers.append(CrossChannelLRN(5, alpha=1e-4, beta=0.75, k=1.0))
             if i <= 2:
@@ -84,9 +102,12 @@ class AlexNet(Backbone):
         stages["pool5"] = nn.Sequential(
             nn.MaxPool2d(3, stride=2, ceil_mode=True), nn.AdaptiveAvgPool2d(pool_size), nn.Flatten()
         )
-        stages["fc6"] = nn.Sequential(
-            nn.Linear(in_ch * pool_size * pool_size, fc6_dim), nn.ReLU(inplace=True)
-        )
+        fc6: list[nn.Module] = [
+            nn.Linear(in_ch * pool_size * pool_size, fc6_dim, bias=not batch_norm)
+        ]
+        if batch_norm:
+            fc6.append(nn.BatchNorm1d(fc6_dim))
+        stages["fc6"] = nn.Sequential(*fc6, nn.ReLU(inplace=True))
         stages["fc7"] = nn.Sequential(nn.Dropout(dropout), nn.Linear(fc6_dim, embed_dim))
         self._set_stages(stages, init)
 
@@ -99,13 +120,13 @@ class AlexNet(Backbone):
                     caffe_gaussian_(m, std, 1.0 if one else 0.0)
 
 
-@register_model("alexnet")
+@register_model("alexnet", in_channels=True, head=True)
 def alexnet(embed_dim: int = 1024, **kwargs: object) -> AlexNet:
     """The paper's network: bvlc_alexnet up to fc6, then an fc7 embedding of ``embed_dim``."""
     return AlexNet(embed_dim=embed_dim, **kwargs)  # type: ignore[arg-type]
 
 
-@register_model("alexnet_lrcn")
+@register_model("alexnet_lrcn", in_channels=True, head=True)
 def alexnet_lrcn(embed_dim: int = 1024, **kwargs: object) -> AlexNet:
     """The authors' release: LRCN's single-frame net (conv1 96 7x7/2, conv2 384, conv3/4 512, conv5 384), no dropout."""
     kwargs.setdefault("dropout", 0.0)
@@ -119,4 +140,12 @@ def alexnet_lrcn(embed_dim: int = 1024, **kwargs: object) -> AlexNet:
     return AlexNet(embed_dim=embed_dim, conv=conv, **kwargs)  # type: ignore[arg-type]
 
 
-__all__ = ["AlexNet", "alexnet", "alexnet_lrcn", "count_parameters"]
+@register_model("alexnet_bn", in_channels=True, head=True)
+def alexnet_bn(embed_dim: int = 1024, **kwargs: object) -> AlexNet:
+    """bvlc_alexnet with BatchNorm after every convolution and after fc6, no LRN (convolutions and
+    fc6 without bias): a random network whose frames start far apart, not collapsed."""
+    kwargs.setdefault("lrn", False)
+    return AlexNet(embed_dim=embed_dim, batch_norm=True, **kwargs)  # type: ignore[arg-type]
+
+
+__all__ = ["AlexNet", "alexnet", "alexnet_bn", "alexnet_lrcn", "count_parameters"]

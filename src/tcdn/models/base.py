@@ -23,25 +23,39 @@ from torch import Tensor, nn
 from tcdn.errors import TcdnError
 
 #: the weight initialisations every backbone offers: the network's PyTorch reference init
-#: (PyTorch's layer defaults, or torchvision's for ResNet) and its Caffe definition's fillers
-INITS = ("torch", "caffe")
+#: (PyTorch's layer defaults, or torchvision's for ResNet), its Caffe definition's fillers, and
+#: He et al.'s (2015) init for every layer (:func:`he_init_`)
+INITS = ("torch", "caffe", "he")
 #: names accepted for compatibility: ``kaiming`` was the name of ``torch`` (which is He et al.'s
 #: init only for ResNet; PyTorch's layer defaults are a scaled-down uniform variant of it)
 INIT_ALIASES = {"kaiming": "torch"}
 
 #: name -> factory ``f(embed_dim=..., **options) -> Backbone``; filled by :func:`register_model`
 MODELS: dict[str, Callable[..., Backbone]] = {}
+#: the models whose factory takes ``in_channels`` (input with motion channels)
+MULTICHANNEL_MODELS: set[str] = set()
+#: the models whose embedding layer directly follows their feature layer, so that a projection
+#: head can replace it (:func:`add_projection_head`)
+HEAD_MODELS: set[str] = set()
 
 F = TypeVar("F", bound=Callable[..., "Backbone"])
 
 
-def register_model(name: str) -> Callable[[F], F]:
-    """Class or function decorator: make ``factory`` buildable as ``build_model(name, ...)``."""
+def register_model(name: str, *, in_channels: bool = False, head: bool = False) -> Callable[[F], F]:
+    """Class or function decorator: make ``factory`` buildable as ``build_model(name, ...)``.
+
+    ``in_channels``: the factory takes an ``in_channels`` option; ``head``: the network's last
+    stage directly follows its :attr:`~Backbone.default_layer`, so a projection head can replace it.
+    """
 
     def add(factory: F) -> F:
         if name in MODELS:
             raise ValueError(f"model {name!r} is registered twice")
         MODELS[name] = factory
+        if in_channels:
+            MULTICHANNEL_MODELS.add(name)
+        if head:
+            HEAD_MODELS.add(name)
         return factory
 
     return add
@@ -75,12 +89,16 @@ class Backbone(nn.Module):
     num_features
         Width of :attr:`default_layer`'s output (see :meth:`feature_dim` for any layer).
     init
-        ``"torch"`` or ``"caffe"``: how the weights were filled (each network documents both).
+        ``"torch"``, ``"caffe"`` or ``"he"``: how the weights were filled (each network documents
+        the first two; ``"he"`` is :func:`he_init_` for every network).
+    in_channels
+        Channels of the input (3: RGB; 6: RGB and motion, see :mod:`tcdn.models.input`).
     """
 
     layer_names: tuple[str, ...] = ()
     default_layer: str = ""
     input_size: int = 224
+    in_channels: int = 3
 
     embed_dim: int
     num_features: int
@@ -92,10 +110,18 @@ class Backbone(nn.Module):
             raise AssertionError(f"stages {tuple(stages)} != layer_names {self.layer_names}")
         self.stages = nn.ModuleDict(stages)
         self.init = check_init(init)
-        if self.init == "caffe":
+        self.apply_init(self.init)
+
+    def apply_init(self, init: str) -> None:
+        """Fill every weight (again) with ``init`` (``"torch"``, ``"caffe"`` or ``"he"``)."""
+        init = check_init(init)
+        if init == "caffe":
             self._caffe_init()
+        elif init == "he":
+            he_init_(self)
         else:
             self._torch_init()
+        self.init = init
 
     def _caffe_init(self) -> None:
         """Fill the weights as the network's Caffe definition did."""
@@ -150,10 +176,69 @@ class Backbone(nn.Module):
         was_training = self.training
         try:
             with torch.no_grad():
-                x = torch.zeros(1, 3, side, side, dtype=param.dtype, device=param.device)
+                x = torch.zeros(
+                    1, self.in_channels, side, side, dtype=param.dtype, device=param.device
+                )
                 return int(self.eval().forward_features(x, layer).shape[1])
         finally:
             self.train(was_training)
+
+
+def he_init_(model: nn.Module) -> None:
+    """He et al. (2015) init for ReLU networks, in place: convolutions ``kaiming_normal_`` with
+    ``fan_out`` (as ResNet and torchvision), linear layers ``kaiming_normal_`` with ``fan_in``,
+    biases 0, batch norms weight 1 and bias 0.
+
+    PyTorch's layer default (``kaiming_uniform_`` with ``a = sqrt(5)``) shrinks activations by
+    about ``1 / sqrt(3)`` per layer; through AlexNet's seven layers the embedding of a random
+    network becomes tiny and nearly the same for every frame.
+    """
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+class ProjectionHead(nn.Sequential):
+    """``[dropout ->] Linear(in, hidden, no bias) -> BatchNorm -> ReLU -> Linear(hidden, out)``
+    (SimCLR's and VICReg's projector): the loss sees its output, discovery the layer below it."""
+
+    def __init__(self, cin: int, hidden: int, out: int, dropout: float = 0.0) -> None:
+        super().__init__(
+            nn.Dropout(dropout),
+            nn.Linear(cin, hidden, bias=False),
+            nn.BatchNorm1d(hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, out),
+        )
+
+
+def add_projection_head(model: Backbone, hidden: int, out: int) -> Backbone:
+    """Replace ``model``'s embedding layer (its last stage: AlexNet's fc7, ResNet's fc) by a
+    :class:`ProjectionHead` fed by its feature layer (:attr:`Backbone.default_layer`, which must be
+    the stage just before it). The head keeps the replaced stage's dropout, if any. Returns
+    ``model``, whose :attr:`~Backbone.embed_dim` becomes ``out``; the features for discovery stay
+    *below* the head."""
+    names = model.layer_names
+    if len(names) < 2 or names[-2] != model.default_layer:
+        raise TcdnError(
+            f"a projection head replaces the layer after the feature layer; in this network "
+            f"({type(model).__name__}) the feature layer {model.default_layer!r} is not followed by "
+            "the embedding layer"
+        )
+    last = model.stages[names[-1]]
+    dropout = next((float(m.p) for m in last.modules() if isinstance(m, nn.Dropout)), 0.0)
+    model.stages[names[-1]] = ProjectionHead(model.num_features, hidden, out, dropout)
+    model.embed_dim = out
+    return model
 
 
 def caffe_gaussian_(module: nn.Module, std: float, bias: float = 0.0) -> None:

@@ -117,7 +117,7 @@ class ResNet18(Backbone):
         self._reset_batch_norms()
 
 
-@register_model("resnet18")
+@register_model("resnet18", head=True)
 def resnet18(embed_dim: int = 512, **kwargs: object) -> ResNet18:
     """ResNet-18 (basic blocks, batch norm) with an fc embedding of ``embed_dim``."""
     return ResNet18(embed_dim=embed_dim, **kwargs)  # type: ignore[arg-type]

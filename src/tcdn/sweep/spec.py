@@ -185,6 +185,13 @@ def architecture_key(cfg: TrainConfig) -> str:
         "model_options": resolved.model_options,
         "image_size": resolved.image_size,
     }
+    # the options of issue 11 change the network or its input: counted when they are not the
+    # defaults, so the keys of earlier sweeps stay as they were
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    names = ["head", "input_norm", "motion"]
+    if resolved.head != "none":
+        names += ["head_hidden", "head_dim"]
+    arch.update({n: getattr(resolved, n) for n in names if getattr(resolved, n) != defaults[n]})
     return hashlib.sha1(json.dumps(arch, sort_keys=True).encode()).hexdigest()[:12]
 
 

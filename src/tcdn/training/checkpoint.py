@@ -29,6 +29,7 @@ import torch
 
 from tcdn.errors import TcdnError
 from tcdn.models import Backbone
+from tcdn.models.input import InputTransform
 from tcdn.outputs import check_output_folder, os_error_hint, partial_name
 from tcdn.training.config import TrainConfig
 
@@ -277,7 +278,29 @@ def _checked(ckpt: Any, path: Path) -> dict[str, Any]:
         raise TcdnError(f"{path} is not a usable tcdn checkpoint: its input mean is not 3 numbers")
     ckpt["mean"] = mean
     ckpt["path"] = str(path)
+    try:
+        input_transform(ckpt)
+    except (TcdnError, KeyError, TypeError, ValueError) as exc:
+        raise TcdnError(f"{path} is not a usable tcdn checkpoint: {exc}") from None
     return ckpt
+
+
+def input_transform(ckpt: dict[str, Any]) -> InputTransform | None:
+    """The input of a run with ``input_norm`` / ``motion`` (its statistics, saved in the
+    checkpoint under ``input``); ``None`` for the paper's input (``mean`` alone)."""
+    cfg = TrainConfig.from_dict(ckpt["config"])
+    if cfg.plain_input:
+        return None
+    state = ckpt.get("input")
+    if not isinstance(state, dict):
+        raise TcdnError(
+            f"its config asks for input_norm={cfg.input_norm}, motion={cfg.motion} but it holds no "
+            "input statistics"
+        )
+    transform = InputTransform.from_state(state)
+    if transform.motion != cfg.motion:
+        raise TcdnError(f"its input statistics are for motion {transform.motion}, not {cfg.motion}")
+    return transform
 
 
 def model_from_checkpoint(ckpt: dict[str, Any]) -> tuple[Backbone, np.ndarray, TrainConfig]:

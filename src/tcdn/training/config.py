@@ -21,11 +21,18 @@ if TYPE_CHECKING:
     from tcdn.augment import AppearanceAugment
     from tcdn.models import Backbone
 
-LOSSES = ("lq", "ls", "sfa", "ld")
+LOSSES = ("lq", "ls", "sfa", "ld", "nce")
 SCHEDULES = ("step", "cosine")
 AUGMENTS = ("none", "appearance")
 #: auto: bfloat16 where it is native and agrees with float32 (tcdn.training.precision), else fp32
 PRECISIONS = ("auto", "fp32", "bf16")
+#: mean: (x - channel mean) / 255 (the paper's); meanstd: each channel standardised
+INPUT_NORMS = ("mean", "meanstd")
+#: none: RGB; diff: RGB + (successor - frame); stack: RGB + successor; diffonly: the difference
+#: alone (tcdn.models.input.InputTransform)
+MOTIONS = ("none", "diff", "stack", "diffonly")
+#: none: the network's own embedding layer; mlp: a projection head replaces it
+HEADS = ("none", "mlp")
 #: per loss: frames per tuple, embedding size (fc7), tuples per step, margin
 LOSS_DEFAULTS: dict[str, tuple[int, int, int, float]] = {
     "lq": (4, 1024, 40, 0.5),  # SPEC §1-§3: 40 quadruplets, α = 0.5, fc7 1024
@@ -34,6 +41,8 @@ LOSS_DEFAULTS: dict[str, tuple[int, int, int, float]] = {
     # Ld: 40 triplets, the same number of queries per step as Lq (Table 6 compares the two);
     # 1024-d like Lq and Wang & Gupta's embedding; M = 0.5 (SPEC §1)
     "ld": (3, 1024, 40, 0.5),
+    # temporal InfoNCE on Lq's quadruplets; it has no margin (the 0.5 is never used)
+    "nce": (4, 1024, 40, 0.5),
 }
 #: options that may change when a run is resumed: they do not change what is learned
 RESUMABLE_CHANGES = (
@@ -58,10 +67,19 @@ class TrainConfig:
     :data:`LOSS_DEFAULTS`.
     """
 
-    loss: str = "lq"  # lq | ls | sfa | ld
+    loss: str = "lq"  # lq | ls | sfa | ld | nce (temporal InfoNCE, TCE, Knights et al. 2020)
     model: str = "alexnet"
-    embed_dim: int | None = None  # fc7: 1024 for lq and ld, 4096 for ls and sfa
+    embed_dim: int | None = None  # fc7: 1024 for lq, ld and nce, 4096 for ls and sfa
     model_options: dict[str, Any] = field(default_factory=dict)
+    # none | mlp: Linear(no bias)-BatchNorm-ReLU-Linear replaces the embedding layer (fc7); the
+    # loss sees its output, discovery the feature layer below it (fc6)
+    head: str = "none"
+    head_hidden: int = 1024
+    head_dim: int = 256  # the embedding the loss sees, with a head
+    input_norm: str = "mean"  # mean: (x - mean) / 255 | meanstd: per-channel mean and std
+    motion: str = "none"  # none | diff | stack | diffonly: the frame's successor as input too
+    temperature: float = 0.1  # nce: cosine similarities / temperature
+    far_positive: bool = True  # nce: the far frame is a second positive
     image_size: int = DEFAULT_IMAGE_SIZE
     steps: int = 30000
     batch_size: int | None = None  # tuples per step (global): 40 (lq, ld), 120 pairs (ls, sfa)
@@ -118,6 +136,11 @@ class TrainConfig:
         """``precision``, with the older ``bf16: true`` meaning ``bf16``."""
         return "bf16" if self.bf16 else self.precision
 
+    @property
+    def plain_input(self) -> bool:
+        """Whether the input is the paper's (RGB minus the channel mean, / 255)."""
+        return self.input_norm == "mean" and self.motion == "none"
+
     def resolved(self) -> TrainConfig:
         """A copy with the loss-dependent defaults filled in."""
         _, embed_dim, batch, margin = LOSS_DEFAULTS[self.loss]
@@ -148,19 +171,32 @@ class TrainConfig:
         ``check_input``, also check that it accepts ``image_size`` frames."""
         import torch
 
-        from tcdn.models import build_model
+        from tcdn.models import add_projection_head, build_model
+        from tcdn.models.base import check_init
+        from tcdn.models.input import MOTION_CHANNELS
 
         cfg = self.resolved()
+        options = dict(cfg.model_options)
+        channels = MOTION_CHANNELS[cfg.motion]
+        if channels != 3:
+            options["in_channels"] = channels
+        init = check_init(str(options.get("init", "torch")))
+        if cfg.head != "none":
+            options["init"] = "torch"  # the init is applied once the head is in place
         try:
-            model = build_model(cfg.model, embed_dim=cfg.embed_dim, **cfg.model_options)
+            model = build_model(cfg.model, embed_dim=cfg.embed_dim, **options)
         except TypeError as exc:
             raise TcdnError(
                 f"invalid model_options {cfg.model_options} for model {cfg.model!r}: {exc}"
             ) from None
+        if cfg.head != "none":
+            add_projection_head(model, cfg.head_hidden, cfg.head_dim)
+            if init != "torch":
+                model.apply_init(init)
         if check_input:
             try:
                 with torch.no_grad():
-                    model.eval()(torch.zeros(1, 3, cfg.image_size, cfg.image_size))
+                    model.eval()(torch.zeros(1, channels, cfg.image_size, cfg.image_size))
             except RuntimeError as exc:
                 raise TcdnError(
                     f"image_size={cfg.image_size} is too small for model {cfg.model!r} ({exc}); use larger frames"
@@ -179,6 +215,34 @@ class TrainConfig:
         from tcdn.models import MODELS  # the registry needs torch: checked when a config is made
 
         need(self.model in MODELS, "model", f"choose one of {', '.join(sorted(MODELS))}")
+        from tcdn.models import HEAD_MODELS, MULTICHANNEL_MODELS
+
+        need(self.head in HEADS, "head", f"choose one of {', '.join(HEADS)}")
+        need(
+            self.head == "none" or self.model in HEAD_MODELS,
+            "head",
+            f"model {self.model!r} has no embedding layer right after its feature layer (as "
+            f"AlexNet's fc7) for a head to replace; use one of {', '.join(sorted(HEAD_MODELS))}",
+        )
+        need(self.head_hidden >= 1, "head_hidden", "must be >= 1")
+        need(self.head_dim >= 1, "head_dim", "must be >= 1")
+        need(
+            self.input_norm in INPUT_NORMS, "input_norm", f"choose one of {', '.join(INPUT_NORMS)}"
+        )
+        need(self.motion in MOTIONS, "motion", f"choose one of {', '.join(MOTIONS)}")
+        need(
+            self.motion in ("none", "diffonly") or self.model in MULTICHANNEL_MODELS,
+            "motion",
+            f"needs 6 input channels, which model {self.model!r} does not take; use one of "
+            f"{', '.join(sorted(MULTICHANNEL_MODELS))}",
+        )
+        need(0 < self.temperature < math.inf, "temperature", "must be a positive finite number")
+        need(
+            not (self.loss == "nce" and self.mu),
+            "mu",
+            "cannot be used with loss nce: its negatives are the frames of other videos, and mu "
+            "joins every video into one",
+        )
         need(self.steps >= 1, "steps", "must be >= 1")
         need(self.batch_size is None or self.batch_size >= 1, "batch_size", "must be >= 1")
         need(self.embed_dim is None or self.embed_dim >= 1, "embed_dim", "must be >= 1")

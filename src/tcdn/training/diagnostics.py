@@ -11,7 +11,8 @@ together, is the loss still learning? Logged every ``log_every`` steps (``log.js
   ``log mean exp(-2 ||u - v||²)`` over pairs of queries (lower: spread more uniformly on the sphere;
   ``0`` when collapsed).
 - ``hinge_active``: the share of the loss's hinge terms that are active (``> 0``); near 0 the
-  margin is met everywhere and the hinge stops teaching, near 1 it is never met.
+  margin is met everywhere and the hinge stops teaching, near 1 it is never met. For temporal
+  InfoNCE, the share of positives that some negative outranks.
 - ``grad_norm`` and ``grad_norm/<stage>``: the gradient's norm before clipping, in all and per
   stage of the backbone (does every stage learn?).
 """
@@ -56,14 +57,26 @@ def embedding_diagnostics(emb: Tensor, labels: Tensor | None = None) -> dict[str
     return out
 
 
-def hinge_active_share(criterion: nn.Module, emb: Tensor, labels: Tensor | None = None) -> float:
+def hinge_active_share(
+    criterion: nn.Module,
+    emb: Tensor,
+    labels: Tensor | None = None,
+    videos: Tensor | None = None,
+) -> float:
     """The share of ``criterion``'s hinge terms that are active on ``(k, B, D)`` embeddings
-    (``nan`` when the batch has none, e.g. pairs without negatives)."""
+    (``nan`` when the batch has none, e.g. pairs without negatives). ``videos`` (``(k B,)``) is
+    passed on to a loss that needs it (temporal InfoNCE: a positive outranked by a negative
+    counts as active)."""
     active = getattr(criterion, "active", None)
     if active is None:
         return float("nan")
     with torch.no_grad():
-        flags = active(*emb) if labels is None else active(emb[0], emb[1], labels)
+        if videos is not None:
+            flags = active(*emb, videos)
+        elif labels is None:
+            flags = active(*emb)
+        else:
+            flags = active(emb[0], emb[1], labels)
     return flags.float().mean().item() if flags.numel() else float("nan")
 
 

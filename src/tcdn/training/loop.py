@@ -57,8 +57,14 @@ from tcdn.data.samplers import (
 )
 from tcdn.device import resolve_device
 from tcdn.errors import TcdnError
-from tcdn.losses import ContrastiveLoss, QuadrupletLoss, RankingLoss, SiameseLoss
-from tcdn.models.input import channel_mean, to_input
+from tcdn.losses import (
+    ContrastiveLoss,
+    QuadrupletLoss,
+    RankingLoss,
+    SiameseLoss,
+    TemporalInfoNCELoss,
+)
+from tcdn.models.input import InputTransform, channel_mean, successor_rows, to_input
 from tcdn.outputs import claim_folder, os_error_hint, write_atomic
 from tcdn.training.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -94,7 +100,7 @@ def make_sampler(cfg: TrainConfig, frames: FrameSet) -> Sampler:
     """The tuple sampler of ``cfg.loss`` over the videos of ``frames``, seeded by ``cfg.seed``."""
     names = [v.name for v in frames.videos]
     common: dict[str, Any] = {"window": cfg.window, "seed": cfg.seed, "mu": cfg.mu, "names": names}
-    if cfg.loss == "lq":
+    if cfg.loss in ("lq", "nce"):
         return QuadrupletSampler(frames.lengths, far=cfg.far, **common)
     if cfg.loss == "ls":
         return PairSampler(frames.lengths, negative_share=cfg.negative_share, **common)
@@ -108,6 +114,8 @@ def make_sampler(cfg: TrainConfig, frames: FrameSet) -> Sampler:
 def make_criterion(cfg: TrainConfig) -> nn.Module:
     """The loss module of ``cfg.loss`` with the config's margin and distance options."""
     margin = cfg.margin if cfg.margin is not None else LOSS_DEFAULTS[cfg.loss][3]
+    if cfg.loss == "nce":
+        return TemporalInfoNCELoss(cfg.temperature, far_positive=cfg.far_positive)
     if cfg.loss == "lq":
         return QuadrupletLoss(margin, squared=cfg.squared, normalize=cfg.normalize)
     if cfg.loss == "ls":
@@ -195,6 +203,14 @@ class Trainer:
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg))
         self.mean = channel_mean(frames.frames, seed=cfg.seed)
+        #: the input of ``input_norm`` / ``motion`` (``None``: the paper's, :func:`to_input`)
+        self.transform: InputTransform | None = None
+        if not cfg.plain_input:
+            self.transform = InputTransform.fit(
+                frames.frames, frames.offsets, norm=cfg.input_norm, motion=cfg.motion, seed=cfg.seed
+            )
+        self.next_row, self.sign = successor_rows(frames.offsets)
+        self.video_of = frames.video_index
         self.step_count = 0
         self.last_checkpoint: Path | None = None
         #: bfloat16 autocast of the forward pass; ``precision: auto`` is settled by
@@ -231,12 +247,27 @@ class Trainer:
     def inputs(self, indices: np.ndarray) -> torch.Tensor:
         """The network input of ``(B, k)`` tuples: ``k * B`` frames, column-major (all queries,
         then all positives, ...), augmented if the config says so."""
-        chosen = self.frames.frames[indices.T.reshape(-1)]
-        if self.augment is None:
-            x = to_input(chosen, self.mean, self.device)
-        else:
+        rows = indices.T.reshape(-1)
+        chosen = self.frames.frames[rows]
+        params = None
+        if self.augment is not None:
             k = self.cfg.tuple_size
             params = self.augment.sample_params(k * self.batch, self.aug_gen)[self._aug_rows]
+        if self.transform is not None:
+            after = (
+                self.frames.frames[self.next_row[rows]] if self.transform.needs_successor else None
+            )
+            x = self.transform(
+                chosen,
+                after,
+                self.sign[rows],
+                device=self.device,
+                augment=self.augment,
+                params=params,
+            )
+        elif self.augment is None or params is None:
+            x = to_input(chosen, self.mean, self.device)
+        else:
             x = torch.from_numpy(np.ascontiguousarray(chosen)).to(self.device).permute(0, 3, 1, 2)
             x = self.augment.apply_params(x.float() / 255.0, params) - self._mean_t / 255.0
         if self.cfg.channels_last:
@@ -244,17 +275,29 @@ class Trainer:
         return x
 
     def optimize(
-        self, x: torch.Tensor, labels: np.ndarray | None = None, *, diagnose: bool = False
+        self,
+        x: torch.Tensor,
+        labels: np.ndarray | None = None,
+        *,
+        videos: np.ndarray | None = None,
+        diagnose: bool = False,
     ) -> StepResult:
         """Forward ``x`` (``k`` slices of ``B`` frames), the loss (with pair ``labels`` for Ls and
-        SFA), backward, clip and one optimiser and schedule step; with ``diagnose``, also the
-        diagnostics of :mod:`tcdn.training.diagnostics` (the gradient norms before clipping)."""
+        SFA, the ``(k B,)`` ``videos`` of the frames for temporal InfoNCE), backward, clip and one
+        optimiser and schedule step; with ``diagnose``, also the diagnostics of
+        :mod:`tcdn.training.diagnostics` (the gradient norms before clipping)."""
         cfg = self.cfg
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
             out = self.net(x)
         emb = out.float().view(cfg.tuple_size, len(x) // cfg.tuple_size, -1)
         y = None if labels is None else torch.from_numpy(labels).to(self.device)
-        if y is None:
+        v = None
+        if cfg.loss == "nce":
+            if videos is None:
+                raise ValueError("loss nce needs the video of every frame (videos=...)")
+            v = torch.from_numpy(np.asarray(videos, dtype=np.int64)).to(self.device)
+            loss = self.criterion(*emb, v)
+        elif y is None:
             loss = self.criterion(*emb)
         else:
             loss = self.criterion(emb[0], emb[1], y)
@@ -280,7 +323,7 @@ class Trainer:
             emb = emb.detach()
             found = {
                 **embedding_diagnostics(emb, y),
-                "hinge_active": hinge_active_share(self.criterion, emb, y),
+                "hinge_active": hinge_active_share(self.criterion, emb, y, v),
                 **grad_norms(self.model),
             }
         if cfg.grad_clip:
@@ -293,7 +336,10 @@ class Trainer:
     def step(self, *, diagnose: bool = False) -> StepResult:
         """Draw a batch of tuples, gather and convert its frames, and :meth:`optimize` on it."""
         drawn = self.draw()
-        return self.optimize(self.inputs(drawn.indices), drawn.labels, diagnose=diagnose)
+        videos = self.video_of[drawn.indices.T.reshape(-1)]
+        return self.optimize(
+            self.inputs(drawn.indices), drawn.labels, videos=videos, diagnose=diagnose
+        )
 
     # -- checkpoints -------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any] | None:
@@ -320,6 +366,8 @@ class Trainer:
             "cuda_rng_ranks": cuda_rng,
             "world_size": self.ddp.world,
             "mean": torch.as_tensor(np.asarray(self.mean, dtype=np.float32)),
+            # input_norm / motion: the statistics extraction must use (tensors and a string)
+            "input": self.transform.state() if self.transform is not None else None,
             "step": self.step_count,
             "precision": "bf16" if self.use_bf16 else "fp32",
             "videos": [v.name for v in self.frames.videos],
@@ -404,6 +452,8 @@ class Trainer:
         self._mean_t = torch.as_tensor(self.mean, dtype=torch.float32, device=self.device).view(
             1, 3, 1, 1
         )
+        if self.transform is not None and ckpt.get("input") is not None:
+            self.transform = InputTransform.from_state(ckpt["input"])
         self.step_count = int(ckpt["step"])
         self.last_checkpoint = path
         if self.ddp.main:

@@ -185,6 +185,12 @@ def build_classifier(
     weights from torch's RNG seeded with ``seed`` (the caller's RNG state is left as it was), so
     the new layer of both starts the same."""
     cfg = TrainConfig.from_dict(train_config)
+    if cfg.motion != "none":
+        raise TcdnError(
+            f"{source} was trained on motion input (motion: {cfg.motion}: each frame with its "
+            "successor in the video), which a still image does not have: fine-tune from a "
+            "network trained with motion: none"
+        )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = Classifier(cfg.build_model(), n_classes, dropout)

@@ -211,7 +211,7 @@ def run_experiment(
     from tcdn.discovery.pipeline import discover_collection
     from tcdn.discovery.results import write_results
     from tcdn.report.prepare import write_report
-    from tcdn.training.checkpoint import load_checkpoint
+    from tcdn.training.checkpoint import list_checkpoints, load_checkpoint
     from tcdn.training.loop import train
 
     data_root, out = Path(data_root), Path(out)
@@ -225,9 +225,11 @@ def run_experiment(
     size = exp.train.image_size
     log.info("%s: training data %s, run %s", exp.name, exp.train_data.store_name(size), exp.run)
     frames = _store(exp.train_data, data_root, stores, size, workers, progress)
-    ckpt = train(
-        frames, exp.train, out / "runs" / exp.run, resume=True, device=device, progress=progress
-    )
+    run = out / "runs" / exp.run
+    resume = bool(list_checkpoints(run))  # shared between experiments, and resumable
+    if resume:
+        log.info("%s: continuing the run %s", exp.name, run)
+    ckpt = train(frames, exp.train, run, resume=resume, device=device, progress=progress)
     test = _store(exp.discover_data, data_root, stores, size, workers, progress)
     found = discover_collection(
         test, load_checkpoint(ckpt), exp.discover, device=device, progress=progress

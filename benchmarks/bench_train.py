@@ -28,8 +28,9 @@ import torch
 
 from tcdn.data.load import load_frames
 from tcdn.data.synthetic import SyntheticConfig, generate
-from tcdn.demo import DEMO_SIZE, demo_train_config
+from tcdn.demo import DEMO_SIZE
 from tcdn.training.loop import Trainer
+from tcdn.training.recipes import lq_64px
 
 
 def _time_steps(step, n: int, warmup: int = 2) -> float:
@@ -54,7 +55,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    cfg = demo_train_config(steps=10**6, seed=0).resolved()
+    cfg = lq_64px(steps=10**6, seed=0).resolved()  # the figures in the README are this recipe's
     with tempfile.TemporaryDirectory() as tmp:
         generate(tmp, SyntheticConfig(), progress=False)
         frames = load_frames(tmp, size=DEMO_SIZE, progress=False)

@@ -6,17 +6,29 @@ from pathlib import Path
 
 from tcdn.demo import demo_train_config
 from tcdn.training.config import TrainConfig
+from tcdn.training.recipes import best, lq_64px, recipe
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
-def test_demo_yaml_equals_the_demo_config() -> None:
+def test_lq_64px_yaml_equals_its_recipe() -> None:
     from_yaml = TrainConfig.from_yaml(CONFIGS / "demo-lq-64px.yaml")
-    assert from_yaml == demo_train_config(200, 0)
+    assert from_yaml == lq_64px(200, 0) == recipe("lq-64px")
+
+
+def test_best_yaml_is_the_default_recipe_and_the_demo() -> None:
+    assert TrainConfig.from_yaml(CONFIGS / "best.yaml") == best() == recipe("best")
+    assert demo_train_config(300, 0) == best()
+    # the study's finalist, as it was measured, but for how often it writes checkpoints
+    finalist = TrainConfig.from_yaml(CONFIGS / "bn-nce-diffonly-64px.yaml").to_dict()
+    assert {k: v for k, v in best().to_dict().items() if finalist[k] != v} == {
+        "checkpoint_every": 75
+    }
 
 
 def test_paper_yaml_equals_the_defaults() -> None:
     assert TrainConfig.from_yaml(CONFIGS / "paper-lq-alexnet.yaml") == TrainConfig()
+    assert recipe("paper") == TrainConfig()
 
 
 def test_yaml_files_name_every_option() -> None:
@@ -33,7 +45,7 @@ def test_yaml_files_name_every_option() -> None:
 def test_transfer_yaml_is_the_demo_recipe_on_the_cifar_net() -> None:
     import dataclasses
 
-    demo = demo_train_config(200, 0)
+    demo = lq_64px(200, 0)
     cifar = TrainConfig.from_yaml(CONFIGS / "transfer-lq-cifar-32px.yaml")
     differ = {
         f.name: getattr(cifar, f.name)
@@ -52,7 +64,7 @@ def test_transfer_yaml_is_the_demo_recipe_on_the_cifar_net() -> None:
 def test_study_finalists_are_the_demo_recipe_with_the_bn_nce_options() -> None:
     import dataclasses
 
-    demo = demo_train_config(200, 0)
+    demo = lq_64px(200, 0)
     for motion in ("diff", "diffonly"):
         cfg = TrainConfig.from_yaml(CONFIGS / f"bn-nce-{motion}-64px.yaml")
         differ = {
@@ -96,7 +108,7 @@ def test_study_sweep_spec_has_the_three_recipes(tmp_path: Path) -> None:
         "bn_nce_diff",
         "bn_nce_diffonly",
     }
-    assert spec.recipes["shipped"] == dataclasses.replace(demo_train_config(200, 0), steps=300)
+    assert spec.recipes["shipped"] == dataclasses.replace(lq_64px(200, 0), steps=300)
     for motion in ("diff", "diffonly"):
         standalone = TrainConfig.from_yaml(CONFIGS / f"bn-nce-{motion}-64px.yaml")
         assert spec.recipes[f"bn_nce_{motion}"] == standalone

@@ -37,10 +37,11 @@ def test_train_starts_with_a_banner_and_an_estimate(
 
 def test_paper_settings_on_a_cpu_name_the_config_that_fits(capsys, tmp_path: Path) -> None:
     code, _, err = run_cli(
-        capsys, "train", str(tmp_path / "none"), "--out", str(tmp_path / "r"), "--device", "cpu"
-    )
+        capsys, "train", str(tmp_path / "none"), "--out", str(tmp_path / "r"), "--device", "cpu",
+        "--recipe", "paper",
+    )  # fmt: skip
     assert code == 2
-    assert "paper's settings" in err and "configs/demo-lq-64px.yaml" in err
+    assert "paper's settings" in err and "--recipe best" in err
     assert err.index("paper's settings") < err.index("does not exist")  # said before decoding
 
 

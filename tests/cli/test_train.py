@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from tcdn.cli import main
+from tcdn.errors import TcdnError
 from tcdn.training.checkpoint import load_checkpoint
 from tcdn.training.config import TrainConfig
 from tests.cli.conftest import SMALL_TRAIN, assert_user_error, run_cli, train_args
@@ -225,3 +226,29 @@ def test_cli_set_overrides_config_and_flags(
         main(["train", str(synthetic_collection), "--out", str(tmp_path / "r2"), "--set", "lr"])
         == 2
     )
+
+
+def test_a_plain_train_uses_the_best_recipe_and_recipe_names_another(
+    capsys, synthetic_collection: Path, tmp_path: Path
+) -> None:
+    from tcdn.training.recipes import best, recipe
+
+    run = tmp_path / "best"
+    code, _, err = run_cli(
+        capsys, "train", str(synthetic_collection), "--out", str(run), "--steps", "1",
+        "--set", "batch_size=2", "--set", "threads=1", "--no-progress",
+    )  # fmt: skip
+    assert code == 0, err
+    saved = TrainConfig.from_yaml(run / "config.yaml").to_dict()
+    want = TrainConfig.from_dict({**best().to_dict(), "steps": 1, "batch_size": 2, "threads": 1})
+    want = want.resolved().to_dict()
+    assert {k: v for k, v in saved.items() if want[k] != v} == {}
+    # --recipe names another; with --config as well it is an error that says so
+    code, _, err = run_cli(
+        capsys, "train", str(tmp_path / "none"), "--out", str(tmp_path / "r2"),
+        "--recipe", "lq-64px", "--config", str(tmp_path / "x.yaml"),
+    )  # fmt: skip
+    assert code == 2 and "--recipe and --config" in err
+    assert recipe("lq-64px").loss == "lq" and recipe("paper").image_size == 227
+    with pytest.raises(TcdnError, match="unknown recipe 'fast'; choose from best, lq-64px, paper"):
+        recipe("fast")

@@ -23,6 +23,9 @@ from tcdn.cli.common import (
 from tcdn.errors import TcdnError
 from tcdn.training.config import AUGMENTS, LOSSES, PRECISIONS, SCHEDULES
 
+#: the names of tcdn.training.recipes.RECIPES (listed here so that --help imports nothing more)
+RECIPE_NAMES = ("best", "lq-64px", "paper")
+
 log = logging.getLogger("tcdn")
 
 #: the flags that set a TrainConfig field of the same name
@@ -58,10 +61,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="run folder for checkpoints, config.yaml and log.jsonl",
     )
     p.add_argument(
+        "--recipe",
+        choices=RECIPE_NAMES,
+        default=None,
+        help="the named recipe the options start from (default: best, the recipe study's winner, "
+        "= configs/best.yaml; paper: the paper's Lq at 227x227 for 30,000 steps; lq-64px: the Lq "
+        "recipe shipped before the study); flags and --set override it",
+    )
+    p.add_argument(
         "--config",
         type=Path,
         default=None,
-        help="a YAML file of training options; flags override it",
+        help="a YAML file of training options, instead of a --recipe; flags override it",
     )
     p.add_argument(
         "--set",
@@ -206,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
             args.config,
             {name: getattr(args, name) for name in CONFIG_FLAGS},
             args.overrides,
-            defaults={"image_size": args.size},
+            defaults={**_recipe_options(args), **({"image_size": args.size} if args.size else {})},
         )
         resume_checkpoint(args.out, False)  # a run folder with checkpoints needs --resume
     if args.size is not None and args.size != cfg.image_size:
@@ -234,11 +245,26 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _recipe_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of ``--recipe`` (``best`` when neither it nor ``--config`` is given)."""
+    from tcdn.training.recipes import DEFAULT_RECIPE, recipe
+
+    if args.config is not None:
+        if args.recipe is not None:
+            raise TcdnError("--recipe and --config both say where the options start: give one")
+        return {}
+    return recipe(args.recipe or DEFAULT_RECIPE).to_dict()
+
+
 def _given_options(args: argparse.Namespace) -> dict[str, Any]:
     """The training options this command line sets: a --config file's, the flags', --set's."""
     from tcdn.training.config import TrainConfig, parse_overrides
 
     given: dict[str, Any] = {}
+    if args.recipe:
+        from tcdn.training.recipes import recipe
+
+        given.update(recipe(args.recipe).to_dict())
     if args.config:
         given.update(TrainConfig.from_yaml(args.config).to_dict())
     given.update({k: getattr(args, k) for k in CONFIG_FLAGS if getattr(args, k) is not None})

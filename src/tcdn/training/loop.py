@@ -632,9 +632,9 @@ def cpu_scale_hint(cfg: TrainConfig, device: str | torch.device) -> str | None:
     return (
         f"training at {cfg.image_size}x{cfg.image_size} for {cfg.steps:,} steps on a CPU: these "
         "are the paper's settings, made for a GPU; here a step takes seconds (6-14 s measured for "
-        "AlexNet) and the run days. configs/demo-lq-64px.yaml fits a CPU (64x64 frames, 200 "
-        "steps): --config configs/demo-lq-64px.yaml. The time per step measured after the first "
-        "steps follows"
+        "AlexNet) and the run days. The default recipe fits a CPU (64x64 frames, 300 steps): "
+        "run without --recipe paper or --config (or --recipe best). The time per step measured "
+        "after the first steps follows"
     )
 
 

@@ -136,18 +136,31 @@ def format_table(results: dict[str, Any]) -> str:
     return "\n".join(lines + ([found] if found else []))
 
 
-def centre_distances(features: np.ndarray, clusters: np.ndarray) -> np.ndarray:
+def centre_distances(
+    features: np.ndarray, clusters: np.ndarray, *, chunk: int = 16384
+) -> np.ndarray:
     """``(N,)`` Euclidean distance of each row to the centre (the mean) of its cluster, in the
     space of ``features``; NaN when ``features`` has no columns."""
     n = len(clusters)
     if features.ndim != 2 or features.shape[1] == 0 or len(features) != n:
         return np.full(n, np.nan)
-    x = features.astype(np.float64)
+    from scipy import sparse
+
+    # Two passes, ``chunk`` rows at a time in float64: a million float16 rows of 4,096 dims are
+    # never copied whole (as float64 they would take 32 GiB).
+    clusters = np.asarray(clusters, dtype=np.int64)
     k = int(clusters.max()) + 1 if n else 0
-    sums = np.zeros((k, x.shape[1]))
-    np.add.at(sums, clusters, x)
+    sums = np.zeros((k, features.shape[1]))
+    for s in range(0, n, chunk):
+        c = clusters[s : s + chunk]
+        onehot = sparse.csr_matrix((np.ones(len(c)), (c, np.arange(len(c)))), shape=(k, len(c)))
+        sums += onehot @ np.asarray(features[s : s + chunk], dtype=np.float64)
     centres = sums / np.maximum(np.bincount(clusters, minlength=k), 1)[:, None]
-    return np.linalg.norm(x - centres[clusters], axis=1)
+    out = np.empty(n)
+    for s in range(0, n, chunk):
+        x = np.asarray(features[s : s + chunk], dtype=np.float64)
+        out[s : s + chunk] = np.linalg.norm(x - centres[clusters[s : s + chunk]], axis=1)
+    return out
 
 
 def video_summary(index: FeatureSet, clusters: np.ndarray) -> list[dict[str, Any]]:

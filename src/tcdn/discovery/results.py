@@ -43,6 +43,7 @@ def build_results(
         "groups": dict(config.groups),
         "layer": layer,
         "repeats": config.repeats,
+        "random_inits": config.random_init_repeats,
         "seed": config.seed,
         "n_videos": len(clustered.videos),
         "n_rows": len(clustered),
@@ -101,7 +102,8 @@ def format_table(results: dict[str, Any]) -> str:
     )
     unit = "videos" if results.get("level") == "video" else "frames"
     layer = f", layer {results['layer']}" if results.get("layer") else ""
-    head = f"{'features':<20}" + "".join(f"{m:>20}" for m in methods)
+    seconds = results.get("seconds") or {}
+    head = f"{'features':<20}" + "".join(f"{m:>20}" for m in methods) + f"{'seconds':>10}"
     lines = [
         f"conditional entropy H(class|cluster) in bits, lower is better; {results['n_rows']} {unit}, "
         f"{len(results['classes'])} classes, {results['repeats']} repeats{layer}",
@@ -113,7 +115,17 @@ def format_table(results: dict[str, Any]) -> str:
             f"{per[m]['ce_mean']:>12.3f} ± {per[m]['ce_std']:<5.3f}" if m in per else f"{'':>20}"
             for m in methods
         )
-        lines.append(f"{source:<20}{cells}")
+        runs = next(iter(per.values()), {}).get("repeats", results["repeats"])
+        name = source if runs == results["repeats"] else f"{source} ({runs}x)"
+        took = f"{seconds[source]:>10.1f}" if source in seconds else ""
+        lines.append(f"{name:<20}{cells}{took}")
+    if any(
+        next(iter(per.values()), {}).get("repeats", results["repeats"]) != results["repeats"]
+        for per in res.values()
+    ):
+        lines.append(
+            "(Nx): N repeats, e.g. random_init: N freshly initialised networks (--random-inits)"
+        )
     for group in results.get("groups") or {}:
         pairs = ", ".join(
             f"{source}/{m} {score['nmi_mean']:.3f} vs {score[f'nmi_{group}_mean']:.3f}"

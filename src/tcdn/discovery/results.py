@@ -103,6 +103,11 @@ def format_table(results: dict[str, Any]) -> str:
     unit = "videos" if results.get("level") == "video" else "frames"
     layer = f", layer {results['layer']}" if results.get("layer") else ""
     seconds = results.get("seconds") or {}
+
+    def runs_of(per: dict[str, Any]) -> Any:
+        first: dict[str, Any] = next(iter(per.values()), {})
+        return first.get("repeats", results["repeats"])
+
     head = f"{'features':<20}" + "".join(f"{m:>20}" for m in methods) + f"{'seconds':>10}"
     lines = [
         f"conditional entropy H(class|cluster) in bits, lower is better; {results['n_rows']} {unit}, "
@@ -115,14 +120,11 @@ def format_table(results: dict[str, Any]) -> str:
             f"{per[m]['ce_mean']:>12.3f} ± {per[m]['ce_std']:<5.3f}" if m in per else f"{'':>20}"
             for m in methods
         )
-        runs = next(iter(per.values()), {}).get("repeats", results["repeats"])
+        runs = runs_of(per)
         name = source if runs == results["repeats"] else f"{source} ({runs}x)"
         took = f"{seconds[source]:>10.1f}" if source in seconds else ""
         lines.append(f"{name:<20}{cells}{took}")
-    if any(
-        next(iter(per.values()), {}).get("repeats", results["repeats"]) != results["repeats"]
-        for per in res.values()
-    ):
+    if any(runs_of(per) != results["repeats"] for per in res.values()):
         lines.append(
             "(Nx): N repeats, e.g. random_init: N freshly initialised networks (--random-inits)"
         )

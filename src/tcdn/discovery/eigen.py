@@ -151,8 +151,11 @@ def top_eigenpairs(
             vals, vecs = _solve_component(block.tocsr(), kk, tol, max_iter, rng, info)
         parts.append((rows, vals, vecs))
     info.method = "components" if n_comp > 1 else "connected"
-    info.method += "+shift-invert" if info.iterative_nodes else "+dense"
-    if any(s.startswith("lobpcg") for s in info.steps):
+    if not info.iterative_nodes:
+        info.method += "+dense"
+    if any(s.startswith("shift-invert (") for s in info.steps):
+        info.method += "+shift-invert"
+    if any(s.startswith("lobpcg (") for s in info.steps):
         info.method += "+lobpcg-amg"
     all_vals = np.concatenate([v for _, v, _ in parts])
     all_size = np.concatenate([np.full(len(v), len(r)) for r, v, _ in parts])

@@ -496,12 +496,22 @@ def main() -> None:
     ap.add_argument(
         "--sklearn-timeout", type=float, default=300, help="seconds for scikit-learn's cases"
     )
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="OpenMP/BLAS threads of each case (default: the libraries' own, all cores); 1 "
+        "avoids OpenMP threads spinning against each other on a CPU other jobs share",
+    )
     ap.add_argument("--json", default="bench_cluster.json", help="where to write the figures")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(args.child[0], json.loads(args.child[1]))
         return
+    if args.threads:  # read by the children's OpenMP, OpenBLAS and faiss at start-up
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(args.threads)
     if args.features and "features" not in args.cases:
         args.cases += ",features"
 

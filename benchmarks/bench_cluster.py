@@ -410,7 +410,7 @@ def plan(args: argparse.Namespace) -> list[tuple[str, dict[str, Any], float]]:
     n32 = 8000 if q else 32000
     n100 = 25000 if q else 100000
     big = args.big_n or (50000 if q else 1_000_000)
-    n_agree = 2000 if q else 5000
+    n_agree = args.agree_n or (2000 if q else 5000)
     sk = float(args.sklearn_timeout)
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     out: list[tuple[str, dict[str, Any], float]] = []
@@ -490,6 +490,7 @@ def main() -> None:
     ap.add_argument("--cases", default=",".join(ALL_CASES), help="comma-separated cases")
     ap.add_argument("--quick", action="store_true", help="smaller sizes (8k, 25k, 50k, 2k rows)")
     ap.add_argument("--big-n", type=int, default=None, help="rows of spectral1m (1,000,000)")
+    ap.add_argument("--agree-n", type=int, default=None, help="rows of the agree sets (5,000)")
     ap.add_argument("--features", help="a tcdn feature file (.npz) for the 'features' case")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per case (900)")
     ap.add_argument("--big-timeout", type=float, default=1800, help="seconds for spectral1m")

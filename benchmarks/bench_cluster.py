@@ -26,7 +26,9 @@ Each case runs in its own process (its peak resident memory, ``ru_maxrss``, is i
 includes the features it generated; a memory-mapped array counts once touched), under a time
 bound (``--timeout``, ``--sklearn-timeout``); a case that runs over is reported as "did not finish
 in X s". The table and a JSON file (``--json``) hold every figure and the ratios of one run, with
-the machine, its thread settings and its load average before and after each case.
+the machine, its thread settings and its load average before and after each case; the CPU
+seconds of each timed step (all threads) are beside its wall time, since on a shared machine
+the wall time mostly measures the other jobs.
 ``--quick``: smaller sizes, for a look in a couple of minutes. Run: ``make bench-cluster`` or
 ``python benchmarks/bench_cluster.py --cases video32k,sklearn32k``.
 """
@@ -166,10 +168,11 @@ def _tcdn_spectral(x: np.ndarray, k: int) -> tuple[np.ndarray, dict[str, Any]]:
 
 def case_video32k(p: dict[str, Any]) -> dict[str, Any]:
     x, labels, video = make_video_features(p["n"], 2, mean_len=p["mean_len"])
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     pred, extra = _tcdn_spectral(x, 2)
     seconds = time.perf_counter() - t0
     return {
+        "cpu_seconds": time.process_time() - c0,
         "n": p["n"],
         "k": 2,
         "videos": int(video.max()) + 1,
@@ -183,11 +186,17 @@ def case_sklearn32k(p: dict[str, Any]) -> dict[str, Any]:
     from sklearn.cluster import SpectralClustering
 
     x, labels, _ = make_video_features(p["n"], 2, mean_len=p["mean_len"])
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     pred = SpectralClustering(
         2, affinity="nearest_neighbors", eigen_solver="amg", random_state=0
     ).fit_predict(x)
-    return {"n": p["n"], "k": 2, "seconds": time.perf_counter() - t0, "ce": _ce(labels, pred)}
+    return {
+        "n": p["n"],
+        "k": 2,
+        "seconds": time.perf_counter() - t0,
+        "cpu_seconds": time.process_time() - c0,
+        "ce": _ce(labels, pred),
+    }
 
 
 def case_agree(p: dict[str, Any]) -> dict[str, Any]:
@@ -254,7 +263,7 @@ def case_kmeans100k(p: dict[str, Any]) -> dict[str, Any]:
 
     x, labels = make_blob_features(p["n"], p["k"])
     ces, seconds, backend = [], [], ""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for seed in range(p["seeds"]):
         t1 = time.perf_counter()
         est = KMeans(p["k"], random_state=seed).fit(x)
@@ -267,6 +276,7 @@ def case_kmeans100k(p: dict[str, Any]) -> dict[str, Any]:
         "seeds": p["seeds"],
         "backend": backend,
         "seconds": time.perf_counter() - t0,
+        "cpu_seconds": time.process_time() - c0,
         "seconds_per_seed": seconds,
         "ce": float(np.mean(ces)),
         "ce_std": float(np.std(ces)),
@@ -278,12 +288,13 @@ def case_sklearn_kmeans100k(p: dict[str, Any]) -> dict[str, Any]:
     from tcdn.discovery.cluster import KMeans
 
     x, labels = make_blob_features(p["n"], p["k"])
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     est = KMeans(p["k"], random_state=0, backend="sklearn").fit(x)
     return {
         "n": p["n"],
         "k": p["k"],
         "seconds": time.perf_counter() - t0,
+        "cpu_seconds": time.process_time() - c0,
         "ce": _ce(labels, est.labels_),
     }
 
@@ -299,9 +310,10 @@ def case_spectral1m(p: dict[str, Any]) -> dict[str, Any]:
         x.flush()
         generate_s = time.perf_counter() - t0
         peak_after_generation = _peak_gib()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         pred, extra = _tcdn_spectral(x, k)
         seconds = time.perf_counter() - t0
+        cpu = time.process_time() - c0
         del x
     return {
         "n": n,
@@ -312,6 +324,7 @@ def case_spectral1m(p: dict[str, Any]) -> dict[str, Any]:
         "generate_seconds": generate_s,
         "peak_gib_after_generation": peak_after_generation,
         "seconds": seconds,
+        "cpu_seconds": cpu,
         "ce": _ce(labels, pred),
         **extra,
     }
@@ -478,6 +491,8 @@ def describe(r: dict[str, Any]) -> str:
         f"{r['case']:<20}{r['n']:>9}{r['seconds']:>10.1f}{r['peak_gib']:>10.2f}  {ce:<15}"
         f"load {r['load_before'][0]:.1f}->{r['load_after'][0]:.1f}"
     )
+    if "cpu_seconds" in r:
+        line += f"  cpu {r['cpu_seconds']:.0f} s"
     if "eigen_method" in r:
         line += f"  [{r['affinity']}, {r['eigen_method']}, {r['graph_components']} pieces]"
     return line

@@ -24,7 +24,7 @@ A config has three sections::
 Data keys of both sections: ``dataset``, ``root``, ``split``, ``fold``, ``clips``, ``stride``,
 ``fps``, ``max_frames``, ``storage``. Everything else under ``train`` is a
 :class:`~tcdn.training.TrainConfig` field; under ``discover``: ``sources``, ``methods``,
-``layer``, ``repeats``, ``seed``, ``k``, ``frame_stride``, ``max_per_video``, ``level``.
+``layer``, ``repeats``, ``random_inits``, ``seed``, ``k``, ``frame_stride``, ``max_per_video``, ``level``.
 Frame stores go to ``OUT/stores/`` (one per dataset, split and decode settings, shared and
 resumed), runs to ``OUT/runs/`` (resumed), results and the report to ``OUT/results/NAME/``.
 """

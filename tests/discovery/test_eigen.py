@@ -86,7 +86,7 @@ def test_connected_graph_by_shift_invert_and_by_lobpcg(k, iterative) -> None:
     assert_exact(m, vals, vecs, k)
     iterative.setattr(eigen, "LU_MAX", 0)  # the multigrid-preconditioned LOBPCG alone
     vals, vecs, info = top_eigenpairs(m, k)
-    assert "lobpcg-amg" in info.method and info.converged
+    assert info.method == "connected+lobpcg-amg" and info.converged  # no shift-invert tried
     assert_exact(m, vals, vecs, k)
 
 
@@ -192,3 +192,23 @@ def test_seeded_and_checked(iterative) -> None:
     for k in (0, m.shape[0] + 1):
         with pytest.raises(ValueError, match="k must be"):
             top_eigenpairs(m, k)
+
+
+@pytest.mark.parametrize("k", [1, 4, 6])
+def test_at_least_k_components_take_the_perron_pair_of_each(k, monkeypatch) -> None:
+    monkeypatch.setattr(eigen, "DENSE_MAX", 0)
+    a = video_graph([60, 1700, 80, 90, 100, 70])  # one component above SMALL_COMPONENT_MAX
+    m = normalized_affinity(a)
+    sqrt_deg = np.sqrt(np.asarray(a.sum(axis=1)).ravel())
+    vals, vecs, info = top_eigenpairs(m, k, sqrt_degrees=sqrt_deg)
+    assert info.n_components == 6 and info.closed_form == 6 and info.iterative_nodes == 0
+    assert "perron" in info.method and info.converged
+    assert_exact(m, vals, vecs, k)
+    solved, solved_vecs, _ = top_eigenpairs(m, k)  # the same pairs when solved for
+    np.testing.assert_allclose(vals, solved, atol=1e-12)
+    np.testing.assert_allclose(np.abs(vecs.T @ solved_vecs), np.eye(k), atol=1e-8)
+    # degrees that are not the affinity's: every component is solved for, still exactly
+    wrong = np.random.default_rng(0).random(len(sqrt_deg))
+    vals, vecs, info = top_eigenpairs(m, k, sqrt_degrees=wrong)
+    assert info.closed_form == 0
+    assert_exact(m, vals, vecs, k)

@@ -151,6 +151,40 @@ def test_discover_cheap_sources_with_stride(train_frames: FrameSet) -> None:
     assert results["checkpoint"] is None and results["train_config"] is None
 
 
+def test_random_init_builds_fewer_networks_than_repeats_by_default(
+    train_frames: FrameSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[int] = []
+    original = FrameFeaturizer.features
+
+    def counting(self: FrameFeaturizer, source: str, repeat: int = 0) -> np.ndarray:
+        if source == "random_init":
+            built.append(repeat)
+        return original(self, source, repeat)
+
+    monkeypatch.setattr(FrameFeaturizer, "features", counting)
+    config = DiscoverConfig(
+        sources=["random_init", "raw_pixels", "random_assignment"],
+        methods=["kmeans"],
+        repeats=5,
+        max_per_video=3,
+    )
+    assert config.random_init_repeats == 3
+    results, _, _ = discover_collection(train_frames, tiny_checkpoint(), config, progress=False)
+    assert sorted(built) == [0, 1, 2]  # one network per init, never rebuilt for another method
+    per = results["results"]
+    assert per["random_init"]["kmeans"]["repeats"] == 3 == results["random_inits"]
+    assert per["raw_pixels"]["kmeans"]["repeats"] == 5
+    assert per["random_assignment"]["kmeans"]["repeats"] == 5
+    assert set(results["seconds"]) == set(per) and min(results["seconds"].values()) >= 0
+    table = format_table(results)
+    assert "random_init (3x)" in table and "seconds" in table
+    assert DiscoverConfig(repeats=2).random_init_repeats == 2
+    assert DiscoverConfig(repeats=2, random_inits=4).random_init_repeats == 4
+    with pytest.raises(TcdnError, match="--random-inits"):
+        DiscoverConfig(random_inits=0)
+
+
 # -- video level ---------------------------------------------------------------------------------
 def naive_video_means(features: np.ndarray, video: np.ndarray) -> np.ndarray:
     names = list(dict.fromkeys(video.tolist()))

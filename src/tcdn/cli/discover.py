@@ -121,6 +121,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--repeats", type=positive_int, default=10, help="repeats for mean ± std (default: 10)"
     )
     p.add_argument(
+        "--random-inits",
+        type=positive_int,
+        default=None,
+        help="freshly initialised networks for the random_init baseline, each a forward pass "
+        "over every frame (default: 3, at most --repeats)",
+    )
+    p.add_argument(
         "--frame-stride",
         type=positive_int,
         default=1,
@@ -202,6 +209,7 @@ def run(args: argparse.Namespace) -> int:
         methods=DiscoverConfig.parse_list(args.methods) or (),
         layer=args.layer,
         repeats=args.repeats,
+        random_inits=args.random_inits,
         seed=args.seed,
         k=args.k,
         max_k=args.max_k,

@@ -116,8 +116,12 @@ def _embed(
 ) -> tuple[np.ndarray, np.ndarray, EigenInfo]:
     """Top-``k`` eigenpairs of ``D^-1/2 A D^-1/2`` (:func:`~tcdn.discovery.eigen.top_eigenpairs`):
     the eigenvectors' rows normalised, the eigenvalues descending, and what the solver did."""
+    degrees = np.asarray(affinity.sum(axis=1), dtype=np.float64).ravel()
     vals, vecs, info = top_eigenpairs(
-        normalized_affinity(affinity), min(k, affinity.shape[0]), random_state=random_state
+        normalized_affinity(affinity),
+        min(k, affinity.shape[0]),
+        random_state=random_state,
+        sqrt_degrees=np.sqrt(np.maximum(degrees, 0)),
     )
     norm = np.linalg.norm(vecs, axis=1, keepdims=True)
     return vecs / np.maximum(norm, 1e-12), vals, info

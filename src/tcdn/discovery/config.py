@@ -21,6 +21,9 @@ RANDOM_ASSIGNMENT = "random_assignment"
 #: the feature sources of a discovery on a collection, and of one on given features
 SOURCES = (*FRAME_SOURCES, RANDOM_ASSIGNMENT)
 GIVEN_SOURCES = (GIVEN, RANDOM_ASSIGNMENT)
+#: fresh random networks of the ``random_init`` baseline by default (at most ``repeats``): each one
+#: is a whole forward pass over every frame, the dearest step of a discovery on a CPU
+RANDOM_INITS = 3
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,10 @@ class DiscoverConfig:
         The network layer whose features are clustered; ``None``: the network's own default.
     repeats
         Clusterings per source and method, for mean ± std (SPEC §5: 10).
+    random_inits
+        Clusterings of the ``random_init`` baseline per method, each with its own freshly
+        initialised network (one forward pass over every frame each) and its own K-means seed,
+        so that its ± spans both; ``None``: ``min(repeats, RANDOM_INITS)`` (3).
     seed
         Repeat ``r`` of K-means is seeded ``seed + r``; the random-init networks ``seed + 1000 + r``.
     k
@@ -61,6 +68,7 @@ class DiscoverConfig:
     methods: tuple[str, ...] = METHODS
     layer: str | None = None
     repeats: int = 10
+    random_inits: int | None = None
     seed: int = 0
     k: int | None = None
     max_k: int | None = None
@@ -85,6 +93,8 @@ class DiscoverConfig:
             raise TcdnError(f"--seed must be a whole number >= 0, got {self.seed}")
         if self.repeats < 1:
             raise TcdnError(f"--repeats must be >= 1, got {self.repeats}")
+        if self.random_inits is not None and self.random_inits < 1:
+            raise TcdnError(f"--random-inits must be >= 1, got {self.random_inits}")
         if self.k is not None and self.k < 2:
             raise TcdnError(f"--k must be >= 2, got {self.k}")
         if self.max_k is not None and self.max_k < 2:
@@ -128,6 +138,12 @@ class DiscoverConfig:
     def n_clusters(self, n_classes: int) -> int:
         """The number of clusters: ``k``, or by default the number of classes."""
         return self.k or n_classes
+
+    @property
+    def random_init_repeats(self) -> int:
+        """Clusterings of the ``random_init`` baseline per method: :attr:`random_inits`, or
+        ``min(repeats, RANDOM_INITS)``."""
+        return self.random_inits or min(self.repeats, RANDOM_INITS)
 
     @property
     def primary_method(self) -> str:

@@ -16,7 +16,9 @@ everywhere is:
    solved exactly with dense LAPACK;
 1. split a sparse ``M`` into its connected components (it is block diagonal, its spectrum the union of
    the blocks'); with ``c`` components a component can place at most ``k - c + 1`` eigenvalues
-   among the top ``k``, so only that many are computed per component;
+   among the top ``k``, so only that many are computed per component; when that is one (at least
+   ``k`` components, the usual case of video features) it is the Perron pair ``(1, D^1/2 1)``,
+   known in closed form from the affinity's degrees (``sqrt_degrees``) and only checked;
 2. solve small components (and small problems) exactly with dense LAPACK, every copy of 1
    included;
 3. solve each large component (its eigenvalue 1 is simple, by Perron-Frobenius, so no copy can
@@ -69,6 +71,7 @@ class EigenInfo:
     n_components: int = 1
     iterative_nodes: int = 0  # nodes of the components handed to an iterative solver
     iterations: int = 0
+    closed_form: int = 0  # components whose one pair was the Perron pair (1, sqrt(degrees))
     seconds: float = 0.0
     steps: list[str] = field(default_factory=list)
 
@@ -90,6 +93,7 @@ def top_eigenpairs(
     tol: float = 1e-6,
     max_iter: int = 300,
     random_state: int = 0,
+    sqrt_degrees: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, EigenInfo]:
     """The top-``k`` eigenpairs of a normalised affinity ``m`` (symmetric, nonnegative,
     eigenvalues in ``[-1, 1]``), by the method of this module's docstring.
@@ -107,6 +111,13 @@ def top_eigenpairs(
         The bound on each iterative attempt (Lanczos restarts, LOBPCG iterations).
     random_state
         Seed of the start vectors.
+    sqrt_degrees
+        ``(N,)`` square roots of the degrees of the affinity ``A`` that ``m`` normalises: on
+        every connected component ``C`` of at least 2 nodes, ``sqrt_degrees[C]`` is the
+        eigenvector of ``m``'s eigenvalue 1 (``D^-1/2 A D^-1/2 D^1/2 1 = D^1/2 1``, the largest by
+        Perron-Frobenius). When a graph has at least ``k`` components, that pair is all a
+        component can place in the top ``k``: it is then taken as it is (its residual checked)
+        instead of solved for.
 
     Returns
     -------
@@ -143,6 +154,12 @@ def top_eigenpairs(
     for c in np.argsort(-sizes, kind="stable"):
         rows = order[starts[c] : starts[c + 1]]
         kk = min(need, len(rows))
+        if kk == 1 and len(rows) > 1 and sqrt_degrees is not None:
+            perron = _perron_pair(m, rows, sqrt_degrees[rows], tol)
+            if perron is not None:
+                info.closed_form += 1
+                parts.append((rows, *perron))
+                continue
         block = m[rows][:, rows]
         if len(rows) <= SMALL_COMPONENT_MAX:
             vals, vecs = _dense_top(block.toarray(), kk)
@@ -151,8 +168,13 @@ def top_eigenpairs(
             vals, vecs = _solve_component(block.tocsr(), kk, tol, max_iter, rng, info)
         parts.append((rows, vals, vecs))
     info.method = "components" if n_comp > 1 else "connected"
-    info.method += "+shift-invert" if info.iterative_nodes else "+dense"
-    if any(s.startswith("lobpcg") for s in info.steps):
+    if info.closed_form:
+        info.method += "+perron"
+    if not info.iterative_nodes and info.closed_form < n_comp:
+        info.method += "+dense"
+    if any(s.startswith("shift-invert (") for s in info.steps):
+        info.method += "+shift-invert"
+    if any(s.startswith("lobpcg (") for s in info.steps):
         info.method += "+lobpcg-amg"
     all_vals = np.concatenate([v for _, v, _ in parts])
     all_size = np.concatenate([np.full(len(v), len(r)) for r, v, _ in parts])
@@ -164,6 +186,22 @@ def top_eigenpairs(
         rows, _, part_vecs = parts[owner[t]]
         vecs[rows, j] = part_vecs[:, column[t]]
     return _finish(m, all_vals[top], vecs, info, t0, tol)
+
+
+def _perron_pair(
+    m: sparse.csr_matrix, rows: np.ndarray, sqrt_deg: np.ndarray, tol: float
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The eigenpair ``(1, sqrt_deg / ||sqrt_deg||)`` of the connected component ``rows`` of
+    ``m``, or ``None`` when its residual misses ``tol`` (``sqrt_deg`` not ``m``'s degrees)."""
+    norm = float(np.linalg.norm(sqrt_deg))
+    if not norm > 0:
+        return None
+    v = sqrt_deg / norm
+    full = np.zeros(m.shape[0])
+    full[rows] = v
+    if float(np.linalg.norm(m @ full - full)) > tol:
+        return None
+    return np.ones(1), v[:, None]
 
 
 def _dense_top(a: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -3,7 +3,8 @@
 :func:`discover_collection` scores one collection with four feature sources computed the same way:
 
 - ``trained``: the checkpoint's network (its default feature layer, ``fc6`` for AlexNet);
-- ``random_init``: the *same* network with random weights, a fresh initialisation per repeat;
+- ``random_init``: the *same* network with random weights, a fresh initialisation per repeat
+  (``DiscoverConfig.random_inits`` of them, 3 by default: each is a forward pass over every frame);
 - ``raw_pixels``: the frames' pixels reduced by PCA;
 - ``random_assignment``: every frame put in a uniformly random cluster.
 
@@ -196,14 +197,18 @@ def _score_sources(
             labels = clustered.label_codes()
             if features is None:
                 scores[name] = random_assignment_scores(labels, **common)
+            elif sources[name].per_repeat:  # a new network per repeat: fewer by default
+                options = {**common, "repeats": config.random_init_repeats}
+                scores[name] = score_clusterings(features, labels, **options)
             else:
                 scores[name] = score_clusterings(features, labels, **common)
-            log.info(
-                "%s: %s",
-                name,
-                ", ".join(f"{m} {s.mean:.3f}" for m, s in scores[name].items()),
-            )
         timings[name] = time.perf_counter() - t0
+        log.info(
+            "%s: %s in %.1f s",
+            name,
+            ", ".join(f"{m} {s.mean:.3f}" for m, s in scores.get(name, {}).items()) or "clustered",
+            timings[name],
+        )
     for s, per in scores.items():
         for m, sc in per.items():
             if sc.first_assignment is not None:

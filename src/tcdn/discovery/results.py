@@ -43,6 +43,7 @@ def build_results(
         "groups": dict(config.groups),
         "layer": layer,
         "repeats": config.repeats,
+        "random_inits": config.random_init_repeats,
         "seed": config.seed,
         "n_videos": len(clustered.videos),
         "n_rows": len(clustered),
@@ -101,7 +102,13 @@ def format_table(results: dict[str, Any]) -> str:
     )
     unit = "videos" if results.get("level") == "video" else "frames"
     layer = f", layer {results['layer']}" if results.get("layer") else ""
-    head = f"{'features':<20}" + "".join(f"{m:>20}" for m in methods)
+    seconds = results.get("seconds") or {}
+
+    def runs_of(per: dict[str, Any]) -> Any:
+        first: dict[str, Any] = next(iter(per.values()), {})
+        return first.get("repeats", results["repeats"])
+
+    head = f"{'features':<20}" + "".join(f"{m:>20}" for m in methods) + f"{'seconds':>10}"
     lines = [
         f"conditional entropy H(class|cluster) in bits, lower is better; {results['n_rows']} {unit}, "
         f"{len(results['classes'])} classes, {results['repeats']} repeats{layer}",
@@ -113,7 +120,14 @@ def format_table(results: dict[str, Any]) -> str:
             f"{per[m]['ce_mean']:>12.3f} ± {per[m]['ce_std']:<5.3f}" if m in per else f"{'':>20}"
             for m in methods
         )
-        lines.append(f"{source:<20}{cells}")
+        runs = runs_of(per)
+        name = source if runs == results["repeats"] else f"{source} ({runs}x)"
+        took = f"{seconds[source]:>10.1f}" if source in seconds else ""
+        lines.append(f"{name:<20}{cells}{took}")
+    if any(runs_of(per) != results["repeats"] for per in res.values()):
+        lines.append(
+            "(Nx): N repeats, e.g. random_init: N freshly initialised networks (--random-inits)"
+        )
     for group in results.get("groups") or {}:
         pairs = ", ".join(
             f"{source}/{m} {score['nmi_mean']:.3f} vs {score[f'nmi_{group}_mean']:.3f}"
@@ -136,18 +150,31 @@ def format_table(results: dict[str, Any]) -> str:
     return "\n".join(lines + ([found] if found else []))
 
 
-def centre_distances(features: np.ndarray, clusters: np.ndarray) -> np.ndarray:
+def centre_distances(
+    features: np.ndarray, clusters: np.ndarray, *, chunk: int = 16384
+) -> np.ndarray:
     """``(N,)`` Euclidean distance of each row to the centre (the mean) of its cluster, in the
     space of ``features``; NaN when ``features`` has no columns."""
     n = len(clusters)
     if features.ndim != 2 or features.shape[1] == 0 or len(features) != n:
         return np.full(n, np.nan)
-    x = features.astype(np.float64)
+    from scipy import sparse
+
+    # Two passes, ``chunk`` rows at a time in float64: a million float16 rows of 4,096 dims are
+    # never copied whole (as float64 they would take 32 GiB).
+    clusters = np.asarray(clusters, dtype=np.int64)
     k = int(clusters.max()) + 1 if n else 0
-    sums = np.zeros((k, x.shape[1]))
-    np.add.at(sums, clusters, x)
+    sums = np.zeros((k, features.shape[1]))
+    for s in range(0, n, chunk):
+        c = clusters[s : s + chunk]
+        onehot = sparse.csr_matrix((np.ones(len(c)), (c, np.arange(len(c)))), shape=(k, len(c)))
+        sums += onehot @ np.asarray(features[s : s + chunk], dtype=np.float64)
     centres = sums / np.maximum(np.bincount(clusters, minlength=k), 1)[:, None]
-    return np.linalg.norm(x - centres[clusters], axis=1)
+    out = np.empty(n)
+    for s in range(0, n, chunk):
+        x = np.asarray(features[s : s + chunk], dtype=np.float64)
+        out[s : s + chunk] = np.linalg.norm(x - centres[clusters[s : s + chunk]], axis=1)
+    return out
 
 
 def video_summary(index: FeatureSet, clusters: np.ndarray) -> list[dict[str, Any]]:

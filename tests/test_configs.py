@@ -114,3 +114,13 @@ def test_study_sweep_spec_has_the_three_recipes(tmp_path: Path) -> None:
         assert spec.recipes[f"bn_nce_{motion}"] == standalone
     keys = {architecture_key(cfg) for cfg in spec.recipes.values()}
     assert len(keys) == 3  # each recipe's random-init baseline is its own architecture and input
+
+
+def test_the_margin_sweep_varies_the_margin_alone() -> None:
+    from tcdn.sweep.spec import SweepSpec
+    from tcdn.sweep.table import swept_option
+
+    spec = SweepSpec.from_yaml(CONFIGS / "study" / "margin.yaml")
+    assert swept_option(spec) == "margin"
+    assert sorted(cfg.margin for cfg in spec.recipes.values()) == [0.1, 0.25, 0.5, 1.0, 2.0]
+    assert {cfg.loss for cfg in spec.recipes.values()} == {"lq"}

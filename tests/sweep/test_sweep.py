@@ -167,3 +167,29 @@ def test_bad_specs_are_refused(
 ) -> None:
     with pytest.raises(TcdnError, match=match):
         SweepSpec.from_yaml(_spec(tmp_path, synthetic_collection, **change))
+
+
+def test_a_margin_sweep_is_plotted_against_the_margin(
+    synthetic_collection: Path, tmp_path: Path
+) -> None:
+    from tcdn.sweep.table import plot_option_sweep, swept_option
+
+    margins = {"m0.25": 0.25, "m0.5": 0.5, "m1": 1.0}
+    spec = SweepSpec.from_yaml(
+        _spec(
+            tmp_path, synthetic_collection, recipes={k: {"margin": v} for k, v in margins.items()}
+        )
+    )
+    assert swept_option(spec) == "margin"
+    # two options at once (normalize and squared), or booleans, make no such plot
+    assert swept_option(SweepSpec.from_yaml(_spec(tmp_path, synthetic_collection))) is None
+    one = {"level": "frame", "method": "kmeans", "dataset": "tiny"}
+    rows = [
+        {**one, "source": "trained", "recipe": k, "ce_mean": 1.0 + v, "ce_std": 0.1}
+        for k, v in margins.items()
+    ] + [
+        {**one, "source": "raw_pixels", "recipe": "", "ce_mean": 1.4, "ce_std": 0.0},
+        {**one, "source": "random_init", "recipe": "", "ce_mean": 1.6, "ce_std": 0.1},
+    ]
+    path = plot_option_sweep(spec, rows, tmp_path)
+    assert path == tmp_path / "ce-vs-margin.png" and path.stat().st_size > 1000

@@ -8,7 +8,8 @@ its ``ce_std`` is over the clustering repeats (fresh random networks for ``rando
 
 Written as ``table.csv`` and ``table.json`` (one row per recipe or baseline x data set x level x
 method), ``summary.md`` (one table per level and method, with each recipe's mean rank over the
-data sets) and ``curves-<dataset>.png`` (the training diagnostics, mean over seeds).
+data sets) and ``curves-<dataset>.png`` (the training diagnostics, mean over seeds); when the
+recipes differ in one numeric option (a margin sweep: the paper's Figure 4), ``ce-vs-<option>.png``.
 """
 
 from __future__ import annotations
@@ -227,6 +228,72 @@ def plot_curves(spec: SweepSpec, out: Path) -> list[Path]:
     return written
 
 
+def swept_option(spec: SweepSpec) -> str | None:
+    """The one numeric training option the recipes differ in (e.g. ``margin`` in a margin sweep:
+    the paper's Figure 4), or ``None`` when they differ in none, several, or a non-number."""
+    if len(spec.recipes) < 2:
+        return None
+    dicts = [cfg.to_dict() for cfg in spec.recipes.values()]
+    varying = [k for k in dicts[0] if len({json.dumps(d[k], sort_keys=True) for d in dicts}) > 1]
+    if len(varying) != 1:
+        return None
+    key = varying[0]
+    numeric = all(isinstance(d[key], int | float) and not isinstance(d[key], bool) for d in dicts)
+    return key if numeric else None
+
+
+def plot_option_sweep(spec: SweepSpec, rows: list[dict[str, Any]], out: Path) -> Path | None:
+    """``ce-vs-<option>.png`` when the recipes differ in one numeric option (:func:`swept_option`):
+    CE (mean ± std over training seeds) against its value, a panel per level and method, a line
+    per data set, each data set's raw-pixel and random-init baselines dashed."""
+    key = swept_option(spec)
+    if key is None:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    value = {name: float(getattr(cfg, key)) for name, cfg in spec.recipes.items()}
+    panels = sorted({(r["level"], r["method"]) for r in rows if r["source"] == "trained"})
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.4), squeeze=False)
+    for ax, (level, method) in zip(axes[0], panels, strict=True):
+        for i, dataset in enumerate(spec.datasets):
+            colour = f"C{i}"
+            pts = sorted(
+                (value[r["recipe"]], r["ce_mean"], r["ce_std"])
+                for r in rows
+                if r["source"] == "trained"
+                and (r["level"], r["method"], r["dataset"]) == (level, method, dataset)
+            )
+            if not pts:
+                continue
+            x, y, e = (list(t) for t in zip(*pts, strict=True))
+            ax.errorbar(x, y, yerr=e, marker="o", capsize=3, color=colour, label=dataset)
+            for r in rows:
+                if (r["source"], r["level"], r["method"], r["dataset"]) in {
+                    (b, level, method, dataset) for b in ("raw_pixels", "random_init")
+                }:
+                    style = ":" if r["source"] == "raw_pixels" else "--"
+                    ax.axhline(r["ce_mean"], color=colour, linestyle=style, linewidth=0.8)
+        ax.set_xlabel(key)
+        ax.set_ylabel("conditional entropy (bits)")
+        ax.set_title(f"{level} level, {method}")
+    axes[0][0].legend(
+        fontsize=7, title="trained (dashed: random init, dotted: raw pixels)", title_fontsize=6
+    )
+    fig.suptitle(f"CE against {key} (mean ± std over training seeds)")
+    fig.tight_layout()
+    path = out / f"ce-vs-{key}.png"
+    tmp = path.with_name(f".{path.name}.partial.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
 def write_outputs(spec: SweepSpec, out: Path) -> list[dict[str, Any]]:
     """``table.csv``, ``table.json``, ``summary.md`` and the curves; returns the rows."""
     rows = table_rows(spec, out)
@@ -257,4 +324,5 @@ def write_outputs(spec: SweepSpec, out: Path) -> list[dict[str, Any]]:
     tmp.write_text(summary_markdown(spec, rows))
     os.replace(tmp, out / "summary.md")
     plot_curves(spec, out)
+    plot_option_sweep(spec, rows, out)
     return rows

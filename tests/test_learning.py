@@ -1,8 +1,10 @@
 """Does training learn? A short real run of the demo's configuration on the built-in synthetic data.
 
-Slow (about a minute on 2 cores): it trains AlexNet with Lq for 100 steps on the demo collection,
-then checks the learned fc6 features discover the categories clearly better than the same
-network with random weights, and that both beat a random assignment. This guards the whole
+Slow (a few minutes on 2 cores): it trains the default recipe (``best``: BatchNorm AlexNet on
+frame differences, temporal InfoNCE) for 100 steps on the demo collection, then checks the
+learned fc6 features discover the categories clearly better than the same network with random
+weights, and that both are no worse than a random assignment (the random net of a motion-only
+input sees little of these categories: about 2.2 bits of 2.58). This guards the whole
 learning path (sampler -> batch layout -> loss -> optimiser -> features), which the unit tests
 only check piece by piece.
 """
@@ -34,7 +36,7 @@ def two_threads() -> Iterator[None]:
 
 
 @pytest.mark.slow
-def test_lq_features_beat_random_init_on_synthetic_data(tmp_path: Path, two_threads: None) -> None:
+def test_default_recipe_beats_random_init_on_synthetic_data(tmp_path: Path, two_threads: None) -> None:
     generate(tmp_path / "videos", SyntheticConfig(), progress=False)
     frames = load_frames(tmp_path / "videos", size=DEMO_SIZE, progress=False)
     ckpt = train(frames, demo_train_config(steps=100, seed=0), tmp_path / "run", progress=False)
@@ -52,6 +54,7 @@ def test_lq_features_beat_random_init_on_synthetic_data(tmp_path: Path, two_thre
     res = {s: results["results"][s]["kmeans"] for s in results["results"]}
     trained, rand_net, rand_assign = res["trained"], res["random_init"], res["random_assignment"]
     assert rand_assign["ce_mean"] == pytest.approx(math.log2(6), abs=0.05)
-    assert rand_net["ce_mean"] < rand_assign["ce_mean"] - 0.3
+    assert rand_net["ce_mean"] < rand_assign["ce_mean"]
+    assert trained["ce_mean"] < rand_assign["ce_mean"] - 0.4, res
     # Learning must help, with a gap wider than both spreads.
     assert trained["ce_mean"] + trained["ce_std"] < rand_net["ce_mean"] - rand_net["ce_std"], res

@@ -36,7 +36,9 @@ def two_threads() -> Iterator[None]:
 
 
 @pytest.mark.slow
-def test_default_recipe_beats_random_init_on_synthetic_data(tmp_path: Path, two_threads: None) -> None:
+def test_default_recipe_beats_random_init_on_synthetic_data(
+    tmp_path: Path, two_threads: None
+) -> None:
     generate(tmp_path / "videos", SyntheticConfig(), progress=False)
     frames = load_frames(tmp_path / "videos", size=DEMO_SIZE, progress=False)
     ckpt = train(frames, demo_train_config(steps=100, seed=0), tmp_path / "run", progress=False)

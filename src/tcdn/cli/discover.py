@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -181,20 +182,21 @@ def _is_results(path: Path) -> bool:
     return isinstance(data, dict) and str(data.get("format", "")).startswith("tcdn-results")
 
 
-def _is_clusters(path: Path) -> bool:
-    try:
-        with path.open(encoding="utf-8") as fh:
-            return fh.readline().startswith("video,frame,")
-    except (OSError, UnicodeDecodeError):
-        return False
+def _csv_of(header: str) -> Callable[[Path], bool]:
+    """Whether a file is a CSV whose first line starts with ``header`` (one tcdn wrote)."""
+
+    def check(path: Path) -> bool:
+        try:
+            with path.open(encoding="utf-8") as fh:
+                return fh.readline().startswith(header)
+        except (OSError, UnicodeDecodeError):
+            return False
+
+    return check
 
 
-def _is_videos(path: Path) -> bool:
-    try:
-        with path.open(encoding="utf-8") as fh:
-            return fh.readline().startswith("video,label,rows,")
-    except (OSError, UnicodeDecodeError):
-        return False
+_is_clusters = _csv_of("video,frame,")
+_is_videos = _csv_of("video,label,rows,")
 
 
 def run(args: argparse.Namespace) -> int:

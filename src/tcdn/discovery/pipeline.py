@@ -26,7 +26,6 @@ import numpy as np
 
 from tcdn.data.frameset import FrameSet
 from tcdn.discovery.choose_k import choose_k
-from tcdn.discovery.cluster import spectral_embedding
 from tcdn.discovery.config import GIVEN_SOURCES, RANDOM_ASSIGNMENT, DiscoverConfig
 from tcdn.discovery.evaluate import (
     Score,
@@ -188,11 +187,8 @@ def _score_sources(
         if unscored is not None:
             assert features is not None
             feats = features(0)
-            embedding = spectral_embedding(feats, k) if "spectral" in config.methods else None
-            for m in config.methods:
-                first[f"{name}/{m}"] = cluster_once(
-                    feats, k, m, random_state=config.seed, embedding=embedding
-                )
+            for m in config.methods:  # spectral's decomposition (and its warning) happens once
+                first[f"{name}/{m}"] = cluster_once(feats, k, m, random_state=config.seed)
         else:
             labels = clustered.label_codes()
             if features is None:

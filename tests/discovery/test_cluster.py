@@ -173,9 +173,9 @@ def test_kmeans_auto_backend_switches_at_the_row_threshold(monkeypatch):
     import tcdn.discovery.cluster as cluster
 
     x, _ = gauss_blobs(50, 4)
-    monkeypatch.setattr(cluster, "FAISS_KMEANS_MIN_ROWS", len(x) + 1)
+    monkeypatch.setattr(cluster, "LARGE_ROWS", len(x) + 1)
     assert cluster.KMeans(4, random_state=0).fit(x).backend_ == "sklearn"
-    monkeypatch.setattr(cluster, "FAISS_KMEANS_MIN_ROWS", len(x))
+    monkeypatch.setattr(cluster, "LARGE_ROWS", len(x))
     assert cluster.KMeans(4, random_state=0).fit(x).backend_ == "faiss"
     with pytest.raises(TcdnError, match="backend"):
         cluster.KMeans(4, backend="gpu")
@@ -198,16 +198,65 @@ def test_pca_reduce_matches_a_plain_svd_projection():
     np.testing.assert_allclose(got * signs, want, rtol=1e-3, atol=1e-3)
 
 
-def test_graph_space_reduces_only_large_wide_features(monkeypatch):
+def test_working_space_reduces_only_large_wide_features(monkeypatch):
     import tcdn.discovery.cluster as cluster
 
     x, y = gauss_blobs(100, 5, dim=64)
-    assert cluster.graph_space(x).shape == x.shape
-    monkeypatch.setattr(cluster, "GRAPH_PCA_MIN_ROWS", 100)
-    monkeypatch.setattr(cluster, "GRAPH_PCA_DIMS", 8)
-    reduced = cluster.graph_space(x.astype(np.float16))
+    assert cluster.working_space(x) is x
+    monkeypatch.setattr(cluster, "LARGE_ROWS", len(x) + 1)
+    monkeypatch.setattr(cluster, "LARGE_PCA_DIMS", 8)
+    assert cluster.working_space(x) is x  # too few rows
+    monkeypatch.setattr(cluster, "LARGE_ROWS", len(x))
+    reduced = cluster.working_space(x.astype(np.float16))
     assert reduced.shape == (len(x), 8) and reduced.dtype == np.float32
+    assert cluster.working_space(reduced) is reduced  # already reduced: left as it is
     # the clusters survive the reduction: sparse spectral clustering still finds them all
     emb = cluster.spectral_embedding(x, 5, affinity="knn", random_state=0)
     pred = kmeans(emb, 5, random_state=0, n_init=10)
     assert conditional_entropy(y, pred) == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["faiss", "sklearn"])
+def test_kmeans_at_scale_clusters_one_shared_pca(monkeypatch, backend):
+    import tcdn.discovery.cluster as cluster
+
+    x, y = gauss_blobs(100, 5, dim=64)
+    monkeypatch.setattr(cluster, "LARGE_ROWS", len(x))
+    monkeypatch.setattr(cluster, "LARGE_PCA_DIMS", 8)
+    est = cluster.KMeans(5, random_state=1, backend=backend).fit(x)
+    assert est.projection_ is not None and est.projection_.axes.shape == (64, 8)
+    assert conditional_entropy(y, est.labels_) == pytest.approx(0.0, abs=1e-12)
+    # reducing first (as discovery does once for every seed) gives the same clusters
+    space = cluster.working_space(x)
+    again = cluster.KMeans(5, random_state=1, backend=backend).fit(space)
+    assert again.projection_ is None
+    np.testing.assert_array_equal(again.labels_, est.labels_)
+    np.testing.assert_array_equal(est.predict(x), est.labels_)
+    # the centres are the means of each cluster's rows in the features' own 64 dims
+    for c in range(5):
+        np.testing.assert_allclose(
+            est.cluster_centers_[c], x[est.labels_ == c].mean(axis=0), rtol=1e-5, atol=1e-5
+        )
+
+
+def test_kmeans_in_the_pca_scores_no_worse_than_scikit_learn_on_every_dim(monkeypatch):
+    from sklearn.cluster import KMeans as SklearnKMeans
+
+    import tcdn.discovery.cluster as cluster
+
+    # 20 overlapping clusters of 300 rows in 256 dims, clustered by faiss in a 32-d PCA. The PCA
+    # drops noise, so it may do better (0.114 vs 0.127 bits here): it must not do worse.
+    x, y = gauss_blobs(300, 20, dim=256, spread=8.0)
+    monkeypatch.setattr(cluster, "LARGE_ROWS", 1000)
+    monkeypatch.setattr(cluster, "LARGE_PCA_DIMS", 32)
+    ce = {
+        "pca": [conditional_entropy(y, kmeans(x, 20, random_state=s)) for s in range(16)],
+        "full": [
+            conditional_entropy(y, SklearnKMeans(20, n_init=1, random_state=s).fit(x).labels_)
+            for s in range(16)
+        ],
+    }
+    diff = np.mean(ce["pca"]) - np.mean(ce["full"])
+    stderr = math.sqrt((np.var(ce["pca"], ddof=1) + np.var(ce["full"], ddof=1)) / 16)
+    assert diff < 2 * stderr + 0.01, ce
+    assert 0 < np.mean(ce["pca"]) < 0.5  # overlapping, yet clustered (chance: ~4.3 bits)

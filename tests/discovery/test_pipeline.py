@@ -372,3 +372,26 @@ def test_unlabelled_collection_with_given_k(train_frames: FrameSet) -> None:
     assert found.results["discovered"]["k_rule"] == "given (--k)"
     assert found.clustered.features.shape == (len(train_frames.frames), 64)
     assert set(found.clustered.label.tolist()) == {""}
+
+
+def test_a_feature_set_is_reduced_once_for_every_seed_and_method(monkeypatch) -> None:
+    """At scale, every seed and method (and the choice of K) cluster one shared PCA."""
+    import tcdn.discovery.cluster as cluster
+    from tests.discovery.conftest import gauss_blobs
+
+    x, y = gauss_blobs(60, 4, dim=32, seed=1)
+    monkeypatch.setattr(cluster, "LARGE_ROWS", len(x))
+    monkeypatch.setattr(cluster, "LARGE_PCA_DIMS", 6)
+    fitted = []
+    fit_pca = cluster.fit_pca
+    monkeypatch.setattr(cluster, "fit_pca", lambda *a, **kw: fitted.append(1) or fit_pca(*a, **kw))
+    scores = score_clusterings(lambda r: x, y, k=4, repeats=3)
+    assert len(fitted) == 1
+    assert {m: s.values for m, s in scores.items()} == {m: [0.0] * 3 for m in METHODS}
+    assert scores["kmeans"].k_silhouette == 4
+    fitted.clear()
+    video = np.repeat([f"v{i}" for i in range(12)], 20)
+    found = discover_features(
+        FeatureSet(x, video, np.tile(np.arange(20), 12), [""] * len(x)), DiscoverConfig(max_k=6)
+    )
+    assert len(fitted) == 1 and found.results["discovered"]["k"] == 4

@@ -30,17 +30,24 @@ EXACT_KNN_MAX = 10000  # frames; exact neighbour search up to here, HNSW beyond
 # the 10-NN graph splits clusters into pieces, leaves no eigengap at K and scored 0.18 bits against
 # the dense affinity's 0.02; 20 and 30 neighbours both scored 0.00 with a clear gap at K.
 GRAPH_NEIGHBORS = 20
-#: rows and dimensions above which the neighbour graph is built in a PCA of the features (fitted on
-#: ``GRAPH_PCA_SAMPLE`` sampled rows): at 4,096 dims the graph of 100k+ rows is what costs, and
-#: float16 features of a million rows are never turned into one float32 copy
-GRAPH_PCA_MIN_ROWS = 20000
-GRAPH_PCA_DIMS = 128
-GRAPH_PCA_SAMPLE = 20000
-#: rows from which :class:`KMeans` (``backend="auto"``) runs faiss instead of scikit-learn: on 30k
-#: x 4,096 features of 101 clusters faiss (k-means++ on 40 rows per cluster, 25 Lloyd steps on 256)
-#: scored 0.12 bits in 16-19 s of CPU, scikit-learn 0.122-0.154 in ~72 s per seed. Seeding on 10
-#: rows per cluster was faster but worse on small overlapping clusters (0.18 vs 0.13 bits).
-FAISS_KMEANS_MIN_ROWS = 20000
+#: Discovery at scale. From ``LARGE_ROWS`` rows, features of more than ``LARGE_PCA_DIMS`` dims are
+#: clustered in a ``LARGE_PCA_DIMS``-d PCA fitted on ``LARGE_PCA_SAMPLE`` sampled rows
+#: (:func:`working_space`; seeded 0, so the neighbour graph, K-means of every seed and a caller that
+#: reduces once all see the same space), and :class:`KMeans` (``backend="auto"``) runs faiss. At
+#: 4,096 dims the graph of 100k+ rows and the Lloyd steps are what cost, and float16 features of a
+#: million rows are never turned into one float32 copy. K-means in a 128-d PCA against K-means on
+#: all 4,096 dims (CE in bits, mean ± std over 10 seeds): bench_cluster's 100k blobs at K = 101,
+#: 0.103 ± 0.021 in 17 s for the 10 seeds and the PCA vs faiss 0.133 ± 0.020 in 144 s (scikit-learn:
+#: 0.105, one seed, 206 s); its 100k video-like features at K = 101, 0.021 ± 0.007 vs 0.024 ±
+#: 0.012; tcdn's weizmann4 features (2,645 frames) at K = 4, 1.013 ± 0.231 vs 1.066 ± 0.132
+#: (scikit-learn 1.085 ± 0.140), and with the 36 videos as classes, 1.600 ± 0.061 vs 1.603 ± 0.054.
+LARGE_ROWS = 20000
+LARGE_PCA_DIMS = 128
+LARGE_PCA_SAMPLE = 20000
+#: faiss's K-means (k-means++ on 40 rows per cluster, 25 Lloyd steps on 256): on 30k x 4,096
+#: features of 101 clusters it scored 0.12 bits in 16-19 s of CPU, scikit-learn 0.122-0.154 in ~72 s
+#: per seed. Seeding on 10 rows per cluster was faster but worse on small overlapping clusters
+#: (0.18 vs 0.13 bits).
 FAISS_ROWS_PER_CLUSTER = 256  # rows sampled per cluster for faiss's Lloyd iterations
 FAISS_INIT_PER_CLUSTER = 40  # rows sampled per cluster for the k-means++ seeding
 FAISS_ITERATIONS = 25
@@ -156,50 +163,74 @@ def _sample_rows(features: np.ndarray, size: int, rng: np.random.Generator) -> n
     return np.ascontiguousarray(features[rows], dtype=np.float32)
 
 
+@dataclass(frozen=True)
+class Projection:
+    """A fitted PCA: ``(x - mean) @ axes`` projects rows of ``D`` dims on ``axes.shape[1]``."""
+
+    mean: np.ndarray  # (D,) float32
+    axes: np.ndarray  # (D, dims) float32
+
+    def transform(self, features: np.ndarray, chunk: int = 65536) -> np.ndarray:
+        """``(N, dims)`` float32, chunk by chunk, so that ``features`` (e.g. float16 or a memory
+        map) is never copied whole."""
+        out = np.empty((len(features), self.axes.shape[1]), dtype=np.float32)
+        for s in range(0, len(features), chunk):
+            rows = np.asarray(features[s : s + chunk], dtype=np.float32)
+            out[s : s + chunk] = (rows - self.mean) @ self.axes
+        return out
+
+
+def fit_pca(
+    features: np.ndarray, dims: int, *, sample: int = LARGE_PCA_SAMPLE, random_state: int = 0
+) -> Projection:
+    """The top ``dims`` principal axes of at most ``sample`` rows drawn at random (randomised
+    SVD, seeded by ``random_state``)."""
+    from sklearn.decomposition import PCA
+
+    drawn = _sample_rows(features, sample, np.random.default_rng(random_state))
+    fitted = PCA(n_components=dims, svd_solver="randomized", random_state=random_state).fit(drawn)
+    return Projection(fitted.mean_.astype(np.float32), fitted.components_.T.astype(np.float32))
+
+
 def pca_reduce(
     features: np.ndarray,
     dims: int,
     *,
-    sample: int = GRAPH_PCA_SAMPLE,
+    sample: int = LARGE_PCA_SAMPLE,
     random_state: int = 0,
     chunk: int = 65536,
 ) -> np.ndarray:
     """``(N, dims)`` float32: the rows projected on the top ``dims`` principal axes of at most
-    ``sample`` rows drawn at random (randomised SVD), chunk by chunk, so that ``features`` (e.g.
-    float16 or a memory map) is never copied whole."""
-    from sklearn.decomposition import PCA
-
-    n = len(features)
-    drawn = _sample_rows(features, sample, np.random.default_rng(random_state))
-    fitted = PCA(n_components=dims, svd_solver="randomized", random_state=random_state).fit(drawn)
-    mean = fitted.mean_.astype(np.float32)
-    axes = fitted.components_.T.astype(np.float32)
-    out = np.empty((n, dims), dtype=np.float32)
-    for s in range(0, n, chunk):
-        out[s : s + chunk] = (np.asarray(features[s : s + chunk], dtype=np.float32) - mean) @ axes
-    return out
+    ``sample`` rows drawn at random (:func:`fit_pca`), chunk by chunk."""
+    projection = fit_pca(features, dims, sample=sample, random_state=random_state)
+    return projection.transform(features, chunk)
 
 
-def graph_space(features: np.ndarray, random_state: int = 0) -> np.ndarray:
-    """The features the neighbour graph is built from: a ``GRAPH_PCA_DIMS``-d PCA above
-    ``GRAPH_PCA_MIN_ROWS`` rows of more dimensions, else the features as float32."""
+def working_projection(features: np.ndarray) -> Projection | None:
+    """The PCA discovery clusters ``features`` in: ``LARGE_PCA_DIMS`` axes from ``LARGE_ROWS``
+    rows of more dims (fitted on ``LARGE_PCA_SAMPLE`` rows, seeded 0), else ``None``."""
     n, d = features.shape
-    if n > GRAPH_PCA_MIN_ROWS and d > GRAPH_PCA_DIMS:
-        log.info(
-            "building the neighbour graph of %d rows in a %d-d PCA of their %d dims",
-            n,
-            GRAPH_PCA_DIMS,
-            d,
-        )
-        return pca_reduce(features, GRAPH_PCA_DIMS, random_state=random_state)
-    return np.ascontiguousarray(features, dtype=np.float32)
+    if n < LARGE_ROWS or d <= LARGE_PCA_DIMS:
+        return None
+    log.info("clustering %d rows in a %d-d PCA of their %d dims", n, LARGE_PCA_DIMS, d)
+    return fit_pca(features, LARGE_PCA_DIMS, random_state=0)
+
+
+def working_space(features: np.ndarray) -> np.ndarray:
+    """The features as discovery clusters them: their :func:`working_projection` (float32) where
+    there is one, else themselves. A caller that clusters the same features several times
+    (seeds, methods) reduces them once with this and passes the result on: the graph and
+    :class:`KMeans` leave features already in the working space as they are, so the clusters are
+    the same."""
+    projection = working_projection(features)
+    return features if projection is None else projection.transform(features)
 
 
 def _knn_affinity(
     features: np.ndarray, sigma: float | str, n_neighbors: int, graph_neighbors: int
 ) -> sparse.csr_matrix:
     n = len(features)
-    features = graph_space(features)
+    features = np.ascontiguousarray(working_space(features), dtype=np.float32)
     dist, idx = knn_graph(features, max(graph_neighbors, n_neighbors))
     if sigma == "local":
         col = min(n_neighbors, dist.shape[1]) - 1  # the n_neighbors-th other point
@@ -271,8 +302,8 @@ def spectral_decomposition(
     :func:`knn_graph`), symmetrised, and solves the sparse eigenproblem
     (:func:`~tcdn.discovery.eigen.top_eigenpairs`: exact, bounded, never stalling); ``"auto"``
     (default) is dense up to ``DENSE_AUTO_MAX`` frames and kNN beyond. ``A_ii = 0``. Above
-    ``GRAPH_PCA_MIN_ROWS`` rows the kNN graph is built in a ``GRAPH_PCA_DIMS``-d PCA of the
-    features (:func:`graph_space`), which float16 or memory-mapped features reach chunk by chunk.
+    ``LARGE_ROWS`` rows the kNN graph is built in a ``LARGE_PCA_DIMS``-d PCA of the features
+    (:func:`working_space`), which float16 or memory-mapped features reach chunk by chunk.
     ``random_state`` seeds the eigensolver's start vectors. Returns a :class:`Spectrum`.
     """
     n = len(features)
@@ -398,14 +429,18 @@ KMEANS_BACKENDS = ("auto", "sklearn", "faiss")
 class KMeans:
     """K-means (k-means++ init, the best of ``n_init`` runs), seeded by ``random_state``.
 
+    From ``LARGE_ROWS`` rows of more than ``LARGE_PCA_DIMS`` dims it clusters the rows'
+    :func:`working_projection` (the same PCA for every seed), whichever the backend.
     ``backend="sklearn"`` is scikit-learn's exact Lloyd on every row. ``"faiss"`` seeds k-means++
     on ``FAISS_INIT_PER_CLUSTER`` x K sampled rows, runs ``FAISS_ITERATIONS`` Lloyd steps with
     faiss on ``FAISS_ROWS_PER_CLUSTER`` x K sampled rows, keeps the restart of least inertia on
     that sample and then assigns every row chunk by chunk (float16 or memory-mapped features are
-    never copied whole). ``"auto"`` takes faiss from ``FAISS_KMEANS_MIN_ROWS`` rows.
+    never copied whole). ``"auto"`` takes faiss from ``LARGE_ROWS`` rows.
 
-    Attributes after :meth:`fit`: ``labels_`` ``(N,)``, ``cluster_centers_`` ``(K, D)`` and
-    ``backend_`` (the backend that ran).
+    Attributes after :meth:`fit`: ``labels_`` ``(N,)``; ``cluster_centers_`` ``(K, D)``, the
+    mean of each cluster's rows in the features' own ``D`` dims; ``projection_``, the PCA the
+    rows were clustered in (a :class:`Projection`) or ``None``; and ``backend_`` (the backend that
+    ran). :meth:`predict` gives the nearest centre in the space K-means ran in.
     """
 
     def __init__(
@@ -429,17 +464,24 @@ class KMeans:
             raise TcdnError(f"K-means needs at least K = {self.n_clusters} rows, got {n}")
         backend = self.backend
         if backend == "auto":
-            backend = "faiss" if n >= FAISS_KMEANS_MIN_ROWS else "sklearn"
+            backend = "faiss" if n >= LARGE_ROWS else "sklearn"
         self.backend_ = backend
-        self.cluster_centers_: np.ndarray
-        self.labels_: np.ndarray
+        self.projection_ = working_projection(features)
+        x = features if self.projection_ is None else self.projection_.transform(features)
         if backend == "faiss":
-            self.cluster_centers_ = self._fit_faiss(features)
-            self.labels_ = self._assign(features)
-            return self
-        est = _SklearnKMeans(self.n_clusters, n_init=self.n_init, random_state=self.random_state)
-        est.fit(features)
-        self.labels_, self.cluster_centers_ = est.labels_, est.cluster_centers_
+            self._centres = self._fit_faiss(x)
+            self.labels_: np.ndarray = self._assign(x)
+        else:
+            est = _SklearnKMeans(
+                self.n_clusters, n_init=self.n_init, random_state=self.random_state
+            )
+            est.fit(x)
+            self.labels_, self._centres = est.labels_, est.cluster_centers_
+        self.cluster_centers_: np.ndarray = (
+            self._centres
+            if self.projection_ is None
+            else _cluster_means(features, self.labels_, self._centres, self.projection_)
+        )
         return self
 
     def _fit_faiss(self, features: np.ndarray) -> np.ndarray:
@@ -476,7 +518,7 @@ class KMeans:
     def _assign(self, features: np.ndarray, chunk: int = 65536) -> np.ndarray:
         import faiss
 
-        centres = np.ascontiguousarray(self.cluster_centers_, dtype=np.float32)
+        centres = np.ascontiguousarray(self._centres, dtype=np.float32)
         index = faiss.IndexFlatL2(centres.shape[1])
         index.add(centres)
         labels = np.empty(len(features), dtype=np.int64)
@@ -486,16 +528,42 @@ class KMeans:
         return labels
 
     def predict(self, features: np.ndarray) -> np.ndarray:
-        """The nearest fitted centre of each row."""
-        if getattr(self, "backend_", "sklearn") == "faiss":
+        """The nearest fitted centre of each row (in the space K-means ran in)."""
+        if self.projection_ is not None:
+            features = self.projection_.transform(features)
+        if self.backend_ == "faiss":
             return self._assign(features)
         x = np.asarray(features, dtype=np.float64)
-        c = self.cluster_centers_.astype(np.float64)
+        c = self._centres.astype(np.float64)
         d2 = (x * x).sum(1)[:, None] - 2 * x @ c.T + (c * c).sum(1)[None, :]
         return np.argmin(d2, axis=1)
 
     def fit_predict(self, features: np.ndarray) -> np.ndarray:
         return self.fit(features).labels_
+
+
+def _cluster_means(
+    features: np.ndarray,
+    labels: np.ndarray,
+    reduced_centres: np.ndarray,
+    projection: Projection,
+    chunk: int = 16384,
+) -> np.ndarray:
+    """``(K, D)`` float32: the mean of each cluster's rows, chunk sums added in float64; an
+    empty cluster gets its reduced centre mapped back (``mean + centre @ axes.T``)."""
+    k, d = len(reduced_centres), features.shape[1]
+    sums = np.zeros((k, d), dtype=np.float64)
+    for s in range(0, len(features), chunk):
+        rows = np.asarray(features[s : s + chunk], dtype=np.float32)
+        lab = labels[s : s + chunk]
+        onehot = sparse.csr_matrix(
+            (np.ones(len(lab), dtype=np.float32), (lab, np.arange(len(lab)))), shape=(k, len(lab))
+        )
+        sums += onehot @ rows
+    counts = np.bincount(labels, minlength=k)
+    back = projection.mean[None, :] + reduced_centres @ projection.axes.T
+    means = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], back)
+    return means.astype(np.float32)
 
 
 class SpectralClustering:

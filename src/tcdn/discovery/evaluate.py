@@ -15,6 +15,7 @@ from tcdn.discovery.cluster import (
     estimate_k_silhouette,
     kmeans,
     spectral_decomposition,
+    working_space,
 )
 from tcdn.discovery.config import METHODS
 from tcdn.discovery.metrics import cluster_scores
@@ -106,8 +107,9 @@ def score_clusterings(
     clusters with each: ``nmi_<name>``.
 
     ``features_for_repeat(r)`` gives the features of repeat ``r``: the same array every time for
-    a fixed feature source (its spectral embedding is then computed once), a new one for e.g. a
-    freshly initialised network per repeat. With ``estimate_k``, the number of clusters the data
+    a fixed feature source (its :func:`~tcdn.discovery.cluster.working_space` and spectral
+    embedding are then computed once), a new one for e.g. a freshly initialised network per
+    repeat. With ``estimate_k``, the number of clusters the data
     suggest without labels, by the largest eigengap (:func:`estimate_k_eigengap`) and by the best
     silhouette (:func:`estimate_k_silhouette`), each on the first repeat's features looking up to
     ``max(2K, 10)``, is reported beside the scores at ``k``.
@@ -120,22 +122,25 @@ def score_clusterings(
     values: dict[str, dict[str, list[float]]] = {m: {} for m in methods}
     first: dict[str, np.ndarray] = {}
     last_feats: np.ndarray | None = None
+    space = np.empty((0, 0), dtype=np.float32)
     spectrum: Spectrum | None = None
     k_est: dict[str, int] = {}
     for r in range(repeats):
         feats = features_for_repeat(r)
+        if feats is not last_feats:  # a new feature set: reduce it (at scale) and embed it once
+            space, last_feats, spectrum = working_space(feats), feats, None
         if estimate_k and r == 0 and len(feats) > 4:
-            k_est["eigengap"] = estimate_k_eigengap(feats, max_k=max(2 * k, 10))[0]
+            k_est["eigengap"] = estimate_k_eigengap(space, max_k=max(2 * k, 10))[0]
             k_est["silhouette"] = estimate_k_silhouette(
-                feats, max_k=max(2 * k, 10), random_state=random_state
+                space, max_k=max(2 * k, 10), random_state=random_state
             )[0]
         for m in methods:
-            if m == "spectral" and (spectrum is None or feats is not last_feats):
-                spectrum, last_feats = spectral_decomposition(feats, k), feats  # features only
+            if m == "spectral" and spectrum is None:
+                spectrum = spectral_decomposition(space, k)  # features only
                 if r == 0:
                     spectrum.warn_if_split(k)
             embedding = spectrum.embedding if m == "spectral" and spectrum is not None else None
-            pred = cluster_once(feats, k, m, random_state=random_state + r, embedding=embedding)
+            pred = cluster_once(space, k, m, random_state=random_state + r, embedding=embedding)
             for name, value in _all_scores(labels, pred, groups).items():
                 values[m].setdefault(name, []).append(value)
             if r == 0:

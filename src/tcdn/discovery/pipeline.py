@@ -26,6 +26,7 @@ import numpy as np
 
 from tcdn.data.frameset import FrameSet
 from tcdn.discovery.choose_k import choose_k
+from tcdn.discovery.cluster import working_space
 from tcdn.discovery.config import GIVEN_SOURCES, RANDOM_ASSIGNMENT, DiscoverConfig
 from tcdn.discovery.evaluate import (
     Score,
@@ -152,6 +153,9 @@ def _score_sources(
     }
     primary_features = plan[primary]
     assert primary_features is not None
+    # Unscored, the primary features are clustered once per method: reduced once (at scale) for
+    # the choice of K and every method.
+    primary_space = None if unscored is None else working_space(primary_features(0))
     k_choice = None
     if config.k is not None:
         k, k_rule = config.k, "given (--k)"
@@ -159,7 +163,8 @@ def _score_sources(
         k, k_rule = len(clustered.class_names), "the number of classes"
     else:
         t0 = time.perf_counter()
-        k_choice = choose_k(primary_features(0), max_k=config.max_k, random_state=config.seed)
+        assert primary_space is not None
+        k_choice = choose_k(primary_space, max_k=config.max_k, random_state=config.seed)
         k, k_rule = k_choice.k, f"chosen without labels ({k_choice.rule})"
         log.info("chose K in %.1f s", time.perf_counter() - t0)
     if not 2 <= k <= len(clustered):
@@ -185,10 +190,9 @@ def _score_sources(
     for name, features in plan.items():
         t0 = time.perf_counter()
         if unscored is not None:
-            assert features is not None
-            feats = features(0)
+            assert primary_space is not None and name == primary
             for m in config.methods:  # spectral's decomposition (and its warning) happens once
-                first[f"{name}/{m}"] = cluster_once(feats, k, m, random_state=config.seed)
+                first[f"{name}/{m}"] = cluster_once(primary_space, k, m, random_state=config.seed)
         else:
             labels = clustered.label_codes()
             if features is None:

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from tcdn.discovery.cluster import estimate_k_eigengap, estimate_k_silhouette
+from tcdn.discovery.cluster import estimate_k_eigengap, estimate_k_silhouette, working_space
 from tcdn.errors import TcdnError
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,8 @@ def choose_k(
 
     ``max_k`` defaults to :func:`default_max_k`; ``eigengap=True`` adds the second opinion (up
     to :data:`EIGENGAP_MAX_ROWS` rows).
+    At scale the candidates are scored where discovery clusters:
+    :func:`~tcdn.discovery.cluster.working_space` (nothing to do for features already there).
     Raises :class:`TcdnError` with fewer than 4 rows.
     """
     n = len(features)
@@ -111,6 +113,7 @@ def choose_k(
     top = default_max_k(n) if max_k is None else int(min(max_k, n - 1))
     if top < min_k:
         raise TcdnError(f"--max-k {max_k} must be >= {min_k}")
+    features = working_space(features)
     k_sil, scores = estimate_k_silhouette(
         features, max_k=top, min_k=min_k, random_state=random_state
     )

@@ -12,6 +12,7 @@ import pytest
 from tcdn.discovery.config import DiscoverConfig
 from tcdn.discovery.pipeline import discover_features
 from tcdn.errors import TcdnError
+from tcdn.features import featureset
 from tcdn.features.featureset import FEATURES_FORMAT, WHOLE_VIDEO, FeatureSet, pool_by_video
 
 
@@ -255,7 +256,12 @@ def naive_pool(fs: FeatureSet) -> tuple[list[str], np.ndarray, list[str]]:
 
 @pytest.mark.parametrize(("n", "d", "n_videos"), [(1, 1, 1), (12, 5, 3), (50, 8, 7), (40, 3, 40)])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_pool_by_video_matches_naive_loop(n: int, d: int, n_videos: int, seed: int) -> None:
+@pytest.mark.parametrize("chunk", [None, 4])  # None: the module's; 4: several chunks
+def test_pool_by_video_matches_naive_loop(
+    n: int, d: int, n_videos: int, seed: int, chunk: int | None, monkeypatch
+) -> None:
+    if chunk is not None:
+        monkeypatch.setattr(featureset, "_CHUNK", chunk)
     fs = make_fs(n, d, n_videos, seed)
     pooled = pool_by_video(fs)
     names, means, labels = naive_pool(fs)
@@ -295,3 +301,41 @@ def test_time_round_trips_and_is_optional(tmp_path: Path) -> None:
     assert np.isnan(FeatureSet.load(tmp_path / "old.npz").seconds).all()
     with pytest.raises(TcdnError, match="'time' must hold one value per feature row"):
         FeatureSet(np.eye(2), ["a", "b"], [0, 0], ["", ""], time=[0.0])
+
+
+# -- float16 and large features: never copied whole ---------------------------------------------
+def test_float16_features_are_kept_as_they_are(monkeypatch) -> None:
+    x = np.random.default_rng(0).normal(size=(10, 4)).astype(np.float16)
+    index = (["a"] * 5 + ["b"] * 5, np.arange(10), [""] * 10)
+    fs = FeatureSet(x, *index)
+    assert fs.features is x
+    assert fs.subset(np.arange(10)).features is x and fs.subset(np.ones(10, bool)).features is x
+    part = fs.subset(np.arange(0, 10, 2))
+    assert part.features.dtype == np.float16 and part.video.tolist() == ["a"] * 3 + ["b"] * 2
+    assert FeatureSet(x.astype(np.float64), *index).features.dtype == np.float32
+    monkeypatch.setattr(featureset, "_CHUNK", 3)  # the check of finite values goes chunk by chunk
+    x[7, 2] = np.inf
+    with pytest.raises(TcdnError, match=r"NaN or infinite values \(first in row 7"):
+        FeatureSet(x, *index)
+
+
+def test_a_float16_npy_is_memory_mapped_and_discovered_like_float32(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(3, 8)) * 4
+    x = np.concatenate([c + 0.3 * rng.normal(size=(40, 8)) for c in centres]).astype(np.float16)
+    np.save(tmp_path / "x.npy", x)
+    rows = [["video", "frame", "label"]] + [
+        [f"v{i // 10}", i % 10, f"c{i // 40}"] for i in range(120)
+    ]
+    fs = FeatureSet.from_arrays(tmp_path / "x.npy", write_index(tmp_path / "i.csv", rows))
+    assert isinstance(fs.features, np.memmap) and fs.features.dtype == np.float16
+    config = DiscoverConfig(repeats=2, sources=("given",))
+    half = discover_features(fs, config)
+    single = discover_features(
+        FeatureSet(x.astype(np.float32), fs.video, fs.frame, fs.label), config
+    )
+    for method in ("kmeans", "spectral"):
+        np.testing.assert_array_equal(
+            half.assignments[f"given/{method}"], single.assignments[f"given/{method}"]
+        )
+        assert half.results["results"]["given"][method]["ce_values"] == [0.0, 0.0]

@@ -28,6 +28,8 @@ GIVEN = "given"
 FEATURE_ARRAYS = ("features", "video", "frame", "label")
 #: the ``frame`` of a row that stands for a whole video (see :func:`pool_by_video`)
 WHOLE_VIDEO = -1
+_KEPT_DTYPES = (np.dtype(np.float32), np.dtype(np.float16))
+_CHUNK = 16384  # rows read at a time where a whole float32/float64 copy could be large
 
 
 def is_feature_file(path: str | Path) -> bool:
@@ -56,7 +58,8 @@ class FeatureSet:
     Attributes
     ----------
     features
-        ``(N, D)`` float32, finite.
+        ``(N, D)`` float32 or float16 (kept as given: a million 4,096-d float16 rows take 8 GiB,
+        and discovery reads them chunk by chunk; any other numbers become float32), finite.
     video
         ``(N,)`` str: the name of each row's video.
     frame
@@ -84,7 +87,9 @@ class FeatureSet:
 
     def __post_init__(self) -> None:
         try:
-            features = np.asarray(self.features, dtype=np.float32)
+            features = self.features
+            if not (isinstance(features, np.ndarray) and features.dtype in _KEPT_DTYPES):
+                features = np.asarray(features, dtype=np.float32)
         except (TypeError, ValueError) as exc:
             raise TcdnError(f"the features must be numbers ({exc})") from None
         if features.ndim != 2:
@@ -110,8 +115,8 @@ class FeatureSet:
         frame = columns["frame"]
         if n and frame.dtype.kind not in "iu":
             raise TcdnError(f"'frame' must hold whole numbers, got {frame.dtype} values")
-        if not np.isfinite(features).all():
-            bad = int(np.flatnonzero(~np.isfinite(features).all(axis=1))[0])
+        bad = _first_non_finite_row(features)
+        if bad is not None:
             raise TcdnError(
                 f"the features hold NaN or infinite values (first in row {bad}): clustering needs finite numbers"
             )
@@ -163,10 +168,15 @@ class FeatureSet:
         return every_nth(rank, stride, max_per_video)
 
     def subset(self, rows: np.ndarray) -> FeatureSet:
-        """A new feature set holding only ``rows`` (indices or a boolean mask), same meta."""
+        """A new feature set holding only ``rows`` (indices or a boolean mask), same meta. Every
+        row in order shares the features (no copy)."""
+        rows = np.asarray(rows)
+        if rows.dtype == bool:
+            rows = np.flatnonzero(rows)
+        everything = len(rows) == len(self) and bool((rows == np.arange(len(self))).all())
         return replace(
             self,
-            features=self.features[rows],
+            features=self.features if everything else self.features[rows],
             video=self.video[rows],
             frame=self.frame[rows],
             label=self.label[rows],
@@ -269,7 +279,8 @@ class FeatureSet:
         if not index.is_file():
             raise TcdnError(f"index file {index} does not exist (option --index)")
         try:
-            loaded = np.load(npy, allow_pickle=False)
+            # memory-mapped: a large (float16) array is read chunk by chunk where it is used
+            loaded = np.load(npy, allow_pickle=False, mmap_mode="r")
         except (OSError, ValueError, EOFError) as exc:
             raise TcdnError(
                 f"cannot read feature array {npy}: {exc}; save it with numpy.save"
@@ -339,9 +350,16 @@ def pool_by_video(fs: FeatureSet) -> FeatureSet:
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
     group = rank[inverse.reshape(-1)]
+    from scipy import sparse
+
     n_videos = len(names)
     sums = np.zeros((n_videos, fs.features.shape[1]), dtype=np.float64)
-    np.add.at(sums, group, fs.features)
+    for s in range(0, len(fs), _CHUNK):  # float16 rows are never copied whole
+        g = group[s : s + _CHUNK]
+        onehot = sparse.csr_matrix(
+            (np.ones(len(g)), (g, np.arange(len(g)))), shape=(n_videos, len(g))
+        )
+        sums += onehot @ np.asarray(fs.features[s : s + _CHUNK], dtype=np.float64)
     counts = np.bincount(group, minlength=n_videos)
     video_label = fs.label[first[order]]
     mixed = fs.label != video_label[group]
@@ -359,3 +377,12 @@ def pool_by_video(fs: FeatureSet) -> FeatureSet:
         label=video_label,
         meta={**fs.meta, "level": "video"},
     )
+
+
+def _first_non_finite_row(features: np.ndarray) -> int | None:
+    """The first row holding NaN or an infinity, read ``_CHUNK`` rows at a time; ``None``."""
+    for s in range(0, len(features), _CHUNK):
+        finite = np.isfinite(features[s : s + _CHUNK]).all(axis=1)
+        if not finite.all():
+            return s + int(np.flatnonzero(~finite)[0])
+    return None

@@ -1,8 +1,9 @@
-"""``tcdn search`` (``tcdn.search``): nearest frames and videos, by NumPy and by faiss, and the
-command on a real feature file and its collection."""
+"""``tcdn search`` (``tcdn.search``): nearest frames and videos (an exact scan, chunk by chunk),
+and the command on a real feature file and its collection."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -31,11 +32,15 @@ def naive(fs: FeatureSet, q: np.ndarray, k: int) -> tuple[list[int], list[str]]:
     return order[:k], sorted(best, key=lambda v: best[v])[:k]
 
 
-@pytest.mark.parametrize("use_faiss", [False, True])
-def test_nearest_matches_a_plain_loop(monkeypatch: pytest.MonkeyPatch, use_faiss: bool) -> None:
-    if use_faiss:
-        monkeypatch.setattr(search_mod, "FAISS_MIN_ROWS", 1)
+@pytest.mark.parametrize("chunk", [None, 5])  # None: the module's; 5: several chunks
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_nearest_matches_a_plain_loop(
+    monkeypatch: pytest.MonkeyPatch, chunk: int | None, dtype: type
+) -> None:
+    if chunk is not None:
+        monkeypatch.setattr(search_mod, "SCAN_CHUNK", chunk)
     fs = feature_set()
+    fs = replace(fs, features=fs.features.astype(dtype))
     q = np.random.default_rng(5).normal(size=6).astype(np.float32)
     answer = nearest(fs, q, k=4)
     rows, videos = naive(fs, q, 4)

@@ -3,9 +3,9 @@
 A query is a row of the feature file, an image, or a video (the mean of its frames' features,
 or one frame by its time). An image or video is embedded by the network the features came from
 (the checkpoint and layer the feature file's ``meta`` records), at the same frame size. The
-nearest rows are found by Euclidean distance: exactly with NumPy, or with faiss (an exact flat
-index) for sets of :data:`FAISS_MIN_ROWS` rows or more; a video's distance is that of its
-nearest row.
+nearest rows are found by Euclidean distance, exactly: one scan of the rows, :data:`SCAN_CHUNK`
+at a time in float64, so float16 or memory-mapped features of a million rows are never copied
+whole (one query needs no index); a video's distance is that of its nearest row.
 """
 
 from __future__ import annotations
@@ -24,10 +24,8 @@ from tcdn.features.featureset import FeatureSet
 
 log = logging.getLogger(__name__)
 
-#: from this many rows on, faiss searches (IndexFlatL2, exact) instead of a NumPy scan
-FAISS_MIN_ROWS = 20000
-#: how many nearest rows faiss returns to rank videos by their nearest row
-FAISS_VIDEO_POOL = 2000
+#: rows whose distances are computed at a time
+SCAN_CHUNK = 8192
 
 
 @dataclass
@@ -82,21 +80,13 @@ def nearest(
             f"the query has {q.shape[0]} dimensions but the features have {x.shape[1]}: embed "
             "it with the network and layer the features came from"
         )
-    n = len(x)
-    if n >= FAISS_MIN_ROWS:
-        import faiss
-
-        index = faiss.IndexFlatL2(x.shape[1])
-        index.add(np.ascontiguousarray(x, dtype=np.float32))
-        d2, idx = index.search(q[None, :], min(n, max(FAISS_VIDEO_POOL, k + 1)))
-        rows, dist = idx[0], np.sqrt(np.maximum(d2[0], 0))
-        keep = rows >= 0
-        rows, dist = rows[keep], dist[keep]
-    else:
-        diff = x.astype(np.float64) - q.astype(np.float64)
-        dist = np.sqrt((diff * diff).sum(axis=1))
-        rows = np.argsort(dist, kind="stable")
-        dist = dist[rows]
+    q64 = q.astype(np.float64)
+    dist = np.empty(len(x))
+    for s in range(0, len(x), SCAN_CHUNK):
+        diff = np.asarray(x[s : s + SCAN_CHUNK], dtype=np.float64) - q64
+        dist[s : s + SCAN_CHUNK] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    rows = np.argsort(dist, kind="stable")
+    dist = dist[rows]
     if exclude is not None:
         keep = rows != exclude
         rows, dist = rows[keep], dist[keep]

@@ -179,6 +179,8 @@ def test_kmeans_auto_backend_switches_at_the_row_threshold(monkeypatch):
     assert cluster.KMeans(4, random_state=0).fit(x).backend_ == "faiss"
     with pytest.raises(TcdnError, match="backend"):
         cluster.KMeans(4, backend="gpu")
+    with pytest.raises(TcdnError, match="not fitted yet"):
+        cluster.KMeans(4).predict(x)
     with pytest.raises(TcdnError, match="at least K"):
         cluster.KMeans(500, random_state=0).fit(x)
 

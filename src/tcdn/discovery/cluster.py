@@ -529,6 +529,8 @@ class KMeans:
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """The nearest fitted centre of each row (in the space K-means ran in)."""
+        if not hasattr(self, "_centres"):
+            raise TcdnError("this KMeans is not fitted yet: call fit(features) first")
         if self.projection_ is not None:
             features = self.projection_.transform(features)
         if self.backend_ == "faiss":

@@ -43,6 +43,15 @@ def test_features_then_discover_features(
     assert fs.meta["source"] == "trained" and fs.meta["layer"] == "fc6"
     assert fs.meta["checkpoint"].endswith("step_00000001.pt")
     assert fs.meta["frame_stride"] == 4 and fs.meta["collection"] == str(synthetic_collection)
+    half = tmp_path / "feats" / "fc6-half.npz"
+    code, _, err = run_cli(
+        capsys, "features", str(synthetic_collection), "--checkpoint", str(run), "--out", str(half),
+        "--frame-stride", "4", "--max-per-video", "5", "--no-progress", "--float16",
+    )  # fmt: skip
+    assert code == 0, err
+    fs_half = FeatureSet.load(half)
+    assert fs_half.features.dtype == np.float16
+    np.testing.assert_array_equal(fs_half.features, fs.features.astype(np.float16))
 
     out = tmp_path / "disc"
     code, table, err = run_cli(

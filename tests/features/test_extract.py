@@ -52,6 +52,16 @@ def test_frame_features_trained_is_the_checkpoint_network(train_frames: FrameSet
     expected = extract_features(model, train_frames.frames[rows], mean, progress=False)
     np.testing.assert_array_equal(fs.features, expected)
     assert fs.features.shape == (len(rows), 64)
+    half = frame_features(train_frames, "trained", ckpt, rows=rows, progress=False, dtype="float16")
+    assert half.features.dtype == np.float16
+    np.testing.assert_array_equal(half.features, expected.astype(np.float16))
+    # batch by batch into one array: batches of 3 give the same rows (up to BLAS rounding)
+    np.testing.assert_allclose(
+        extract_features(model, train_frames.frames[rows], mean, progress=False, batch_size=3),
+        expected,
+        rtol=1e-4,
+        atol=1e-6,
+    )
     assert fs.meta["checkpoint"] == "tiny.pt" and fs.meta["train_config"]["embed_dim"] == 16
 
 

@@ -42,8 +42,10 @@ def extract_features(
     transform: InputTransform | None = None,
     successors: Any = None,
     sign: np.ndarray | None = None,
+    dtype: Any = np.float32,
 ) -> np.ndarray:
-    """Run ``model.forward_features(x, layer)`` over ``(N, H, W, 3)`` uint8 frames -> ``(N, D)`` float32.
+    """Run ``model.forward_features(x, layer)`` over ``(N, H, W, 3)`` uint8 frames -> ``(N, D)``
+    ``dtype`` (float32; float16 halves the memory), written batch by batch into one array.
 
     ``layer=None`` is the network's own default feature layer (``fc6`` for AlexNet), below any
     projection head. The input is :func:`~tcdn.models.input.to_input` with ``mean``, or
@@ -52,7 +54,7 @@ def extract_features(
     (:func:`~tcdn.models.input.successor_rows`)."""
     was_training = model.training
     model.eval().to(device)
-    chunks = []
+    out: np.ndarray | None = None
     starts = range(0, len(frames), batch_size)
     for s in tqdm(starts, desc=desc, unit="batch", disable=not progress):
         batch = slice(s, s + batch_size)
@@ -63,9 +65,12 @@ def extract_features(
             x = transform(
                 frames[batch], after, None if sign is None else sign[batch], device=device
             )
-        chunks.append(model.forward_features(x, layer=layer).float().cpu().numpy())  # type: ignore[operator]
+        f = model.forward_features(x, layer=layer).float().cpu().numpy()  # type: ignore[operator]
+        if out is None:  # the width is known once the first batch is through
+            out = np.empty((len(frames), f.shape[1]), dtype=dtype)
+        out[batch] = f
     model.train(was_training)
-    return np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
+    return out if out is not None else np.zeros((0, 0), dtype)
 
 
 def raw_pixel_features(frames: np.ndarray, n_components: int = 128, seed: int = 0) -> np.ndarray:
@@ -102,10 +107,12 @@ class FrameFeaturizer:
         seed: int = 0,
         device: str = "cpu",
         progress: bool = True,
+        dtype: Any = np.float32,
     ) -> None:
         # a store's frames are read batch by batch as features are extracted, not all at once
         self.x = take_rows(frames.frames, rows)
         self.layer, self.seed, self.device, self.progress = layer, seed, device, progress
+        self.dtype = np.dtype(dtype)
         self.checkpoint = checkpoint
         size = int(self.x.shape[1])
         self.model: Backbone | None = None
@@ -139,8 +146,9 @@ class FrameFeaturizer:
         )
 
     def features(self, source: str, repeat: int = 0) -> np.ndarray:
-        """``(N, D)`` float32 features of the rows from ``source``; ``random_init`` builds a fresh
-        network per ``repeat`` (seeded by ``seed + 1000 + repeat``)."""
+        """``(N, D)`` features (of the ``dtype`` given, float32 by default) of the rows from
+        ``source``; ``random_init`` builds a fresh network per ``repeat`` (seeded by
+        ``seed + 1000 + repeat``)."""
         if source == "trained":
             if self.model is None:
                 raise TcdnError("the 'trained' source needs a checkpoint (--checkpoint)")
@@ -152,7 +160,7 @@ class FrameFeaturizer:
                 net = config.build_model()
             return self._extract(net, f"random-init net {repeat + 1}")
         if source == "raw_pixels":
-            return raw_pixel_features(np.asarray(self.x), seed=self.seed)
+            return raw_pixel_features(np.asarray(self.x), seed=self.seed).astype(self.dtype)
         raise TcdnError(
             f"unknown feature source {source!r}; choose from {', '.join(FRAME_SOURCES)}"
         )
@@ -169,6 +177,7 @@ class FrameFeaturizer:
             transform=self.transform,
             successors=self.x_next,
             sign=self.sign,
+            dtype=self.dtype,
         )
 
     def feature_set(self, source: str, repeat: int = 0) -> FeatureSet:
@@ -197,12 +206,14 @@ def frame_features(
     seed: int = 0,
     device: str = "cpu",
     progress: bool = True,
+    dtype: Any = np.float32,
 ) -> FeatureSet:
     """The :class:`FeatureSet` of the rows ``rows`` of ``frames`` (default: every frame; e.g.
     :meth:`FrameSet.rows <tcdn.data.frameset.FrameSet.rows>`) from ``source`` (one of
     :data:`FRAME_SOURCES`), computed exactly as the discovery pipeline computes it (its first
     repeat for ``random_init``). See :class:`FrameFeaturizer`; ``checkpoint`` is a
-    :func:`tcdn.training.load_checkpoint` dict."""
+    :func:`tcdn.training.load_checkpoint` dict; ``dtype``: float32, or float16 for half the
+    memory and file size."""
     if source not in FRAME_SOURCES:
         raise TcdnError(
             f"unknown feature source {source!r}; choose from {', '.join(FRAME_SOURCES)}"
@@ -215,5 +226,6 @@ def frame_features(
         seed=seed,
         device=device,
         progress=progress,
+        dtype=dtype,
     )
     return featurizer.feature_set(source)

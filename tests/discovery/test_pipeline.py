@@ -382,11 +382,19 @@ def test_a_feature_set_is_reduced_once_for_every_seed_and_method(monkeypatch) ->
     x, y = gauss_blobs(60, 4, dim=32, seed=1)
     monkeypatch.setattr(cluster, "LARGE_ROWS", len(x))
     monkeypatch.setattr(cluster, "LARGE_PCA_DIMS", 6)
-    fitted = []
-    fit_pca = cluster.fit_pca
+    fitted, graphs = [], []
+    fit_pca, dense_affinity = cluster.fit_pca, cluster._dense_affinity
     monkeypatch.setattr(cluster, "fit_pca", lambda *a, **kw: fitted.append(1) or fit_pca(*a, **kw))
+    monkeypatch.setattr(
+        cluster, "_dense_affinity", lambda *a, **kw: graphs.append(1) or dense_affinity(*a, **kw)
+    )
     scores = score_clusterings(lambda r: x, y, k=4, repeats=3)
     assert len(fitted) == 1
+    assert len(graphs) == 1  # the eigengap's decomposition and the clustering's share one graph
+    from tcdn.discovery.evaluate import cluster_once
+
+    for m in METHODS:  # and the clusters are those of a call that builds everything itself
+        np.testing.assert_array_equal(scores[m].first_assignment, cluster_once(x, 4, m))
     assert {m: s.values for m, s in scores.items()} == {m: [0.0] * 3 for m in METHODS}
     assert scores["kmeans"].k_silhouette == 4
     fitted.clear()

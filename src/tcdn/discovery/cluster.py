@@ -276,6 +276,37 @@ class Spectrum:
             )
 
 
+@dataclass(frozen=True)
+class Graph:
+    """The affinity spectral clustering decomposes (:func:`affinity_graph`)."""
+
+    matrix: np.ndarray | sparse.csr_matrix  # (N, N) symmetric, zero diagonal
+    kind: str  # "dense" or "knn"
+
+
+def affinity_graph(
+    features: np.ndarray,
+    sigma: float | str = "local",
+    n_neighbors: int = 7,
+    *,
+    affinity: str = "auto",
+    graph_neighbors: int = GRAPH_NEIGHBORS,
+) -> Graph:
+    """The affinity of :func:`spectral_decomposition` (see there for the parameters), built once
+    so that several decompositions of the same features (the eigengap's and the clustering's)
+    can share it."""
+    n = len(features)
+    kind = resolve_affinity(affinity, n)
+    if kind == "dense":
+        if n > DENSE_SPECTRAL_MAX:
+            raise TcdnError(
+                f"dense spectral clustering of {n} frames needs an {n}x{n} affinity: use the kNN "
+                f"affinity, or --frame-stride / --max-per-video to take at most {DENSE_SPECTRAL_MAX} frames"
+            )
+        return Graph(_dense_affinity(features, sigma, n_neighbors), kind)
+    return Graph(_knn_affinity(features, sigma, n_neighbors, graph_neighbors), kind)
+
+
 def spectral_decomposition(
     features: np.ndarray,
     k: int,
@@ -285,6 +316,7 @@ def spectral_decomposition(
     affinity: str = "auto",
     graph_neighbors: int = GRAPH_NEIGHBORS,
     random_state: int = 0,
+    graph: Graph | None = None,
 ) -> Spectrum:
     """Ng-Jordan-Weiss embedding: top-``k`` eigenvectors of ``D^-1/2 A D^-1/2``, rows normalised.
 
@@ -304,21 +336,18 @@ def spectral_decomposition(
     (default) is dense up to ``DENSE_AUTO_MAX`` frames and kNN beyond. ``A_ii = 0``. Above
     ``LARGE_ROWS`` rows the kNN graph is built in a ``LARGE_PCA_DIMS``-d PCA of the features
     (:func:`working_space`), which float16 or memory-mapped features reach chunk by chunk.
-    ``random_state`` seeds the eigensolver's start vectors. Returns a :class:`Spectrum`.
+    ``random_state`` seeds the eigensolver's start vectors. ``graph``: the affinity
+    :func:`affinity_graph` built from these features with these options, already at hand.
+    Returns a :class:`Spectrum`.
     """
-    n = len(features)
-    affinity = resolve_affinity(affinity, n)
-    if affinity == "dense":
-        if n > DENSE_SPECTRAL_MAX:
-            raise TcdnError(
-                f"dense spectral clustering of {n} frames needs an {n}x{n} affinity: use the kNN "
-                f"affinity, or --frame-stride / --max-per-video to take at most {DENSE_SPECTRAL_MAX} frames"
-            )
-        a: np.ndarray | sparse.csr_matrix = _dense_affinity(features, sigma, n_neighbors)
-    else:
-        a = _knn_affinity(features, sigma, n_neighbors, graph_neighbors)
-    embedding, vals, info = _embed(a, k, random_state)
-    return Spectrum(embedding, vals, affinity, info)
+    if graph is None:
+        graph = affinity_graph(
+            features, sigma, n_neighbors, affinity=affinity, graph_neighbors=graph_neighbors
+        )
+    elif graph.matrix.shape[0] != len(features):
+        raise TcdnError(f"the graph has {graph.matrix.shape[0]} nodes for {len(features)} rows")
+    embedding, vals, info = _embed(graph.matrix, k, random_state)
+    return Spectrum(embedding, vals, graph.kind, info)
 
 
 def spectral_embedding(
@@ -352,12 +381,15 @@ def resolve_affinity(affinity: str, n: int) -> str:
     return affinity
 
 
-def spectral_eigenvalues(features: np.ndarray, k: int, *, affinity: str = "auto") -> np.ndarray:
-    """The top-``k`` eigenvalues (descending) of the normalised affinity of :func:`spectral_embedding`."""
+def spectral_eigenvalues(
+    features: np.ndarray, k: int, *, affinity: str = "auto", graph: Graph | None = None
+) -> np.ndarray:
+    """The top-``k`` eigenvalues (descending) of the normalised affinity of :func:`spectral_embedding`
+    (``graph``: that affinity, already built by :func:`affinity_graph`)."""
     n = len(features)
     if resolve_affinity(affinity, n) == "dense" and n > DENSE_SPECTRAL_MAX:
         affinity = "knn"
-    return spectral_decomposition(features, k, affinity=affinity).eigenvalues
+    return spectral_decomposition(features, k, affinity=affinity, graph=graph).eigenvalues
 
 
 def estimate_k_eigengap(
@@ -366,6 +398,7 @@ def estimate_k_eigengap(
     *,
     min_k: int = 2,
     affinity: str = "auto",
+    graph: Graph | None = None,
 ) -> tuple[int, np.ndarray]:
     """Choose the number of clusters without labels: the largest eigengap of the normalised affinity.
 
@@ -378,7 +411,7 @@ def estimate_k_eigengap(
     max_k = int(min(max_k, n - 2))
     if max_k <= min_k:
         raise TcdnError(f"too few frames ({n}) to estimate the number of clusters")
-    vals = spectral_eigenvalues(features, max_k + 1, affinity=affinity)
+    vals = spectral_eigenvalues(features, max_k + 1, affinity=affinity, graph=graph)
     gaps = vals[:-1] - vals[1:]  # gaps[i - 1] = λ_i - λ_{i+1}
     best = int(np.argmax(gaps[min_k - 1 : max_k])) + min_k
     return best, vals

@@ -10,7 +10,9 @@ import numpy as np
 from sklearn.metrics import normalized_mutual_info_score
 
 from tcdn.discovery.cluster import (
+    Graph,
     Spectrum,
+    affinity_graph,
     estimate_k_eigengap,
     estimate_k_silhouette,
     kmeans,
@@ -107,8 +109,8 @@ def score_clusterings(
     clusters with each: ``nmi_<name>``.
 
     ``features_for_repeat(r)`` gives the features of repeat ``r``: the same array every time for
-    a fixed feature source (its :func:`~tcdn.discovery.cluster.working_space` and spectral
-    embedding are then computed once), a new one for e.g. a freshly initialised network per
+    a fixed feature source (its :func:`~tcdn.discovery.cluster.working_space`, affinity graph
+    and spectral embedding are then computed once), a new one for e.g. a freshly initialised network per
     repeat. With ``estimate_k``, the number of clusters the data
     suggest without labels, by the largest eigengap (:func:`estimate_k_eigengap`) and by the best
     silhouette (:func:`estimate_k_silhouette`), each on the first repeat's features looking up to
@@ -124,19 +126,22 @@ def score_clusterings(
     last_feats: np.ndarray | None = None
     space = np.empty((0, 0), dtype=np.float32)
     spectrum: Spectrum | None = None
+    graph: Graph | None = None
     k_est: dict[str, int] = {}
     for r in range(repeats):
         feats = features_for_repeat(r)
-        if feats is not last_feats:  # a new feature set: reduce it (at scale) and embed it once
-            space, last_feats, spectrum = working_space(feats), feats, None
+        if feats is not last_feats:  # a new feature set: reduce it (at scale), graph and embed once
+            space, last_feats, spectrum, graph = working_space(feats), feats, None, None
         if estimate_k and r == 0 and len(feats) > 4:
-            k_est["eigengap"] = estimate_k_eigengap(space, max_k=max(2 * k, 10))[0]
+            graph = graph or affinity_graph(space)
+            k_est["eigengap"] = estimate_k_eigengap(space, max_k=max(2 * k, 10), graph=graph)[0]
             k_est["silhouette"] = estimate_k_silhouette(
                 space, max_k=max(2 * k, 10), random_state=random_state
             )[0]
         for m in methods:
             if m == "spectral" and spectrum is None:
-                spectrum = spectral_decomposition(space, k)  # features only
+                graph = graph or affinity_graph(space)
+                spectrum = spectral_decomposition(space, k, graph=graph)  # features only
                 if r == 0:
                     spectrum.warn_if_split(k)
             embedding = spectrum.embedding if m == "spectral" and spectrum is not None else None

@@ -110,9 +110,9 @@ def score_clusterings(
 
     ``features_for_repeat(r)`` gives the features of repeat ``r``: the same array every time for
     a fixed feature source (its :func:`~tcdn.discovery.cluster.working_space`, affinity graph
-    and spectral embedding are then computed once), a new one for e.g. a freshly initialised network per
-    repeat. With ``estimate_k``, the number of clusters the data
-    suggest without labels, by the largest eigengap (:func:`estimate_k_eigengap`) and by the best
+    and spectral embedding are then computed once), a new one for e.g. a freshly initialised
+    network per repeat. With ``estimate_k``, the number of clusters the data suggest without
+    labels, by the largest eigengap (:func:`estimate_k_eigengap`) and by the best
     silhouette (:func:`estimate_k_silhouette`), each on the first repeat's features looking up to
     ``max(2K, 10)``, is reported beside the scores at ``k``.
     """

@@ -44,6 +44,32 @@ def test_frame_features_raw_pixels_and_index(train_frames: FrameSet) -> None:
     assert fs.meta["image_size"] == TRAIN_SIZE and fs.meta["checkpoint"] is None
 
 
+def test_raw_pixels_of_many_frames_fit_the_pca_on_a_sample_and_project_in_chunks(
+    train_frames: FrameSet,
+) -> None:
+    from sklearn.decomposition import PCA
+
+    from tcdn.data.frameset import FrameRows
+
+    frames = train_frames.frames[:120]
+    got = raw_pixel_features(frames, n_components=8, seed=2, sample=50, chunk=7)
+    # the obvious way: fit on the 50 frames drawn, project every frame at once
+    x = frames.reshape(len(frames), -1).astype(np.float32) / 255.0
+    drawn = np.sort(np.random.default_rng(2).choice(len(frames), 50, replace=False))
+    want = PCA(n_components=8, random_state=2).fit(x[drawn]).transform(x)
+    assert got.shape == (120, 8) and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    # a store's lazy rows give the same, and up to `sample` frames nothing is sampled
+    lazy = FrameRows(train_frames.frames, np.arange(120))
+    np.testing.assert_array_equal(
+        raw_pixel_features(lazy, n_components=8, seed=2, sample=50, chunk=7), got
+    )
+    np.testing.assert_array_equal(
+        raw_pixel_features(frames, n_components=8, seed=2),
+        PCA(n_components=8, random_state=2).fit_transform(x).astype(np.float32),
+    )
+
+
 def test_frame_features_trained_is_the_checkpoint_network(train_frames: FrameSet) -> None:
     rows = np.arange(0, len(train_frames.frames), 10)
     ckpt = tiny_checkpoint()

@@ -73,11 +73,42 @@ def extract_features(
     return out if out is not None else np.zeros((0, 0), dtype)
 
 
-def raw_pixel_features(frames: np.ndarray, n_components: int = 128, seed: int = 0) -> np.ndarray:
-    """Raw pixels (scaled to [0, 1], flattened) reduced by PCA to ``n_components`` dimensions: a baseline."""
-    x = frames.reshape(len(frames), -1).astype(np.float32) / 255.0
-    n = int(min(n_components, x.shape[0], x.shape[1]))
-    return PCA(n_components=n, random_state=seed).fit_transform(x).astype(np.float32)
+#: frames above which the raw-pixel baseline's PCA is fitted on this many frames drawn at random
+#: and applied chunk by chunk, instead of fitted on every frame flattened at once (a million
+#: 64x64 frames would take 49 GiB as float32)
+RAW_PCA_SAMPLE = 20000
+
+
+def raw_pixel_features(
+    frames: Any,
+    n_components: int = 128,
+    seed: int = 0,
+    *,
+    sample: int = RAW_PCA_SAMPLE,
+    chunk: int = 4096,
+) -> np.ndarray:
+    """Raw pixels (scaled to [0, 1], flattened) reduced by PCA to ``n_components`` dimensions: a
+    baseline. ``frames``: ``(N, H, W, 3)`` uint8, an array or a store's lazy rows. Up to
+    ``sample`` frames the PCA is fitted on all of them; beyond, on ``sample`` frames drawn at
+    random (seeded by ``seed``), and every frame is then projected ``chunk`` at a time."""
+
+    def flat(block: Any) -> np.ndarray:
+        block = np.asarray(block)
+        return block.reshape(len(block), -1).astype(np.float32) / 255.0
+
+    n = len(frames)
+    if n <= sample:
+        x = flat(frames)
+        k = int(min(n_components, x.shape[0], x.shape[1]))
+        return PCA(n_components=k, random_state=seed).fit_transform(x).astype(np.float32)
+    drawn = flat(frames[np.sort(np.random.default_rng(seed).choice(n, sample, replace=False))])
+    k = int(min(n_components, drawn.shape[0], drawn.shape[1]))
+    pca = PCA(n_components=k, random_state=seed).fit(drawn)
+    del drawn
+    out = np.empty((n, k), dtype=np.float32)
+    for s in range(0, n, chunk):
+        out[s : s + chunk] = pca.transform(flat(frames[s : s + chunk]))
+    return out
 
 
 # -- features of a frame set, the one path for `tcdn features` and the discovery pipeline ---------
@@ -160,7 +191,7 @@ class FrameFeaturizer:
                 net = config.build_model()
             return self._extract(net, f"random-init net {repeat + 1}")
         if source == "raw_pixels":
-            return raw_pixel_features(np.asarray(self.x), seed=self.seed).astype(self.dtype)
+            return raw_pixel_features(self.x, seed=self.seed).astype(self.dtype)
         raise TcdnError(
             f"unknown feature source {source!r}; choose from {', '.join(FRAME_SOURCES)}"
         )

@@ -19,6 +19,7 @@ from sklearn.metrics import silhouette_score
 
 from tcdn.discovery.eigen import EigenInfo, normalized_affinity, top_eigenpairs
 from tcdn.errors import TcdnError
+from tcdn.features.featureset import group_means
 
 log = logging.getLogger(__name__)
 
@@ -578,27 +579,13 @@ class KMeans:
 
 
 def _cluster_means(
-    features: np.ndarray,
-    labels: np.ndarray,
-    reduced_centres: np.ndarray,
-    projection: Projection,
-    chunk: int = 16384,
+    features: np.ndarray, labels: np.ndarray, reduced_centres: np.ndarray, projection: Projection
 ) -> np.ndarray:
-    """``(K, D)`` float32: the mean of each cluster's rows, chunk sums added in float64; an
-    empty cluster gets its reduced centre mapped back (``mean + centre @ axes.T``)."""
-    k, d = len(reduced_centres), features.shape[1]
-    sums = np.zeros((k, d), dtype=np.float64)
-    for s in range(0, len(features), chunk):
-        rows = np.asarray(features[s : s + chunk], dtype=np.float32)
-        lab = labels[s : s + chunk]
-        onehot = sparse.csr_matrix(
-            (np.ones(len(lab), dtype=np.float32), (lab, np.arange(len(lab)))), shape=(k, len(lab))
-        )
-        sums += onehot @ rows
-    counts = np.bincount(labels, minlength=k)
+    """``(K, D)`` float32: the mean of each cluster's rows (:func:`group_means`); an empty
+    cluster gets its reduced centre mapped back (``mean + centre @ axes.T``)."""
+    means, counts = group_means(features, labels, len(reduced_centres))
     back = projection.mean[None, :] + reduced_centres @ projection.axes.T
-    means = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], back)
-    return means.astype(np.float32)
+    return np.where(counts[:, None] > 0, means, back).astype(np.float32)
 
 
 class SpectralClustering:

@@ -15,7 +15,7 @@ import torch
 from tcdn import __version__
 from tcdn.discovery.config import METHODS, DiscoverConfig
 from tcdn.discovery.evaluate import Score
-from tcdn.features.featureset import FeatureSet
+from tcdn.features.featureset import FeatureSet, group_means
 
 RESULTS_FORMAT = "tcdn-results-2"
 
@@ -158,18 +158,11 @@ def centre_distances(
     n = len(clusters)
     if features.ndim != 2 or features.shape[1] == 0 or len(features) != n:
         return np.full(n, np.nan)
-    from scipy import sparse
-
     # Two passes, ``chunk`` rows at a time in float64: a million float16 rows of 4,096 dims are
     # never copied whole (as float64 they would take 32 GiB).
     clusters = np.asarray(clusters, dtype=np.int64)
     k = int(clusters.max()) + 1 if n else 0
-    sums = np.zeros((k, features.shape[1]))
-    for s in range(0, n, chunk):
-        c = clusters[s : s + chunk]
-        onehot = sparse.csr_matrix((np.ones(len(c)), (c, np.arange(len(c)))), shape=(k, len(c)))
-        sums += onehot @ np.asarray(features[s : s + chunk], dtype=np.float64)
-    centres = sums / np.maximum(np.bincount(clusters, minlength=k), 1)[:, None]
+    centres, _ = group_means(features, clusters, k, chunk=chunk)
     out = np.empty(n)
     for s in range(0, n, chunk):
         x = np.asarray(features[s : s + chunk], dtype=np.float64)

@@ -191,7 +191,7 @@ class FrameFeaturizer:
                 net = config.build_model()
             return self._extract(net, f"random-init net {repeat + 1}")
         if source == "raw_pixels":
-            return raw_pixel_features(self.x, seed=self.seed).astype(self.dtype)
+            return raw_pixel_features(self.x, seed=self.seed).astype(self.dtype, copy=False)
         raise TcdnError(
             f"unknown feature source {source!r}; choose from {', '.join(FRAME_SOURCES)}"
         )

@@ -350,17 +350,8 @@ def pool_by_video(fs: FeatureSet) -> FeatureSet:
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
     group = rank[inverse.reshape(-1)]
-    from scipy import sparse
-
     n_videos = len(names)
-    sums = np.zeros((n_videos, fs.features.shape[1]), dtype=np.float64)
-    for s in range(0, len(fs), _CHUNK):  # float16 rows are never copied whole
-        g = group[s : s + _CHUNK]
-        onehot = sparse.csr_matrix(
-            (np.ones(len(g)), (g, np.arange(len(g)))), shape=(n_videos, len(g))
-        )
-        sums += onehot @ np.asarray(fs.features[s : s + _CHUNK], dtype=np.float64)
-    counts = np.bincount(group, minlength=n_videos)
+    means, _ = group_means(fs.features, group, n_videos)
     video_label = fs.label[first[order]]
     mixed = fs.label != video_label[group]
     if mixed.any():
@@ -371,12 +362,34 @@ def pool_by_video(fs: FeatureSet) -> FeatureSet:
             "pooling by video needs one label per video; use --level frame"
         )
     return FeatureSet(
-        features=(sums / np.maximum(counts, 1)[:, None]).astype(np.float32),
+        features=means.astype(np.float32),
         video=names[order],
         frame=np.full(n_videos, WHOLE_VIDEO, dtype=np.int64),
         label=video_label,
         meta={**fs.meta, "level": "video"},
     )
+
+
+def group_means(
+    features: np.ndarray, group: np.ndarray, n_groups: int, *, chunk: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(n_groups, D)`` float64 mean of the rows of each group (zeros for an empty one) and
+    ``(n_groups,)`` row counts; ``group[i]`` in ``[0, n_groups)`` is row ``i``'s group. Summed
+    ``chunk`` rows (default ``_CHUNK``) at a time in float64, so float16 or memory-mapped
+    features are never copied whole."""
+    from scipy import sparse
+
+    chunk = chunk or _CHUNK
+    group = np.asarray(group, dtype=np.int64)
+    sums = np.zeros((n_groups, features.shape[1]), dtype=np.float64)
+    for s in range(0, len(group), chunk):
+        g = group[s : s + chunk]
+        onehot = sparse.csr_matrix(
+            (np.ones(len(g)), (g, np.arange(len(g)))), shape=(n_groups, len(g))
+        )
+        sums += onehot @ np.asarray(features[s : s + chunk], dtype=np.float64)
+    counts = np.bincount(group, minlength=n_groups)
+    return sums / np.maximum(counts, 1)[:, None], counts
 
 
 def _first_non_finite_row(features: np.ndarray) -> int | None:

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tcdn.outputs import atomic_writer, write_atomic
 from tcdn.sweep.layout import baseline_path, iter_cell_results, write_json
 from tcdn.sweep.spec import SweepSpec, architecture_key
 
@@ -218,13 +218,7 @@ def plot_curves(spec: SweepSpec, out: Path) -> list[Path]:
                 ax.set_yscale("log")
         axes[0][0].legend(fontsize=7)
         fig.suptitle(f"{dataset}: training diagnostics (mean over seeds)")
-        fig.tight_layout()
-        path = out / f"curves-{dataset}.png"
-        tmp = path.with_name(f".{path.name}.partial.png")
-        fig.savefig(tmp, dpi=90)
-        plt.close(fig)
-        os.replace(tmp, path)
-        written.append(path)
+        written.append(_save_figure(fig, out / f"curves-{dataset}.png"))
     return written
 
 
@@ -285,12 +279,20 @@ def plot_option_sweep(spec: SweepSpec, rows: list[dict[str, Any]], out: Path) ->
         fontsize=7, title="trained (dashed: random init, dotted: raw pixels)", title_fontsize=6
     )
     fig.suptitle(f"CE against {key} (mean ± std over training seeds)")
+    return _save_figure(fig, out / f"ce-vs-{key}.png")
+
+
+def _save_figure(fig: Any, path: Path) -> Path:
+    """Lay ``fig`` out, write it as a PNG to ``path`` atomically
+    (:func:`~tcdn.outputs.atomic_writer`) and close it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
-    path = out / f"ce-vs-{key}.png"
-    tmp = path.with_name(f".{path.name}.partial.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_writer(path) as fh:
+            fig.savefig(fh, format="png", dpi=90)
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -310,8 +312,7 @@ def write_outputs(spec: SweepSpec, out: Path) -> list[dict[str, Any]]:
         "ce_std_within_seed",
     ]
     extra = sorted({k for r in rows for k in r if k.startswith("nmi")})
-    tmp = out / ".table.csv.partial"
-    with tmp.open("w", newline="") as fh:
+    with atomic_writer(out / "table.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow([*columns, *extra, "ce_values"])
         for r in rows:
@@ -319,10 +320,7 @@ def write_outputs(spec: SweepSpec, out: Path) -> list[dict[str, Any]]:
                 [r.get(c, "") for c in columns + extra]
                 + [" ".join(f"{v:.4f}" for v in r["ce_values"])]
             )
-    os.replace(tmp, out / "table.csv")
-    tmp = out / ".summary.md.partial"
-    tmp.write_text(summary_markdown(spec, rows))
-    os.replace(tmp, out / "summary.md")
+    write_atomic(out / "summary.md", summary_markdown(spec, rows))
     plot_curves(spec, out)
     plot_option_sweep(spec, rows, out)
     return rows

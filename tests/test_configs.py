@@ -11,6 +11,12 @@ from tcdn.training.recipes import best, lq_64px, recipe
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
+def differing(cfg: TrainConfig, base: TrainConfig) -> dict[str, object]:
+    """The options of ``cfg`` whose values differ from ``base``'s, with ``cfg``'s values."""
+    theirs = base.to_dict()
+    return {k: v for k, v in cfg.to_dict().items() if theirs[k] != v}
+
+
 def test_lq_64px_yaml_equals_its_recipe() -> None:
     from_yaml = TrainConfig.from_yaml(CONFIGS / "demo-lq-64px.yaml")
     assert from_yaml == lq_64px(200, 0) == recipe("lq-64px")
@@ -20,10 +26,8 @@ def test_best_yaml_is_the_default_recipe_and_the_demo() -> None:
     assert TrainConfig.from_yaml(CONFIGS / "best.yaml") == best() == recipe("best")
     assert demo_train_config(300, 0) == best()
     # the study's finalist, as it was measured, but for how often it writes checkpoints
-    finalist = TrainConfig.from_yaml(CONFIGS / "bn-nce-diffonly-64px.yaml").to_dict()
-    assert {k: v for k, v in best().to_dict().items() if finalist[k] != v} == {
-        "checkpoint_every": 75
-    }
+    finalist = TrainConfig.from_yaml(CONFIGS / "bn-nce-diffonly-64px.yaml")
+    assert differing(best(), finalist) == {"checkpoint_every": 75}
 
 
 def test_paper_yaml_equals_the_defaults() -> None:
@@ -43,16 +47,9 @@ def test_yaml_files_name_every_option() -> None:
 
 
 def test_transfer_yaml_is_the_demo_recipe_on_the_cifar_net() -> None:
-    import dataclasses
-
     demo = lq_64px(200, 0)
     cifar = TrainConfig.from_yaml(CONFIGS / "transfer-lq-cifar-32px.yaml")
-    differ = {
-        f.name: getattr(cifar, f.name)
-        for f in dataclasses.fields(TrainConfig)
-        if getattr(cifar, f.name) != getattr(demo, f.name)
-    }
-    assert differ == {
+    assert differing(cifar, demo) == {
         "model": "cifar10_quick",
         "model_options": {},
         "image_size": 32,
@@ -62,17 +59,10 @@ def test_transfer_yaml_is_the_demo_recipe_on_the_cifar_net() -> None:
 
 
 def test_study_finalists_are_the_demo_recipe_with_the_bn_nce_options() -> None:
-    import dataclasses
-
     demo = lq_64px(200, 0)
     for motion in ("diff", "diffonly"):
         cfg = TrainConfig.from_yaml(CONFIGS / f"bn-nce-{motion}-64px.yaml")
-        differ = {
-            f.name: getattr(cfg, f.name)
-            for f in dataclasses.fields(TrainConfig)
-            if getattr(cfg, f.name) != getattr(demo, f.name)
-        }
-        assert differ == {
+        assert differing(cfg, demo) == {
             "loss": "nce",
             "model": "alexnet_bn",
             "model_options": {"pool_size": 1, "dropout": 0.0, "init": "he"},

@@ -2,12 +2,12 @@
 
 Measured in one run on the same model and batch:
 
-- ``pipeline``: :meth:`tcdn.training.loop.Trainer.step`, the step ``tcdn train`` runs: sample
+- ``pipeline``: :meth:`tcdn.training.trainer.Trainer.step`, the step ``tcdn train`` runs: sample
   quadruplets from a decoded synthetic collection, gather the frames, convert to float,
   forward + backward + clipping + SGD step;
 - ``pipeline+augment``: the same with the per-frame appearance augmentation
   (``augment: appearance``, default strengths) on every frame;
-- ``compute``: :meth:`~tcdn.training.loop.Trainer.optimize` alone, on a random tensor already
+- ``compute``: :meth:`~tcdn.training.trainer.Trainer.optimize` alone, on a random tensor already
   in memory.
 
 Prints steps/s of each and their ratios to compute-only (the target is >= 0.9 without
@@ -29,8 +29,8 @@ import torch
 from tcdn.data.load import load_frames
 from tcdn.data.synthetic import SyntheticConfig, generate
 from tcdn.demo import DEMO_SIZE
-from tcdn.training.loop import Trainer
 from tcdn.training.recipes import lq_64px
+from tcdn.training.trainer import Trainer
 
 
 def _time_steps(step, n: int, warmup: int = 2) -> float:

@@ -24,7 +24,7 @@ from tcdn.demo import DEMO_SIZE, demo_train_config
 from tcdn.discovery.config import DiscoverConfig
 from tcdn.discovery.pipeline import discover_collection
 from tcdn.training.checkpoint import load_checkpoint
-from tcdn.training.loop import train
+from tcdn.training.run import train
 
 
 @pytest.fixture

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from tcdn.report.prepare import write_report
     from tcdn.training.checkpoint import load_checkpoint
     from tcdn.training.config import TrainConfig
-    from tcdn.training.loop import train
+    from tcdn.training.run import train
 
 __all__ = [
     "DiscoverConfig",
@@ -77,7 +77,7 @@ __getattr__, __dir__ = lazy_exports(
         "load_frames": "tcdn.data.load",
         "open_collection": "tcdn.data.load",
         "TrainConfig": "tcdn.training.config",
-        "train": "tcdn.training.loop",
+        "train": "tcdn.training.run",
         "load_checkpoint": "tcdn.training.checkpoint",
         "frame_features": "tcdn.features.extract",
         "FeatureSet": "tcdn.features.featureset",

@@ -14,8 +14,8 @@ from tcdn.discovery.results import write_results
 from tcdn.report.prepare import write_report
 from tcdn.training.checkpoint import list_checkpoints, load_checkpoint
 from tcdn.training.config import TrainConfig
-from tcdn.training.loop import train
 from tcdn.training.recipes import SIZE_64, best
+from tcdn.training.run import train
 
 DEMO_SIZE = SIZE_64
 

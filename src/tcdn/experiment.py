@@ -212,7 +212,7 @@ def run_experiment(
     from tcdn.discovery.results import write_results
     from tcdn.report.prepare import write_report
     from tcdn.training.checkpoint import list_checkpoints, load_checkpoint
-    from tcdn.training.loop import train
+    from tcdn.training.run import train
 
     data_root, out = Path(data_root), Path(out)
     if not data_root.is_dir():

@@ -228,3 +228,21 @@ def write_atomic(path: str | Path, data: bytes | str) -> None:
     else:
         with atomic_writer(path, "wb") as fh:
             fh.write(data)
+
+
+def open_append(path: str | Path) -> IO[str]:
+    """Open a text file of tcdn's own (a run's ``log.jsonl``) for appending, never through a
+    symbolic link: a link there could point at a user's file, which would get tcdn's lines. An
+    OS error becomes a :class:`TcdnError` naming ``path``."""
+    path = Path(path)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        if path.is_symlink():
+            raise TcdnError(
+                f"{path} is a symbolic link, which tcdn never writes through (it could change "
+                "the file it points to): remove the link, or choose another folder"
+            ) from None
+        raise TcdnError(f"cannot write {path}: {os_error_hint(exc)}") from None
+    return os.fdopen(fd, "a", encoding="utf-8")

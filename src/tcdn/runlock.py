@@ -35,6 +35,8 @@ except ImportError:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".tcdn.lock"
+#: never open the lock through a symbolic link (where the OS has the flag)
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 #: folders this process holds: resolved path -> [depth, file descriptor]
 _HELD: dict[Path, list[int]] = {}
@@ -72,8 +74,14 @@ def _acquire(folder: Path, option: str) -> int:
     path = folder / LOCK_NAME
     while True:
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | NOFOLLOW, 0o644)
         except OSError as exc:
+            if path.is_symlink():
+                raise TcdnError(
+                    f"{option} {folder}: its lock file {path} is a symbolic link, which tcdn never "
+                    "writes through (it could overwrite the file it points to): remove the link, "
+                    "or choose another folder"
+                ) from None
             raise TcdnError(
                 f"{option} {folder}: cannot create its lock file {path}: {exc.strerror}"
             ) from None

@@ -16,7 +16,7 @@ from tcdn.errors import TcdnError
 from tcdn.outputs import claim_folder
 from tcdn.training.checkpoint import RUN_KIND, atomic_save, load_checkpoint
 from tcdn.training.config import TrainConfig
-from tcdn.training.loop import train
+from tcdn.training.run import train
 from tests.cli.conftest import assert_user_error
 from tests.conftest import small_config, tiny_checkpoint
 

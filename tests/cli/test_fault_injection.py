@@ -197,12 +197,12 @@ def _save_kill(n: int) -> str:
 
 
 SLOW_STEPS = """
-    import tcdn.training.loop as loop
-    real = loop.Trainer.step
+    import tcdn.training.trainer as trainer
+    real = trainer.Trainer.step
     def step(self, **kwargs):
         time.sleep(0.5)  # two steps outlast every kill delay below, on any machine
         return real(self, **kwargs)
-    loop.Trainer.step = step
+    trainer.Trainer.step = step
 """
 
 #: a small network (a checkpoint of about 1 MB), so that kills and resumes cost little

@@ -15,8 +15,9 @@ import torch
 from tcdn.cli import EXIT_INTERRUPTED, configure_logging
 from tcdn.data.collection import find_videos
 from tcdn.errors import TcdnError
-from tcdn.training import loop as loop_mod
 from tcdn.training import precision as prec
+from tcdn.training import run as run_mod
+from tcdn.training import trainer as trainer_mod
 from tests.cli.conftest import assert_user_error, run_cli, train_args
 
 
@@ -56,7 +57,7 @@ def test_quiet_hides_info_and_flags_go_before_or_after_the_command(
     assert code == 0 and "INFO" not in err
     args = train_args(synthetic_collection, tmp_path / "c", small_yaml, "--steps", "1")
     code, _, err = run_cli(capsys, *args, "-v")
-    assert code == 0 and "DEBUG tcdn.training.loop: config:" in err
+    assert code == 0 and "DEBUG tcdn.training.run: config:" in err
 
 
 def test_third_party_info_and_convergence_warnings_only_with_verbose(
@@ -128,9 +129,9 @@ def test_the_precision_check_leaves_the_run_as_it_was(train_frames, monkeypatch)
     did not. (One bf16 step on a tiny network: a correctness check, not a timing.)"""
     from tests.conftest import small_config
 
-    def trainer() -> loop_mod.Trainer:
+    def trainer() -> trainer_mod.Trainer:
         torch.manual_seed(0)
-        return loop_mod.Trainer(train_frames, small_config(), torch.device("cpu"))
+        return trainer_mod.Trainer(train_frames, small_config(), torch.device("cpu"))
 
     plain = trainer()
     checked = trainer()
@@ -151,14 +152,14 @@ def test_precision_auto_in_a_run_uses_the_decision(
 
     monkeypatch.setattr(prec, "native_bf16", lambda device, cpuinfo="": True)
     monkeypatch.setattr(
-        loop_mod.Trainer, "compare_precisions", lambda self, steps=3: ([0.5], [0.5001])
+        trainer_mod.Trainer, "compare_precisions", lambda self, steps=3: ([0.5], [0.5001])
     )
-    last = loop_mod.train(
+    last = run_mod.train(
         train_frames, small_config(steps=1, precision="auto"), tmp_path / "r", progress=False
     )
     assert torch.load(last, weights_only=True)["precision"] == "bf16"
     monkeypatch.setattr(prec, "native_bf16", lambda device, cpuinfo="": False)
-    last = loop_mod.train(
+    last = run_mod.train(
         train_frames, small_config(steps=1, precision="auto"), tmp_path / "s", progress=False
     )
     assert torch.load(last, weights_only=True)["precision"] == "fp32"
@@ -174,7 +175,7 @@ def test_ctrl_c_in_train_writes_a_checkpoint_and_resume_is_exact(
     )
     assert run_cli(capsys, *args)[0] == 0
 
-    real_step = loop_mod.Trainer.step
+    real_step = trainer_mod.Trainer.step
 
     def step(self, **kwargs):  # type: ignore[no-untyped-def]
         result = real_step(self, **kwargs)
@@ -182,7 +183,7 @@ def test_ctrl_c_in_train_writes_a_checkpoint_and_resume_is_exact(
             signal.raise_signal(signal.SIGINT)  # Ctrl-C in the middle of the run
         return result
 
-    monkeypatch.setattr(loop_mod.Trainer, "step", step)
+    monkeypatch.setattr(trainer_mod.Trainer, "step", step)
     part = tmp_path / "part"
     args = train_args(
         synthetic_collection, part, small_yaml, "--steps", "5", "--checkpoint-every", "10"

@@ -21,7 +21,7 @@ from tcdn.features.extract import FrameFeaturizer, frame_features
 from tcdn.features.featureset import FeatureSet
 from tcdn.training.checkpoint import load_checkpoint
 from tcdn.training.config import TrainConfig
-from tcdn.training.loop import train
+from tcdn.training.run import train
 from tests.conftest import TRAIN_SIZE, tiny_checkpoint
 
 METHODS = ("kmeans", "spectral")

@@ -11,7 +11,7 @@ import yaml
 
 from tcdn.data.frameset import FrameSet
 from tcdn.errors import TcdnError
-from tcdn.training.loop import train
+from tcdn.training.run import train
 from tests.conftest import TRAIN_SIZE, small_config
 
 

@@ -17,7 +17,7 @@ from tcdn.features.extract import FrameFeaturizer
 from tcdn.models.input import MOTION_CHANNELS, InputTransform, successor_rows
 from tcdn.training.checkpoint import input_transform, load_checkpoint, model_from_checkpoint
 from tcdn.training.config import MOTIONS, TrainConfig, parse_overrides
-from tcdn.training.loop import train
+from tcdn.training.run import train
 from tests.conftest import small_config
 
 BN_NCE = {

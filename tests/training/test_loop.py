@@ -1,4 +1,4 @@
-"""The training loop (``tcdn.training.loop``): checkpoints, exact resume, losses, schedules, options."""
+"""The training loop (``tcdn.training.run``, ``.trainer``, ``.state``, ``.runlog``): checkpoints, exact resume, losses, schedules, options."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-import tcdn.training.loop as train_mod
+import tcdn.training.run as run_mod
+import tcdn.training.trainer as trainer_mod
 from tcdn.data.frameset import FrameSet
 from tcdn.errors import TcdnError
 from tcdn.training.checkpoint import list_checkpoints, load_checkpoint, model_from_checkpoint
 from tcdn.training.config import TrainConfig
-from tcdn.training.loop import train
+from tcdn.training.run import train
 from tests.conftest import small_config
 
 
@@ -149,7 +150,7 @@ def test_non_finite_loss_names_the_step(
     train_frames: FrameSet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = {"n": 0}
-    real = train_mod.QuadrupletLoss
+    real = trainer_mod.QuadrupletLoss
 
     class NanAtThirdStep(real):  # type: ignore[misc, valid-type]
         def forward(self, *args: torch.Tensor) -> torch.Tensor:
@@ -157,7 +158,7 @@ def test_non_finite_loss_names_the_step(
             loss = super().forward(*args)
             return loss * float("nan") if calls["n"] == 3 else loss
 
-    monkeypatch.setattr(train_mod, "QuadrupletLoss", NanAtThirdStep)
+    monkeypatch.setattr(trainer_mod, "QuadrupletLoss", NanAtThirdStep)
     with pytest.raises(TcdnError, match="at step 3") as info:
         train(train_frames, small_config(), tmp_path, progress=False)
     assert "nan" in str(info.value)
@@ -310,7 +311,7 @@ def test_tensorboard_missing_is_a_clear_error(
 def test_compile_without_a_compiler_is_a_clear_error(
     train_frames: FrameSet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(train_mod.shutil, "which", lambda _name: None)
+    monkeypatch.setattr(run_mod.shutil, "which", lambda _name: None)
     monkeypatch.delenv("CXX", raising=False)
     monkeypatch.delenv("CC", raising=False)
     with pytest.raises(TcdnError, match="C\\+\\+ compiler"):

@@ -202,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
     from tcdn import runlock
     from tcdn.training.checkpoint import check_run_folder
     from tcdn.training.config import TrainConfig
-    from tcdn.training.loop import cpu_scale_hint, resume_checkpoint, train
+    from tcdn.training.run import cpu_scale_hint, resume_checkpoint, train
 
     main = os.environ.get("RANK", "0") in ("", "0")
     if not main:  # under torchrun: rank 0 speaks for all

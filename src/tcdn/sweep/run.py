@@ -38,7 +38,7 @@ from tcdn.sweep.spec import DatasetSpec, SweepSpec, architecture_key, recipe_key
 from tcdn.sweep.table import write_outputs
 from tcdn.training.checkpoint import list_checkpoints, load_checkpoint
 from tcdn.training.config import TrainConfig
-from tcdn.training.loop import train
+from tcdn.training.run import train
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 A checkpoint is one ``torch.save`` file, ``RUN/step_XXXXXXXX.pt``, holding the run's config, the
 model, optimiser, schedule, sampler and augmentation generator states, the torch RNG, the input
-mean and the step (see :meth:`tcdn.training.loop.Trainer.state_dict`): tensors and plain Python
+mean and the step (see :meth:`tcdn.training.state.trainer_state`): tensors and plain Python
 values only, so ``torch.load(path, weights_only=True)`` reads it. tcdn reads every checkpoint that
 way and never unpickles arbitrary objects: a file that holds anything else is refused with an
 error naming it, and nothing in it runs.

@@ -39,6 +39,7 @@ class AugmentParams:
     contrast: Tensor
     saturation: Tensor
     grey: Tensor
+    hue: Tensor | None = None
 
     def __getitem__(self, rows: slice | Tensor) -> AugmentParams:
         return AugmentParams(
@@ -47,6 +48,7 @@ class AugmentParams:
             self.contrast[rows],
             self.saturation[rows],
             self.grey[rows],
+            None if self.hue is None else self.hue[rows],
         )
 
 
@@ -67,6 +69,9 @@ class AppearanceAugment(nn.Module):
         0 disables each.
     grey
         Probability of turning the frame grey (0.2).
+    hue
+        Strength ``h``: the chroma is rotated by an angle drawn uniformly in ``[-h, h]`` half
+        turns (YIQ space, luma kept); 0 (the default) disables it. ``h = 1`` draws any hue.
 
     The defaults are common self-supervised settings, milder than SimCLR's, fixed a priori (not
     tuned on any evaluation set).
@@ -81,6 +86,7 @@ class AppearanceAugment(nn.Module):
         contrast: float = 0.4,
         saturation: float = 0.4,
         grey: float = 0.2,
+        hue: float = 0.0,
     ) -> None:
         super().__init__()
         for name, value, lo, hi in (
@@ -90,6 +96,7 @@ class AppearanceAugment(nn.Module):
             ("contrast", contrast, 0.0, 1.0),
             ("saturation", saturation, 0.0, 1.0),
             ("grey", grey, 0.0, 1.0),
+            ("hue", hue, 0.0, 1.0),
         ):
             if not lo <= float(value) <= hi:
                 raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}")
@@ -99,6 +106,7 @@ class AppearanceAugment(nn.Module):
         self.contrast = float(contrast)
         self.saturation = float(saturation)
         self.grey = float(grey)
+        self.hue = float(hue)
 
     # -- parameters ----------------------------------------------------------------------------
     def sample_params(self, n: int, generator: torch.Generator | None = None) -> AugmentParams:
@@ -119,6 +127,9 @@ class AppearanceAugment(nn.Module):
         contrast = uniform(1 - self.contrast, 1 + self.contrast)
         saturation = uniform(1 - self.saturation, 1 + self.saturation)
         grey = uniform(0, 1) < self.grey
+        hue = (
+            uniform(-self.hue, self.hue) * math.pi
+        )  # drawn last: the draws above stay as they were
 
         # Crop width and height as shares of the frame's sides: w * h = area, w / h = ratio, with
         # the log-ratio limited so that both fit (area 1 leaves only ratio 1, the whole frame).
@@ -137,7 +148,12 @@ class AppearanceAugment(nn.Module):
         theta[:, 1, 1] = h
         theta[:, 1, 2] = cy
         return AugmentParams(
-            theta.float(), brightness.float(), contrast.float(), saturation.float(), grey
+            theta.float(),
+            brightness.float(),
+            contrast.float(),
+            saturation.float(),
+            grey,
+            hue.float(),
         )
 
     # -- applying them ---------------------------------------------------------------------------
@@ -169,6 +185,8 @@ class AppearanceAugment(nn.Module):
         if self.saturation > 0:
             grey = (x * luma).sum(dim=1, keepdim=True)
             x = (grey + per_frame(params.saturation) * (x - grey)).clamp(0, 1)
+        if self.hue > 0 and params.hue is not None:
+            x = _rotate_hue(x, per_frame(params.hue).view(-1)).clamp(0, 1)
         if self.grey > 0:
             grey = (x * luma).sum(dim=1, keepdim=True).expand_as(x)
             x = torch.where(per_frame(params.grey.float()) > 0.5, grey, x)
@@ -181,5 +199,26 @@ class AppearanceAugment(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"flip={self.flip}, crop_scale={self.crop_scale}, brightness={self.brightness}, "
-            f"contrast={self.contrast}, saturation={self.saturation}, grey={self.grey}"
+            f"contrast={self.contrast}, saturation={self.saturation}, grey={self.grey}, "
+            f"hue={self.hue}"
         )
+
+
+#: RGB -> YIQ (NTSC); its inverse maps back
+_YIQ = (
+    (0.299, 0.587, 0.114),
+    (0.595716, -0.274453, -0.321263),
+    (0.211456, -0.522591, 0.311135),
+)
+
+
+def _rotate_hue(x: Tensor, angle: Tensor) -> Tensor:
+    """Rotate the chroma (I, Q) of ``(N, 3, H, W)`` RGB frames by ``(N,)`` angles in radians,
+    keeping the luma Y."""
+    to_yiq = torch.tensor(_YIQ, device=x.device, dtype=x.dtype)
+    cos, sin = angle.cos(), angle.sin()
+    rot = torch.zeros(len(angle), 3, 3, device=x.device, dtype=x.dtype)
+    rot[:, 0, 0] = 1
+    rot[:, 1, 1], rot[:, 1, 2], rot[:, 2, 1], rot[:, 2, 2] = cos, -sin, sin, cos
+    m = torch.linalg.inv(to_yiq) @ rot @ to_yiq  # (N, 3, 3)
+    return torch.einsum("nij,njhw->nihw", m, x)

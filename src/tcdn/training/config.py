@@ -78,6 +78,7 @@ class TrainConfig:
     head_dim: int = 256  # the embedding the loss sees, with a head
     input_norm: str = "mean"  # mean: (x - mean) / 255 | meanstd: per-channel mean and std
     motion: str = "none"  # none | diff | stack | diffonly: the frame's successor as input too
+    streams: int = 1  # 2 (with motion: diff): appearance and motion each their own network
     temperature: float = 0.1  # nce: cosine similarities / temperature
     far_positive: bool = True  # nce: the far frame is a second positive
     image_size: int = DEFAULT_IMAGE_SIZE
@@ -105,6 +106,7 @@ class TrainConfig:
     aug_contrast: float = 0.4
     aug_saturation: float = 0.4
     aug_grey: float = 0.2
+    aug_hue: float = 0.0  # chroma rotation, in half turns (0: off)
     # auto | fp32 | bf16: bfloat16 autocast of the forward pass (the loss stays float32); auto
     # picks bf16 only where it is native and a short check agrees with fp32 (training/precision.py)
     precision: str = "fp32"
@@ -164,6 +166,7 @@ class TrainConfig:
             contrast=self.aug_contrast,
             saturation=self.aug_saturation,
             grey=self.aug_grey,
+            hue=self.aug_hue,
         )
 
     def build_model(self, check_input: bool = False) -> Backbone:
@@ -171,9 +174,9 @@ class TrainConfig:
         ``check_input``, also check that it accepts ``image_size`` frames."""
         import torch
 
-        from tcdn.models import add_projection_head, build_model
         from tcdn.models.base import check_init
         from tcdn.models.input import MOTION_CHANNELS
+        from tcdn.models.two_stream import TwoStream
 
         cfg = self.resolved()
         options = dict(cfg.model_options)
@@ -183,16 +186,11 @@ class TrainConfig:
         init = check_init(str(options.get("init", "torch")))
         if cfg.head != "none":
             options["init"] = "torch"  # the init is applied once the head is in place
-        try:
-            model = build_model(cfg.model, embed_dim=cfg.embed_dim, **options)
-        except TypeError as exc:
-            raise TcdnError(
-                f"invalid model_options {cfg.model_options} for model {cfg.model!r}: {exc}"
-            ) from None
-        if cfg.head != "none":
-            add_projection_head(model, cfg.head_hidden, cfg.head_dim)
-            if init != "torch":
-                model.apply_init(init)
+        if cfg.streams == 2:  # appearance and motion: two 3-channel networks
+            options.pop("in_channels", None)
+            model = TwoStream(cfg._one_net(options, init), cfg._one_net(options, init))
+        else:
+            model = cfg._one_net(options, init)
         if check_input:
             try:
                 with torch.no_grad():
@@ -202,6 +200,23 @@ class TrainConfig:
                     f"image_size={cfg.image_size} is too small for model {cfg.model!r} ({exc}); use larger frames"
                 ) from None
             model.train()
+        return model
+
+    def _one_net(self, options: dict[str, Any], init: str) -> Backbone:
+        """One backbone of this config (``options`` as :meth:`build_model` prepared them), with
+        its projection head and ``init``."""
+        from tcdn.models import add_projection_head, build_model
+
+        try:
+            model = build_model(self.model, embed_dim=self.embed_dim, **options)
+        except TypeError as exc:
+            raise TcdnError(
+                f"invalid model_options {self.model_options} for model {self.model!r}: {exc}"
+            ) from None
+        if self.head != "none":
+            add_projection_head(model, self.head_hidden, self.head_dim)
+            if init != "torch":
+                model.apply_init(init)
         return model
 
     def validate(self) -> None:
@@ -236,6 +251,12 @@ class TrainConfig:
             f"needs 6 input channels, which model {self.model!r} does not take; use one of "
             f"{', '.join(sorted(MULTICHANNEL_MODELS))}",
         )
+        need(self.streams in (1, 2), "streams", "must be 1 (one network) or 2")
+        need(
+            self.streams == 1 or self.motion == "diff",
+            "streams",
+            "2 streams read the frame and its difference to the next: set motion: diff",
+        )
         need(0 < self.temperature < math.inf, "temperature", "must be a positive finite number")
         need(
             not (self.loss == "nce" and self.mu),
@@ -264,7 +285,14 @@ class TrainConfig:
         need(self.far > self.window, "far", "must be larger than window")
         need(0 <= self.negative_share <= 1, "negative_share", "must be in [0, 1]")
         need(self.augment in AUGMENTS, "augment", f"choose one of {', '.join(AUGMENTS)}")
-        for name in ("aug_flip", "aug_brightness", "aug_contrast", "aug_saturation", "aug_grey"):
+        for name in (
+            "aug_flip",
+            "aug_brightness",
+            "aug_contrast",
+            "aug_saturation",
+            "aug_grey",
+            "aug_hue",
+        ):
             need(0 <= getattr(self, name) <= 1, name, "must be in [0, 1]")
         need(0 < self.aug_crop_scale <= 1, "aug_crop_scale", "must be in (0, 1]")
         need(

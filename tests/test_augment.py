@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -125,3 +127,48 @@ def test_rejects_bad_shapes() -> None:
         aug(torch.rand(4, 16, 16), _gen(0))
     with pytest.raises(ValueError, match="params are for 2 frames"):
         aug.apply_params(_frames(3), aug.sample_params(2, _gen(0)))
+
+
+def _naive_hue(pixel: list[float], angle: float) -> list[float]:
+    """One RGB pixel's chroma rotated by ``angle`` in YIQ, written out by hand."""
+    r, g, b = pixel
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    i = 0.595716 * r - 0.274453 * g - 0.321263 * b
+    q = 0.211456 * r - 0.522591 * g + 0.311135 * b
+    i, q = i * math.cos(angle) - q * math.sin(angle), i * math.sin(angle) + q * math.cos(angle)
+    # the inverse of the YIQ matrix above (NTSC)
+    return [
+        y + 0.9563 * i + 0.6210 * q,
+        y - 0.2721 * i - 0.6474 * q,
+        y - 1.1070 * i + 1.7046 * q,
+    ]
+
+
+def test_hue_alone_rotates_the_chroma_as_a_naive_loop_does() -> None:
+    aug = AppearanceAugment(**{**OFF, "hue": 0.5})
+    x = 0.25 + 0.5 * _frames(6, size=4)  # away from 0 and 1: no clipping
+    params = aug.sample_params(6, _gen(3))
+    assert params.hue is not None and params.hue.abs().max() <= 0.5 * math.pi + 1e-6
+    assert params.hue.std() > 0  # each frame its own angle
+    y = aug.apply_params(x, params)
+    for n in range(6):
+        for h in range(4):
+            for w in range(4):
+                want = _naive_hue(x[n, :, h, w].tolist(), float(params.hue[n]))
+                got = y[n, :, h, w].clamp(0, 1)
+                torch.testing.assert_close(got, torch.tensor(want).clamp(0, 1), atol=2e-3, rtol=0)
+
+
+def test_hue_keeps_grey_pixels_and_luma() -> None:
+    aug = AppearanceAugment(**{**OFF, "hue": 1.0})
+    grey = torch.rand(4, 1, 8, 8, generator=_gen(1)).expand(4, 3, 8, 8).contiguous()
+    torch.testing.assert_close(aug(grey, _gen(2)), grey, atol=1e-5, rtol=0)
+
+
+def test_hue_is_drawn_after_the_others() -> None:
+    """Adding hue did not move the earlier draws: a config without it gets the same crops and
+    colours as before."""
+    a = AppearanceAugment().sample_params(16, _gen(4))
+    b = AppearanceAugment(hue=0.3).sample_params(16, _gen(4))
+    for name in ("theta", "brightness", "contrast", "saturation", "grey"):
+        assert torch.equal(getattr(a, name), getattr(b, name))

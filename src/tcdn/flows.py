@@ -164,7 +164,8 @@ def discover(
         How a collection given by its path is read (:func:`tcdn.open_collection`); the frame
         side defaults to the checkpoint's.
     device
-        The torch device of the networks (default ``auto``: a GPU when there is one).
+        The torch device of the networks (default: ``auto``, a GPU when there is one, for a
+        collection given by its path; ``cpu`` for frames given in memory).
     progress
         Show progress bars.
 
@@ -307,10 +308,12 @@ def _discover_frames(
     from tcdn.discovery.pipeline import discover_collection
 
     assert data is not None
+    if isinstance(data, FrameSet):  # frames in memory: on the CPU unless told, as always
+        ckpt = _checkpoint(checkpoint)
+        dev = device or "cpu"
+        return discover_collection(data, ckpt, config, device=dev, progress=progress), data
     dev = _device(device)
     ckpt = _checkpoint(checkpoint)
-    if isinstance(data, FrameSet):
-        return discover_collection(data, ckpt, config, device=dev, progress=progress), data
     config.sources_for(ckpt is not None)  # a bad --sources fails before decoding
     side = frame_size(size, ckpt)
     check_layer(config.layer, ckpt, side)

@@ -6,7 +6,7 @@ Quadruplet Lq), then discover actions and scenes by clustering frames.
 The package is laid out as the pipeline it runs, one room per stage (``ARCHITECTURE.md``):
 ``tcdn.data`` (videos -> frame store -> frame sets and tuple samplers), ``tcdn.losses``,
 ``tcdn.models``, ``tcdn.augment``, ``tcdn.training``, ``tcdn.features``, ``tcdn.discovery``,
-``tcdn.report``, ``tcdn.search``, ``tcdn.flows`` (each command's flow as a function),
+``tcdn.report``, ``tcdn.search``, ``tcdn.flows`` (``tcdn discover`` as a function),
 ``tcdn.experiment``, ``tcdn.demo`` and ``tcdn.cli`` on top. The entry points a user calls are
 offered here::
 
@@ -51,11 +51,14 @@ if TYPE_CHECKING:
     from tcdn.discovery.results import format_table, write_results
     from tcdn.features.extract import frame_features
     from tcdn.features.featureset import FeatureSet
-    from tcdn.flows import discover, finetune, search_features, write_features
+    from tcdn.features.write import write_features
+    from tcdn.flows import discover
     from tcdn.report.prepare import write_report
+    from tcdn.search import search_features
     from tcdn.training.checkpoint import load_checkpoint
     from tcdn.training.config import TrainConfig
     from tcdn.training.loop import train
+    from tcdn.transfer.run import finetune
 
 __all__ = [
     "DiscoverConfig",
@@ -95,9 +98,9 @@ __getattr__, __dir__ = lazy_exports(
         "FeatureSet": "tcdn.features.featureset",
         "DiscoverConfig": "tcdn.discovery.config",
         "discover": "tcdn.flows",
-        "write_features": "tcdn.flows",
-        "search_features": "tcdn.flows",
-        "finetune": "tcdn.flows",
+        "write_features": "tcdn.features.write",
+        "search_features": "tcdn.search",
+        "finetune": "tcdn.transfer.run",
         "format_table": "tcdn.discovery.results",
         "write_results": "tcdn.discovery.results",
         "KMeans": "tcdn.discovery.cluster",

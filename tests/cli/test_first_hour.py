@@ -212,11 +212,11 @@ def test_ctrl_c_messages_say_what_each_command_kept(
     def interrupt(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    import tcdn.flows
+    import tcdn.data.load
 
     monkeypatch.setattr(common, "load_collection", interrupt)
     monkeypatch.setattr(writer, "_run", interrupt)
-    monkeypatch.setattr(tcdn.flows, "_open_collection", interrupt)
+    monkeypatch.setattr(tcdn.data.load, "open_collection", interrupt)
     out = tmp_path / "out"
     argv = {
         "ingest": ["ingest", str(synthetic_collection), "--out", str(out)],

@@ -1,5 +1,5 @@
 """What the commands share: option types, the collection and run options, and the device every
-command works out the same way, before any decoding (the frame size: :func:`tcdn.flows.frame_size`)."""
+command works out the same way, before any decoding (the frame size: :func:`tcdn.features.write.frame_size`)."""
 
 from __future__ import annotations
 

@@ -82,7 +82,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tcdn.flows import write_features
+    from tcdn.features.write import write_features
 
     write_features(
         args.videos,

@@ -211,8 +211,8 @@ def config_from_args(args: argparse.Namespace) -> FinetuneConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tcdn.flows import finetune
     from tcdn.transfer.results import format_table
+    from tcdn.transfer.run import finetune
 
     results = finetune(
         args.data,

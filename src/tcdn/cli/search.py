@@ -62,7 +62,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tcdn.flows import search_features
+    from tcdn.search import search_features
 
     found = search_features(
         args.features,

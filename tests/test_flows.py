@@ -54,7 +54,15 @@ def test_discover_given_features_writes_the_command_s_files(
     import tcdn.discovery.results
 
     out = tmp_path / "disc"
-    found = tcdn.discover(features=feature_file, config=CONFIG, out=out, report=False)
+    seen = []  # the command prints its table once the files are written, before the report
+    found = tcdn.discover(
+        features=feature_file,
+        config=CONFIG,
+        out=out,
+        report=False,
+        on_written=lambda d: seen.append((d, (out / "videos.csv").is_file())),
+    )
+    assert seen == [(found, True)]
     in_memory = tcdn.discover(FeatureSet.load(feature_file), config=CONFIG)
     assert found.results["results"] == in_memory.results["results"]
     assert {p.name for p in out.iterdir()} >= {"results.json", "clusters.csv", "videos.csv"}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +52,7 @@ def discover(
     skip_bad: bool = False,
     device: str | None = None,
     progress: bool = True,
+    on_written: Callable[[Discovery], object] | None = None,
 ) -> Discovery:
     """Discover the classes of a collection or of given features: cluster, score and (with
     ``out``) write the answer, as ``tcdn discover`` does.
@@ -71,24 +73,24 @@ def discover(
     features, features_npy, index
         A feature file (``.npz``, from ``tcdn features``), or an ``(N, D)`` ``.npy`` with a
         ``video,frame[,label]`` CSV of its rows: the features to cluster instead of ``data``.
-    out
-        A folder for ``results.json``, ``clusters.csv``, ``videos.csv`` and (with ``report``)
-        ``report.html``; checked before any work and locked while it is written. ``None``
-        (default): nothing is written.
-    report
-        With ``out``: write the HTML report too.
+    out, report
+        A folder for ``results.json``, ``clusters.csv``, ``videos.csv`` and (with ``report``,
+        the default) ``report.html``; checked before any work and locked while it is written.
+        ``None`` (default): nothing is written.
     labels, size, max_frames, skip_bad
         How a collection given by its path is read (:func:`tcdn.open_collection`); the frame
         side defaults to the checkpoint's.
     device, progress
         The torch device of the networks (default: ``auto`` for a collection given by its path,
         ``cpu`` for frames given in memory); progress bars.
+    on_written
+        Called with the discovery once ``out``'s files are written, before the report (the
+        command prints the table then).
 
     Returns
     -------
     Discovery
-        The scores (``results``), the first repeat's clusters (``assignments``) and the rows
-        clustered (``clustered``).
+        The scores (``results``), the first repeat's clusters, the rows clustered.
     """
     from tcdn import runlock
     from tcdn.discovery.config import DiscoverConfig
@@ -128,7 +130,9 @@ def discover(
                 progress=progress,
             )
         if out is not None:
-            _write_discovery(Path(out), found, frames, report=report, seed=config.seed)
+            _write_discovery(Path(out), found, frames, report, config.seed, on_written)
+        elif on_written is not None:
+            on_written(found)
     return found
 
 
@@ -269,12 +273,19 @@ def _frames_of_features(feats: FeatureSet) -> FrameSet | None:
 
 
 def _write_discovery(
-    out: Path, found: Discovery, frames: FrameSet | None, *, report: bool, seed: int
+    out: Path,
+    found: Discovery,
+    frames: FrameSet | None,
+    report: bool,
+    seed: int,
+    on_written: Callable[[Discovery], object] | None,
 ) -> None:
     """``results.json``, ``clusters.csv``, ``videos.csv`` and (with ``report``) the report."""
     from tcdn.discovery.results import write_results
 
     write_results(out, found.clustered, found.results, found.assignments)
+    if on_written is not None:
+        on_written(found)
     log.info("wrote %s, clusters.csv and videos.csv", out / "results.json")
     if report:
         from tcdn.report.prepare import write_report

@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         level=args.level,
         groups=_parse_groups(args.groups),
     )
-    found = discover(
+    discover(
         args.videos,
         args.checkpoint,
         config,
@@ -177,8 +177,8 @@ def run(args: argparse.Namespace) -> int:
         skip_bad=args.skip_bad,
         device=args.device,
         progress=progress(args),
+        on_written=lambda found: sys.stdout.write(format_table(found.results) + "\n"),
     )
-    sys.stdout.write(format_table(found.results) + "\n")
     return 0
 
 

@@ -21,6 +21,7 @@ ROOMS = (
     ("tcdn.transfer",),
     ("tcdn.report",),
     ("tcdn.search",),
+    ("tcdn.flows",),
     ("tcdn.experiment",),
     ("tcdn.sweep", "tcdn.demo"),
     ("tcdn.cli", "tcdn.__main__"),

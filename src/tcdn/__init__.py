@@ -6,8 +6,9 @@ Quadruplet Lq), then discover actions and scenes by clustering frames.
 The package is laid out as the pipeline it runs, one room per stage (``ARCHITECTURE.md``):
 ``tcdn.data`` (videos -> frame store -> frame sets and tuple samplers), ``tcdn.losses``,
 ``tcdn.models``, ``tcdn.augment``, ``tcdn.training``, ``tcdn.features``, ``tcdn.discovery``,
-``tcdn.report``, ``tcdn.search``, ``tcdn.experiment``, ``tcdn.demo`` and ``tcdn.cli`` on top.
-The entry points a user calls are offered here::
+``tcdn.report``, ``tcdn.search``, ``tcdn.flows`` (``tcdn discover`` as a function),
+``tcdn.experiment``, ``tcdn.demo`` and ``tcdn.cli`` on top. The entry points a user calls are
+offered here::
 
     import tcdn
 
@@ -20,6 +21,14 @@ The entry points a user calls are offered here::
     print(tcdn.format_table(found.results))                        # no labels: K chosen if no k
     tcdn.write_results("out/", found.clustered, found.results, found.assignments)
     tcdn.write_report("out/", found, frames)                        # out/report.html
+
+or, from paths to files, as the commands do (the outputs checked first, the folder locked)::
+
+    tcdn.write_features("store/", "feats.npz", checkpoint="runs/lq")              # tcdn features
+    found = tcdn.discover("store/", "runs/lq", tcdn.DiscoverConfig(), out="out/")  # tcdn discover
+    found = tcdn.discover(features="feats.npz", out="out2/")                       # given features
+    hits = tcdn.search_features("feats.npz", row=3, montage=None)                  # tcdn search
+    print(hits.table())
 
 Names are imported on first use, so ``import tcdn`` is light.
 """
@@ -39,14 +48,17 @@ if TYPE_CHECKING:
     from tcdn.discovery.choose_k import choose_k
     from tcdn.discovery.cluster import KMeans, SpectralClustering
     from tcdn.discovery.config import DiscoverConfig
-    from tcdn.discovery.pipeline import discover
     from tcdn.discovery.results import format_table, write_results
     from tcdn.features.extract import frame_features
     from tcdn.features.featureset import FeatureSet
+    from tcdn.features.write import write_features
+    from tcdn.flows import discover
     from tcdn.report.prepare import write_report
+    from tcdn.search import search_features
     from tcdn.training.checkpoint import load_checkpoint
     from tcdn.training.config import TrainConfig
     from tcdn.training.run import train
+    from tcdn.transfer.run import finetune
 
 __all__ = [
     "DiscoverConfig",
@@ -59,13 +71,16 @@ __all__ = [
     "__version__",
     "choose_k",
     "discover",
+    "finetune",
     "format_table",
     "frame_features",
     "ingest",
     "load_checkpoint",
     "load_frames",
     "open_collection",
+    "search_features",
     "train",
+    "write_features",
     "write_report",
     "write_results",
 ]
@@ -82,7 +97,10 @@ __getattr__, __dir__ = lazy_exports(
         "frame_features": "tcdn.features.extract",
         "FeatureSet": "tcdn.features.featureset",
         "DiscoverConfig": "tcdn.discovery.config",
-        "discover": "tcdn.discovery.pipeline",
+        "discover": "tcdn.flows",
+        "write_features": "tcdn.features.write",
+        "search_features": "tcdn.search",
+        "finetune": "tcdn.transfer.run",
         "format_table": "tcdn.discovery.results",
         "write_results": "tcdn.discovery.results",
         "KMeans": "tcdn.discovery.cluster",

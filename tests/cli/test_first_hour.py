@@ -213,13 +213,11 @@ def test_ctrl_c_messages_say_what_each_command_kept(
     def interrupt(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
+    import tcdn.data.load
+
     monkeypatch.setattr(common, "load_collection", interrupt)
     monkeypatch.setattr(writer, "_run", interrupt)
-    import tcdn.cli.discover
-    import tcdn.cli.features
-
-    monkeypatch.setattr(tcdn.cli.features, "load_collection", interrupt)
-    monkeypatch.setattr(tcdn.cli.discover, "load_collection", interrupt)
+    monkeypatch.setattr(tcdn.data.load, "open_collection", interrupt)
     out = tmp_path / "out"
     argv = {
         "ingest": ["ingest", str(synthetic_collection), "--out", str(out)],

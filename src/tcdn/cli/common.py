@@ -1,14 +1,11 @@
-"""What the commands share: option types, the collection and run options, and the defaults every
-command works out the same way (the device and the frame size), before any decoding."""
+"""What the commands share: option types, the collection and run options, and the device every
+command works out the same way, before any decoding (the frame size: :func:`tcdn.features.write.frame_size`)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from tcdn.data.decode import DEFAULT_IMAGE_SIZE
-from tcdn.errors import TcdnError
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from tcdn.data.frameset import FrameSet
@@ -147,44 +144,11 @@ def device(name: str | None) -> str:
     return str(resolve_device(name or "auto"))
 
 
-def check_layer(layer: str | None, checkpoint: dict[str, Any] | None, size: int) -> None:
-    """``--layer`` must name a layer of the network (the checkpoint's, else the default
-    AlexNet): checked before decoding, on a network built without memory (the meta device)."""
-    if layer is None:
-        return
-    import torch
-
-    from tcdn.training.config import TrainConfig
-
-    cfg = (
-        TrainConfig.from_dict(checkpoint["config"])
-        if checkpoint is not None
-        else TrainConfig(image_size=max(size, 32))
-    )
-    with torch.device("meta"):
-        model = cfg.build_model()
-    if layer not in model.layer_names:
-        raise TcdnError(
-            f"--layer {layer!r}: the network ({cfg.model}) has no such layer; choose one of "
-            f"{', '.join(model.layer_names)}"
-        )
-
-
 def interrupted_nothing_written(args: argparse.Namespace) -> str:
     """The Ctrl-C message of a command that writes its output only at the end."""
     return (
         f"nothing was written to {args.out} (it is written at the end): run the same command again"
     )
-
-
-def frame_size(size: int | None, checkpoint: dict[str, Any] | None) -> int:
-    """The side of the frames to decode: ``--size``, else the checkpoint's ``image_size``, else
-    the paper's :data:`~tcdn.data.decode.DEFAULT_IMAGE_SIZE`."""
-    if size is not None:
-        return size
-    if checkpoint is not None:
-        return int(checkpoint["config"]["image_size"])
-    return DEFAULT_IMAGE_SIZE
 
 
 def load_collection(args: argparse.Namespace, size: int) -> FrameSet:

@@ -3,32 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from tcdn.cli.common import (
     add_collection_args,
     add_common_args,
-    check_layer,
-    device,
-    frame_size,
     interrupted_nothing_written,
-    load_collection,
     positive_int,
     progress,
     seed_int,
 )
 from tcdn.discovery.config import LEVELS, METHODS, DiscoverConfig
 from tcdn.errors import TcdnError
-
-if TYPE_CHECKING:
-    from tcdn.data.frameset import FrameSet
-    from tcdn.features.featureset import FeatureSet
-
-log = logging.getLogger("tcdn")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -157,55 +144,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run, interrupted=interrupted_nothing_written)
 
 
-def _check_out(out: Path, report: bool) -> None:
-    """--out can take results.json, clusters.csv, videos.csv and (with ``report``) the report
-    (any there already being tcdn's): checked before any work."""
-    from tcdn.outputs import check_output_files
-
-    check_output_files(
-        out,
-        {"results.json": _is_results, "clusters.csv": _is_clusters, "videos.csv": _is_videos},
-    )
-    if report:
-        from tcdn.report.files import check_report_dir
-
-        check_report_dir(out)
-
-
-def _is_results(path: Path) -> bool:
-    import json
-
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and str(data.get("format", "")).startswith("tcdn-results")
-
-
-def _csv_of(header: str) -> Callable[[Path], bool]:
-    """Whether a file is a CSV whose first line starts with ``header`` (one tcdn wrote)."""
-
-    def check(path: Path) -> bool:
-        try:
-            with path.open(encoding="utf-8") as fh:
-                return fh.readline().startswith(header)
-        except (OSError, UnicodeDecodeError):
-            return False
-
-    return check
-
-
-_is_clusters = _csv_of("video,frame,")
-_is_videos = _csv_of("video,label,rows,")
-
-
 def run(args: argparse.Namespace) -> int:
-    from tcdn import runlock
-    from tcdn.discovery.pipeline import discover_collection, discover_features
-    from tcdn.discovery.results import format_table, write_results
-    from tcdn.training.checkpoint import load_checkpoint
+    from tcdn.discovery.results import format_table
+    from tcdn.flows import discover
 
-    _check_out(args.out, report=not args.no_report)
     config = DiscoverConfig(
         sources=DiscoverConfig.parse_list(args.sources),
         methods=DiscoverConfig.parse_list(args.methods) or (),
@@ -220,36 +162,23 @@ def run(args: argparse.Namespace) -> int:
         level=args.level,
         groups=_parse_groups(args.groups),
     )
-    with runlock.hold(args.out):
-        feats = _given_features(args)
-        frames = None
-        if feats is not None:
-            found = discover_features(feats, config)
-            if not args.no_report:
-                frames = _frames_of_features(feats)
-        else:
-            dev = device(args.device)
-            ckpt = load_checkpoint(args.checkpoint) if args.checkpoint else None
-            config.sources_for(ckpt is not None)  # a bad --sources fails before decoding
-            size = frame_size(args.size, ckpt)
-            check_layer(args.layer, ckpt, size)
-            if ckpt is None:
-                log.info(
-                    "no --checkpoint: clustering features of a randomly initialised network "
-                    "(random_init) and raw pixels only; give --checkpoint RUN to score a trained one"
-                )
-            frames = load_collection(args, size)
-            found = discover_collection(frames, ckpt, config, device=dev, progress=progress(args))
-            found.results["collection"] = str(args.videos)
-        results, assignments, clustered = found
-        write_results(args.out, clustered, results, assignments)
-        sys.stdout.write(format_table(results) + "\n")
-        log.info("wrote %s, clusters.csv and videos.csv", args.out / "results.json")
-        if not args.no_report:
-            from tcdn.report.prepare import write_report
-
-            page = write_report(args.out, found, frames, seed=args.seed)
-            log.info("the report: open %s", page.resolve().as_uri())
+    discover(
+        args.videos,
+        args.checkpoint,
+        config,
+        features=args.features,
+        features_npy=args.features_npy,
+        index=args.index,
+        out=args.out,
+        report=not args.no_report,
+        labels=args.labels,
+        size=args.size,
+        max_frames=args.max_frames,
+        skip_bad=args.skip_bad,
+        device=args.device,
+        progress=progress(args),
+        on_written=lambda found: sys.stdout.write(format_table(found.results) + "\n"),
+    )
     return 0
 
 
@@ -261,69 +190,3 @@ def _parse_groups(items: list[str]) -> dict[str, str]:
             raise TcdnError(f"--group {item!r}: write NAME=REGEX, e.g. 'performer=_(\\d+)\\.mp4$'")
         groups[name.strip()] = pattern
     return groups
-
-
-def _frames_of_features(feats: FeatureSet) -> FrameSet | None:
-    """The frames given features came from, for the report's montages: the frame store their
-    meta names (a video folder is not decoded again just for pictures); ``None`` otherwise."""
-    from tcdn.data.store import is_store, open_store
-
-    collection = feats.meta.get("collection")
-    if collection and is_store(collection):
-        try:
-            return open_store(collection)
-        except TcdnError as exc:
-            log.warning("the report shows no frames: %s", exc)
-            return None
-    log.info(
-        "the report names the sample frames without showing them: the features' collection %s "
-        "is not a frame store",
-        collection,
-    )
-    return None
-
-
-def _given_features(args: argparse.Namespace) -> FeatureSet | None:
-    """The feature set given by --features or --features-npy/--index; ``None`` for a VIDEOS folder."""
-    from tcdn.features.featureset import FeatureSet
-
-    inputs = [
-        name
-        for name, given in (
-            ("VIDEOS", args.videos is not None),
-            ("--features", args.features is not None),
-            ("--features-npy/--index", args.features_npy is not None or args.index is not None),
-        )
-        if given
-    ]
-    if len(inputs) != 1:
-        raise TcdnError(
-            "give exactly one input: a VIDEOS folder, --features FILE.npz, or --features-npy X.npy "
-            f"with --index CSV (got {' and '.join(inputs) or 'none'})"
-        )
-    if inputs[0] == "VIDEOS":
-        return None
-    for flag, value in (
-        ("--checkpoint", args.checkpoint),
-        ("--sources", args.sources),
-        ("--layer", args.layer),
-        ("--labels", args.labels),
-        ("--size", args.size),
-        ("--max-frames", args.max_frames),
-        ("--skip-bad", args.skip_bad or None),
-        ("--device", args.device),
-    ):
-        if value is not None:
-            raise TcdnError(
-                f"{flag} applies to a VIDEOS folder, but {inputs[0]} gives the features: drop {flag}"
-            )
-    if args.features is not None:
-        return FeatureSet.load(args.features)
-    if args.features_npy is None or args.index is None:
-        missing, given = (
-            ("--index", "--features-npy") if args.index is None else ("--features-npy", "--index")
-        )
-        raise TcdnError(
-            f"{given} needs {missing}: a .npy of (N, D) features and a video,frame[,label] CSV of its N rows"
-        )
-    return FeatureSet.from_arrays(args.features_npy, args.index)

@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
 from tcdn.cli.common import (
     add_collection_args,
     add_common_args,
-    check_layer,
-    device,
-    frame_size,
     interrupted_nothing_written,
-    load_collection,
     positive_int,
     progress,
     seed_int,
 )
-from tcdn.errors import TcdnError
 from tcdn.features.featureset import FRAME_SOURCES
-
-log = logging.getLogger("tcdn")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -90,47 +82,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
+    from tcdn.features.write import write_features
 
-    from tcdn.features.extract import frame_features
-    from tcdn.features.featureset import is_feature_file
-    from tcdn.outputs import check_output_file
-    from tcdn.training.checkpoint import load_checkpoint
-
-    check_output_file(args.out, ours=is_feature_file)
-    if args.source == "trained" and args.checkpoint is None:
-        raise TcdnError(
-            "--source trained (the default) needs --checkpoint; or choose --source random_init or raw_pixels"
-        )
-    dev = device(args.device)
-    ckpt = load_checkpoint(args.checkpoint) if args.checkpoint else None
-    size = frame_size(args.size, ckpt)
-    if args.source != "raw_pixels":
-        check_layer(args.layer, ckpt, size)
-    frames = load_collection(args, size)
-    feats = frame_features(
-        frames,
-        args.source,
-        ckpt,
-        rows=frames.rows(args.frame_stride, args.max_per_video),
+    write_features(
+        args.videos,
+        args.out,
+        source=args.source,
+        checkpoint=args.checkpoint,
         layer=args.layer,
-        seed=args.seed,
-        device=dev,
-        progress=progress(args),
-        dtype=np.float16 if args.float16 else np.float32,
-    )
-    feats.meta.update(
-        collection=str(args.videos),
         frame_stride=args.frame_stride,
         max_per_video=args.max_per_video,
-        skipped=frames.skipped,
-    )
-    path = feats.save(args.out)
-    log.info(
-        "wrote %d x %d %s features of %d videos to %s",
-        *feats.features.shape,
-        args.source,
-        len(frames.videos),
-        path,
+        seed=args.seed,
+        float16=args.float16,
+        labels=args.labels,
+        size=args.size,
+        max_frames=args.max_frames,
+        skip_bad=args.skip_bad,
+        device=args.device,
+        progress=progress(args),
     )
     return 0

@@ -4,15 +4,11 @@ weights against the same network randomly initialised, on labelled images (SPEC 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
-from tcdn.cli.common import add_common_args, device, positive_float, positive_int
-from tcdn.errors import TcdnError
+from tcdn.cli.common import add_common_args, positive_float, positive_int
 from tcdn.transfer.config import AUGMENTS, DATASETS, PROTOCOLS, SCHEDULES, FinetuneConfig
-
-log = logging.getLogger("tcdn")
 
 #: the flags that set a FinetuneConfig field of the same name
 CONFIG_FLAGS = (
@@ -207,10 +203,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-#: the kind of folder ``tcdn finetune --out`` is, in its marker file (tcdn.outputs.claim_folder)
-FINETUNE_KIND = "finetune"
-
-
 def config_from_args(args: argparse.Namespace) -> FinetuneConfig:
     """The :class:`FinetuneConfig` the options ask for (checked before any data is read)."""
     options = {k: getattr(args, k) for k in CONFIG_FLAGS if getattr(args, k) is not None}
@@ -219,55 +211,21 @@ def config_from_args(args: argparse.Namespace) -> FinetuneConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)
-    if cfg.dataset != "videos":
-        for flag, value in (("--labels", args.labels), ("--max-frames", args.max_frames)):
-            if value is not None:
-                raise TcdnError(f"{flag} applies to --dataset videos only: drop it")
-    dev = device(args.device)
-    from tcdn import runlock
-    from tcdn.outputs import check_output_folder, claim_folder
+    from tcdn.transfer.results import format_table
+    from tcdn.transfer.run import finetune
 
-    out = check_output_folder(  # before any work: a folder of the user's own files is refused
+    results = finetune(
+        args.data,
+        args.checkpoint,
+        config_from_args(args),
         args.out,
-        FINETUNE_KIND,
-        recognise=lambda p: (p / "results.json").is_file() or (p / "runs").is_dir(),
-        what="fine-tuning folder",
+        labels=args.labels,
+        max_frames=args.max_frames,
+        size=args.size,
+        threads=args.threads,
+        resume=args.resume,
+        device=args.device,
+        progress=not args.no_progress,
     )
-    with runlock.hold(out):
-        claim_folder(out, FINETUNE_KIND)
-        return _run(args, cfg, dev)
-
-
-def _run(args: argparse.Namespace, cfg: FinetuneConfig, dev: str) -> int:
-    import torch
-
-    from tcdn.training.checkpoint import load_checkpoint
-    from tcdn.transfer.images import read_dataset, video_frames
-    from tcdn.transfer.protocol import run_transfer
-    from tcdn.transfer.results import format_table, write_results
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    ckpt = load_checkpoint(args.checkpoint)
-    size = args.size or int(ckpt["config"]["image_size"])
-    if cfg.dataset == "videos":
-        from tcdn.data.load import open_collection
-
-        frames = open_collection(
-            args.data,
-            size,
-            labels_csv=args.labels,
-            max_frames=args.max_frames,
-            progress=not args.no_progress,
-        )
-        data = video_frames(frames, str(args.data))
-    else:
-        data = read_dataset(cfg.dataset, args.data, size)
-    results = run_transfer(
-        data, ckpt, cfg, args.out, resume=args.resume, device=dev, progress=not args.no_progress
-    )
-    path = write_results(args.out, results)
     sys.stdout.write(format_table(results) + "\n")
-    log.info("wrote %s", path)
     return 0

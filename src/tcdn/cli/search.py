@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import math
 import sys
 from pathlib import Path
 
-from tcdn.cli.common import add_common_args, device, positive_int
-from tcdn.errors import TcdnError
-
-log = logging.getLogger("tcdn")
+from tcdn.cli.common import add_common_args, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -66,59 +61,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def _seconds(t: float) -> str:
-    return "" if not math.isfinite(t) else f"{t:.2f}"
-
-
 def run(args: argparse.Namespace) -> int:
-    from tcdn.features.featureset import FeatureSet
-    from tcdn.report.montage import check_writable, save_montage
-    from tcdn.search import hit, hit_frames, media_query, nearest, row_query
+    from tcdn.search import search_features
 
-    if (args.query is None) == (args.row is None):
-        raise TcdnError("give one query: an image or video file, or --row N of the feature file")
-    if args.row is not None and args.at is not None:
-        raise TcdnError("--at applies to a video query, not to --row")
-    if args.row is not None and args.checkpoint is not None:
-        raise TcdnError("--checkpoint embeds an image or video query; --row needs none: drop it")
-    if not args.no_montage:
-        check_writable(args.out)
-    fs = FeatureSet.load(args.features)
-    if args.row is not None:
-        query = row_query(fs, args.row)
-    else:
-        query = media_query(
-            args.query, fs.meta, at=args.at, checkpoint=args.checkpoint, device=device(args.device)
-        )
-    answer = nearest(fs, query.vector, args.k, exclude=args.row)
-    lines = [
-        f"query: {query.description}; {len(fs)} rows of {fs.meta.get('layer') or ''} features "
-        f"in {args.features}",
-        "",
-        "nearest frames:",
-        f"{'rank':>4}  {'distance':>10}  {'frame':>6}  {'time':>7}  video  (label)",
-    ]
-    for i, h in enumerate(answer.frames, 1):
-        label = f"  ({h.label})" if h.label else ""
-        lines.append(
-            f"{i:>4}  {h.distance:>10.4f}  {h.frame:>6}  {_seconds(h.time):>7}  {h.video}{label}"
-        )
-    lines += ["", "nearest videos (by their nearest frame):"]
-    lines.append(f"{'rank':>4}  {'distance':>10}  {'frame':>6}  video  (label)")
-    for i, h in enumerate(answer.videos, 1):
-        label = f"  ({h.label})" if h.label else ""
-        lines.append(f"{i:>4}  {h.distance:>10.4f}  {h.frame:>6}  {h.video}{label}")
-    sys.stdout.write("\n".join(lines) + "\n")
-    if not args.no_montage:
-        pictures = hit_frames(answer.frames, fs.meta)
-        if args.row is not None:
-            pictures = [*hit_frames([hit(fs, args.row, 0.0)], fs.meta), *pictures]
-        else:
-            pictures = [query.picture, *pictures]
-        captions = ["query"] + [
-            f"{i}. {h.distance:.3f}\n{Path(h.video).name}\n{h.label}"
-            for i, h in enumerate(answer.frames, 1)
-        ]
-        save_montage(pictures, captions, args.out)
-        log.info("wrote the montage %s", args.out)
+    found = search_features(
+        args.features,
+        args.query,
+        row=args.row,
+        at=args.at,
+        k=args.k,
+        checkpoint=args.checkpoint,
+        montage=None if args.no_montage else args.out,
+        device=args.device,
+    )
+    sys.stdout.write(found.table() + "\n")
     return 0

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from tcdn.data.frameset import FrameSet
-from tcdn.discovery.choose_k import choose_k
+from tcdn.discovery.choose_k import KChoice, choose_k
 from tcdn.discovery.cluster import working_space
 from tcdn.discovery.config import GIVEN_SOURCES, RANDOM_ASSIGNMENT, DiscoverConfig
 from tcdn.discovery.evaluate import (
@@ -120,6 +120,32 @@ def _unscored_reason(clustered: FeatureSet, unit: str) -> str | None:
     return None
 
 
+def _number_of_clusters(
+    config: DiscoverConfig, clustered: FeatureSet, primary_space: np.ndarray | None, unit: str
+) -> tuple[int, str, KChoice | None]:
+    """K, the rule that gave it, and (chosen without labels) the evidence: ``--k``, else the
+    number of classes when the rows are scored (``primary_space`` is ``None``), else chosen on
+    the primary features' working space. A K the rows cannot take is a user error."""
+    k_choice = None
+    if config.k is not None:
+        k, k_rule = config.k, "given (--k)"
+    elif primary_space is None:
+        k, k_rule = len(clustered.class_names), "the number of classes"
+    else:
+        t0 = time.perf_counter()
+        k_choice = choose_k(primary_space, max_k=config.max_k, random_state=config.seed)
+        k, k_rule = k_choice.k, f"chosen without labels ({k_choice.rule})"
+        log.info("chose K in %.1f s", time.perf_counter() - t0)
+    if not 2 <= k <= len(clustered):
+        level = config.level
+        hint = " or use --level frame" if level == "video" else ""
+        raise TcdnError(
+            f"--k {k}: the number of clusters must be in [2, {len(clustered)}], the number "
+            f"of {unit} to cluster at --level {level}; change --k{hint}"
+        )
+    return k, k_rule, k_choice
+
+
 def _score_sources(
     index: FeatureSet, sources: dict[str, _Source], config: DiscoverConfig
 ) -> tuple[FeatureSet, dict[str, dict[str, Score]], dict[str, float], dict[str, Any]]:
@@ -156,23 +182,7 @@ def _score_sources(
     # Unscored, the primary features are clustered once per method: reduced once (at scale) for
     # the choice of K and every method.
     primary_space = None if unscored is None else working_space(primary_features(0))
-    k_choice = None
-    if config.k is not None:
-        k, k_rule = config.k, "given (--k)"
-    elif unscored is None:
-        k, k_rule = len(clustered.class_names), "the number of classes"
-    else:
-        t0 = time.perf_counter()
-        assert primary_space is not None
-        k_choice = choose_k(primary_space, max_k=config.max_k, random_state=config.seed)
-        k, k_rule = k_choice.k, f"chosen without labels ({k_choice.rule})"
-        log.info("chose K in %.1f s", time.perf_counter() - t0)
-    if not 2 <= k <= len(clustered):
-        hint = " or use --level frame" if level == "video" else ""
-        raise TcdnError(
-            f"--k {k}: the number of clusters must be in [2, {len(clustered)}], the number "
-            f"of {unit} to cluster at --level {level}; change --k{hint}"
-        )
+    k, k_rule, k_choice = _number_of_clusters(config, clustered, primary_space, unit)
 
     common: dict[str, Any] = {
         "k": k,

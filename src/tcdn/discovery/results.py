@@ -284,3 +284,30 @@ def write_results(
                 for r in summary
             ),
         )
+
+
+#: the files :func:`write_results` writes
+RESULT_FILES = ("results.json", "clusters.csv", "videos.csv")
+
+#: how the CSV files :func:`write_results` writes begin
+_CSV_HEADERS = {"clusters.csv": "video,frame,", "videos.csv": "video,label,rows,"}
+
+
+def is_result_file(path: Path) -> bool:
+    """Whether ``path`` is one of the :data:`RESULT_FILES` as :func:`write_results` writes it
+    (``results.json`` in tcdn's format, a CSV with its header), so that writing it again loses
+    nothing of the user's."""
+    if path.name == "results.json":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return isinstance(data, dict) and str(data.get("format", "")).startswith("tcdn-results")
+    header = _CSV_HEADERS.get(path.name)
+    if header is None:
+        return False
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return fh.readline().startswith(header)
+    except (OSError, UnicodeDecodeError):
+        return False

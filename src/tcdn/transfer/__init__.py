@@ -11,7 +11,9 @@ classifier (SPEC §6), against a random initialisation of the same network.
   epoch, best and last checkpoints, exact resume);
 - :mod:`~tcdn.transfer.probe`: linear probe and k-nearest neighbours on frozen features;
 - :mod:`~tcdn.transfer.protocol`: repeats x inits x protocols (:func:`run_transfer`);
-- :mod:`~tcdn.transfer.results`: ``results.json`` and the table.
+- :mod:`~tcdn.transfer.results`: ``results.json`` and the table;
+- :mod:`~tcdn.transfer.run`: ``tcdn finetune`` as a function (``tcdn.transfer.run.finetune``,
+  offered as ``tcdn.finetune``: here the name is the module :mod:`~tcdn.transfer.finetune`'s).
 
 Names are imported on first use.
 """

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ import torch
 from tcdn.errors import TcdnError
 from tcdn.features.extract import extract_features
 from tcdn.models.input import channel_mean
-from tcdn.transfer.classifier import build_classifier, weights_digest
+from tcdn.transfer.classifier import TransferReport, build_classifier, weights_digest
 from tcdn.transfer.config import FinetuneConfig
 from tcdn.transfer.finetune import LAST, RunResult, digest, finetune
 from tcdn.transfer.images import LabelledData
@@ -63,13 +64,96 @@ def run_transfer(
             f"{out} already holds fine-tuning runs ({existing[0].parent.name}...): pass --resume "
             "to continue them, or choose another --out"
         )
-    train_config = checkpoint["config"]
-    size = int(data.train.size)
-    n_classes = len(data.classes)
-    classes = data.classes
-    # the account of the transfer, and any shape mismatch, before the first image is read
+    report, layer = _account(checkpoint, cfg, len(data.classes))
+    plan = _Plan(
+        checkpoint,
+        cfg,
+        len(data.classes),
+        layer,
+        weights_digest(checkpoint["model"]),
+        runs,
+        resume=resume,
+        device=device,
+        progress=progress,
+    )
+    tally = _Tally()
+    for r in range(cfg.repeats):
+        arrays = _draw(data, cfg, r, tally)
+        mean = channel_mean(arrays[0], seed=cfg.seed)
+        for source in INITS:
+            _run_init(plan, source, r, arrays, mean, tally)
+        if plan.frozen:
+            t0 = time.perf_counter()
+            train_x, train_y, test_x, test_y = arrays
+            pixels = [x.reshape(len(x), -1).astype(np.float32) / 255.0 for x in (train_x, test_x)]
+            _probe(cfg, "raw_pixels", pixels[0], train_y, pixels[1], test_y, tally.add)
+            tally.timed("raw_pixels/frozen", t0)
+        summary = ", ".join(
+            f"{s}/{p} {v[-1]:.1f}" for s, per in tally.values.items() for p, v in per.items()
+        )
+        log.info("repeat %d/%d accuracy (%%): %s", r + 1, cfg.repeats, summary)
+
+    return build_results(
+        data,
+        cfg,
+        tally.values,
+        best=tally.best,
+        best_epochs=tally.best_epochs,
+        sizes=tally.sizes,
+        splits=tally.splits,
+        report=report,
+        layer=layer,
+        checkpoint=checkpoint,
+        seconds=tally.seconds,
+        size=int(data.train.size),
+    )
+
+
+@dataclass
+class _Plan:
+    """What every repeat and init of one experiment shares."""
+
+    checkpoint: dict[str, Any]
+    cfg: FinetuneConfig
+    n_classes: int
+    layer: str
+    weights: str  # a fingerprint of the checkpoint's network
+    runs: Path  # OUT/runs: the fine-tuning runs
+    resume: bool
+    device: str
+    progress: bool
+
+    @property
+    def frozen(self) -> list[str]:
+        """The protocols on frozen features."""
+        return [p for p in self.cfg.protocols if p in ("linear", "knn")]
+
+
+@dataclass
+class _Tally:
+    """What the repeats collect for :func:`~tcdn.transfer.results.build_results`."""
+
+    values: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    best: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in INITS})
+    best_epochs: dict[str, list[int]] = field(default_factory=lambda: {s: [] for s in INITS})
+    sizes: list[tuple[int, int]] = field(default_factory=list)
+    splits: list[dict[str, Any]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def add(self, source: str, protocol: str, value: float) -> None:
+        self.values.setdefault(source, {}).setdefault(protocol, []).append(value)
+
+    def timed(self, key: str, t0: float) -> None:
+        self.seconds[key] = self.seconds.get(key, 0.0) + time.perf_counter() - t0
+
+
+def _account(
+    checkpoint: dict[str, Any], cfg: FinetuneConfig, n_classes: int
+) -> tuple[TransferReport, str]:
+    """The account of the weight transfer (logged) and the frozen-feature layer, worked out
+    before the first image is read, so that a shape mismatch or a bad layer fails at once."""
     probe_model, report = build_classifier(
-        train_config,
+        checkpoint["config"],
         n_classes,
         init="trained",
         state=checkpoint["model"],
@@ -82,136 +166,115 @@ def run_transfer(
     for what, items in (("loaded", report.loaded), ("new", report.new), ("unused", report.unused)):
         for name, shape in items:
             log.debug("%s %s %s", what, name, list(shape))
-    layer = probe_model.backbone.check_layer(cfg.layer)
-    weights = weights_digest(checkpoint["model"])
-    frozen = [p for p in cfg.protocols if p in ("linear", "knn")]
+    return report, probe_model.backbone.check_layer(cfg.layer)
+
+
+def _draw(
+    data: LabelledData, cfg: FinetuneConfig, r: int, tally: _Tally
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Repeat ``r``'s split, read: ``(train_x, train_y, test_x, test_y)``; its sizes and record
+    go to ``tally``."""
+    t0 = time.perf_counter()
     test_set = data.test if data.test is not None else data.train
-
-    values: dict[str, dict[str, list[float]]] = {}
-    best: dict[str, list[float]] = {s: [] for s in INITS}
-    best_epochs: dict[str, list[int]] = {s: [] for s in INITS}
-    sizes: list[tuple[int, int]] = []
-    split_record: list[dict[str, Any]] = []
-    seconds: dict[str, float] = {}
-
-    def add(source: str, protocol: str, value: float) -> None:
-        values.setdefault(source, {}).setdefault(protocol, []).append(value)
-
-    def timed(key: str, t0: float) -> None:
-        seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - t0
-
-    for r in range(cfg.repeats):
-        t0 = time.perf_counter()
-        split = plan_split(
-            data.train.labels,
-            data.train.groups,
-            None if data.test is None else len(data.test),
-            shots=cfg.shots,
-            test_size=cfg.test_size,
-            test_fraction=cfg.test_fraction,
-            seed=cfg.seed,
-            repeat=r,
-            classes=classes,
-        )
-        train_x = data.train.read(split.train)
-        train_y = data.train.labels[split.train]
-        test_x = test_set.read(split.test)
-        test_y = test_set.labels[split.test]
-        timed("reading", t0)
-        sizes.append((len(split.train), len(split.test)))
-        groups = split.test_groups(data.train.groups)
-        split_record.append(
-            {
-                "repeat": r,
-                "n_train": len(split.train),
-                "n_test": len(split.test),
-                "train": digest(split.train),
-                "test": digest(split.test),
-                **(
-                    {"test_videos": [data.train.group_names[g] for g in groups]}
-                    if groups and data.train.group_names
-                    else {}
-                ),
-            }
-        )
-        log.info(
-            "repeat %d/%d: %d training and %d test images",
-            r + 1,
-            cfg.repeats,
-            len(split.train),
-            len(split.test),
-        )
-        mean = channel_mean(train_x, seed=cfg.seed)
-        for source in INITS:
-            model, _ = build_classifier(
-                train_config,
-                n_classes,
-                init=source,
-                state=checkpoint["model"] if source == "trained" else None,
-                seed=child_seed(cfg.seed, r, INIT),
-                dropout=cfg.head_dropout,
-                upto=cfg.upto,
-            )
-            if frozen:
-                t0 = time.perf_counter()
-                feats = [
-                    extract_features(
-                        model.backbone,
-                        x,
-                        mean,
-                        layer=layer,
-                        batch_size=cfg.eval_batch_size,
-                        device=device,
-                        progress=False,
-                    )
-                    for x in (train_x, test_x)
-                ]
-                _probe(cfg, source, feats[0], train_y, feats[1], test_y, add)
-                timed(f"{source}/frozen", t0)
-            if "finetune" in cfg.protocols:
-                t0 = time.perf_counter()
-                result = _finetune(
-                    model,
-                    cfg,
-                    runs / f"r{r:02d}-{source}",
-                    (train_x, train_y, test_x, test_y),
-                    mean,
-                    r,
-                    source,
-                    split_record[-1],
-                    resume=resume,
-                    device=device,
-                    progress=progress,
-                    weights=weights,
-                )
-                add(source, "finetune", result.accuracy)
-                best[source].append(result.best_accuracy)
-                best_epochs[source].append(result.best_epoch)
-                timed(f"{source}/finetune", t0)
-        if frozen:
-            t0 = time.perf_counter()
-            pixels = [x.reshape(len(x), -1).astype(np.float32) / 255.0 for x in (train_x, test_x)]
-            _probe(cfg, "raw_pixels", pixels[0], train_y, pixels[1], test_y, add)
-            timed("raw_pixels/frozen", t0)
-        summary = ", ".join(
-            f"{s}/{p} {v[-1]:.1f}" for s, per in values.items() for p, v in per.items()
-        )
-        log.info("repeat %d/%d accuracy (%%): %s", r + 1, cfg.repeats, summary)
-
-    return build_results(
-        data,
-        cfg,
-        values,
-        best=best,
-        best_epochs=best_epochs,
-        sizes=sizes,
-        splits=split_record,
-        report=report,
-        layer=layer,
-        checkpoint=checkpoint,
-        seconds=seconds,
-        size=size,
+    split = plan_split(
+        data.train.labels,
+        data.train.groups,
+        None if data.test is None else len(data.test),
+        shots=cfg.shots,
+        test_size=cfg.test_size,
+        test_fraction=cfg.test_fraction,
+        seed=cfg.seed,
+        repeat=r,
+        classes=data.classes,
     )
+    train_x = data.train.read(split.train)
+    train_y = data.train.labels[split.train]
+    test_x = test_set.read(split.test)
+    test_y = test_set.labels[split.test]
+    tally.timed("reading", t0)
+    tally.sizes.append((len(split.train), len(split.test)))
+    groups = split.test_groups(data.train.groups)
+    tally.splits.append(
+        {
+            "repeat": r,
+            "n_train": len(split.train),
+            "n_test": len(split.test),
+            "train": digest(split.train),
+            "test": digest(split.test),
+            **(
+                {"test_videos": [data.train.group_names[g] for g in groups]}
+                if groups and data.train.group_names
+                else {}
+            ),
+        }
+    )
+    log.info(
+        "repeat %d/%d: %d training and %d test images",
+        r + 1,
+        cfg.repeats,
+        len(split.train),
+        len(split.test),
+    )
+    return train_x, train_y, test_x, test_y
+
+
+def _run_init(
+    plan: _Plan,
+    source: str,
+    r: int,
+    arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    mean: np.ndarray,
+    tally: _Tally,
+) -> None:
+    """Repeat ``r`` of one init (``trained`` or ``random_init``): its frozen-feature probes and
+    its fine-tuning run, as ``plan.cfg`` asks."""
+    cfg = plan.cfg
+    model, _ = build_classifier(
+        plan.checkpoint["config"],
+        plan.n_classes,
+        init=source,
+        state=plan.checkpoint["model"] if source == "trained" else None,
+        seed=child_seed(cfg.seed, r, INIT),
+        dropout=cfg.head_dropout,
+        upto=cfg.upto,
+    )
+    train_x, train_y, test_x, test_y = arrays
+    if plan.frozen:
+        t0 = time.perf_counter()
+        feats = [
+            extract_features(
+                model.backbone,
+                x,
+                mean,
+                layer=plan.layer,
+                batch_size=cfg.eval_batch_size,
+                device=plan.device,
+                progress=False,
+            )
+            for x in (train_x, test_x)
+        ]
+        _probe(cfg, source, feats[0], train_y, feats[1], test_y, tally.add)
+        tally.timed(f"{source}/frozen", t0)
+    if "finetune" in cfg.protocols:
+        t0 = time.perf_counter()
+        result = _finetune(
+            model,
+            cfg,
+            plan.runs / f"r{r:02d}-{source}",
+            arrays,
+            mean,
+            r,
+            source,
+            tally.splits[-1],
+            resume=plan.resume,
+            device=plan.device,
+            progress=plan.progress,
+            weights=plan.weights,
+        )
+        tally.add(source, "finetune", result.accuracy)
+        tally.best[source].append(result.best_accuracy)
+        tally.best_epochs[source].append(result.best_epoch)
+        tally.timed(f"{source}/finetune", t0)
 
 
 def _probe(

@@ -102,7 +102,6 @@ def _encode_video(
     tmps = [partial_name(f) for f in final]
     stats: dict[str, int] = {}
     crcs = [0] * len(final)
-    n = 0
     positions: list[tuple[int, float]] = []  # each kept frame's index and time in the source
 
     def frames_of(src: str) -> Iterator[np.ndarray]:
@@ -126,32 +125,7 @@ def _encode_video(
         except OSError as exc:
             raise _write_error(final[0], exc) from None
         with fh:
-            if settings.storage == "raw":
-                # frames are copied once, into a buffer written every _WRITE_FRAMES frames
-                buf = np.empty((_WRITE_FRAMES, *settings.frame_shape), dtype=np.uint8)
-                k = 0
-                for arr in frames:
-                    buf[k] = arr
-                    k += 1
-                    if k == _WRITE_FRAMES:
-                        crcs[0] = _write(fh, buf.data, crcs[0], final[0])
-                        n, k = n + k, 0
-                crcs[0] = _write(fh, buf[:k].data, crcs[0], final[0])
-                n += k
-            else:
-                import simplejpeg
-
-                offsets = [0]
-                for arr in frames:
-                    blob = simplejpeg.encode_jpeg(
-                        np.ascontiguousarray(arr),
-                        quality=settings.quality,
-                        colorspace="RGB",
-                        colorsubsampling="420",
-                    )
-                    crcs[0] = _write(fh, blob, crcs[0], final[0])
-                    offsets.append(offsets[-1] + len(blob))
-                    n += 1
+            n, crcs[0], offsets = _write_frames(fh, frames, settings, final[0])
             _flush(fh, final[0])
         if settings.storage == "jpeg":
             write_whole(1, np.asarray(offsets, dtype="<i8").tobytes())
@@ -187,6 +161,39 @@ def _encode_video(
     if short:
         result["warning"] = f"{src}: {short}"
     return result
+
+
+def _write_frames(
+    fh: Any, frames: Iterator[np.ndarray], settings: StoreSettings, final: Path
+) -> tuple[int, int, list[int]]:
+    """Write ``frames`` to the open data file ``fh`` (of ``final``) as ``settings.storage`` says;
+    return the number of frames, the file's CRC-32 and, for JPEG, each frame's end offset."""
+    n, crc, offsets = 0, 0, [0]
+    if settings.storage == "raw":
+        # frames are copied once, into a buffer written every _WRITE_FRAMES frames
+        buf = np.empty((_WRITE_FRAMES, *settings.frame_shape), dtype=np.uint8)
+        k = 0
+        for arr in frames:
+            buf[k] = arr
+            k += 1
+            if k == _WRITE_FRAMES:
+                crc = _write(fh, buf.data, crc, final)
+                n, k = n + k, 0
+        crc = _write(fh, buf[:k].data, crc, final)
+        return n + k, crc, offsets
+    import simplejpeg
+
+    for arr in frames:
+        blob = simplejpeg.encode_jpeg(
+            np.ascontiguousarray(arr),
+            quality=settings.quality,
+            colorspace="RGB",
+            colorsubsampling="420",
+        )
+        crc = _write(fh, blob, crc, final)
+        offsets.append(offsets[-1] + len(blob))
+        n += 1
+    return n, crc, offsets
 
 
 def _write(fh: Any, data: Any, crc: int, final: Path) -> int:

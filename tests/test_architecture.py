@@ -116,3 +116,28 @@ def test_no_import_cycles() -> None:
         if v not in index:
             visit(v)
     assert cycles == []
+
+
+#: the most lines a module may have, and a function outside the argument parsers
+MAX_MODULE_LINES = 600
+MAX_FUNCTION_LINES = 100
+#: functions that only declare a command's options (a long, flat list is their nature)
+PARSERS = ("add_parser",)
+
+
+@pytest.mark.parametrize("module", sorted(_modules()))
+def test_modules_and_functions_stay_readable(module: str) -> None:
+    """No module over 600 lines, no function over 100 (argument parsers aside): each file reads
+    top to bottom, each function in one screen or two."""
+    path = _modules()[module]
+    text = path.read_text()
+    lines = len(text.splitlines())
+    assert lines <= MAX_MODULE_LINES, f"{path} has {lines} lines: split it along a seam"
+    long = [
+        f"{node.name} ({node.end_lineno - node.lineno + 1} lines, line {node.lineno})"
+        for node in ast.walk(ast.parse(text))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.name not in PARSERS
+        and (node.end_lineno or node.lineno) - node.lineno + 1 > MAX_FUNCTION_LINES
+    ]
+    assert not long, f"{path}: {', '.join(long)}: split into named steps"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from tcdn.demo import demo_train_config
@@ -114,3 +115,35 @@ def test_the_margin_sweep_varies_the_margin_alone() -> None:
     assert swept_option(spec) == "margin"
     assert sorted(cfg.margin for cfg in spec.recipes.values()) == [0.1, 0.25, 0.5, 1.0, 2.0]
     assert {cfg.loss for cfg in spec.recipes.values()} == {"lq"}
+
+
+def test_every_recipe_is_recognised_by_name_whatever_its_run_options() -> None:
+    from tcdn.training.recipes import RECIPES, recipe, recipe_name
+
+    for name in RECIPES:
+        cfg = recipe(name, seed=7)
+        assert recipe_name(cfg) == name
+        run = dataclasses.replace(cfg, steps=cfg.steps + 1, precision="bf16", threads=1)
+        assert recipe_name(run.to_dict()) == name  # how it ran does not change what it is
+    assert recipe_name(dataclasses.replace(recipe("best"), temperature=0.5)) is None
+    assert recipe_name(dataclasses.replace(recipe("best"), motion="none")) is None
+    assert recipe_name(None) is None
+
+
+def test_the_new_recipes_are_best_with_other_inputs() -> None:
+    from tcdn.training.recipes import recipe
+
+    base = recipe("best")
+    assert differing(recipe("appearance"), base) == {
+        "motion": "none",
+        "augment": "appearance",
+        "aug_crop_scale": 0.3,
+        "aug_hue": 0.1,
+    }
+    assert differing(recipe("two-stream"), base) == {
+        "motion": "diff",
+        "streams": 2,
+        "augment": "appearance",
+        "aug_crop_scale": 0.3,
+        "aug_hue": 0.1,
+    }

@@ -16,6 +16,7 @@ from tcdn import __version__
 from tcdn.discovery.config import METHODS, DiscoverConfig
 from tcdn.discovery.evaluate import Score
 from tcdn.features.featureset import FeatureSet, group_means
+from tcdn.training.recipes import recipe_name
 
 RESULTS_FORMAT = "tcdn-results-2"
 
@@ -51,6 +52,8 @@ def build_results(
         "classes": clustered.class_names,
         "checkpoint": checkpoint,
         "train_config": train_config,
+        # the named recipe (tcdn.training.recipes) that made the trained features, if any
+        "recipe": recipe_name(train_config) if train_config else None,
     }
     if features is not None:
         results["features"] = features

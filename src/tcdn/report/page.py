@@ -265,6 +265,16 @@ def _video_table(videos: list[dict[str, str]], labelled: bool) -> str:
     return f"<table>{head}{''.join(rows)}</table>{more}"
 
 
+def _recipe_note(results: dict[str, Any]) -> str:
+    """Which training recipe made the trained features (``results.json``'s ``recipe``)."""
+    if not results.get("train_config"):
+        return ""
+    name = results.get("recipe")
+    if name:
+        return f"; trained with the recipe <code>{esc(name)}</code>"
+    return "; trained with a config of its own (no named recipe)"
+
+
 def build_report(results_dir: str | Path) -> Path:
     """Build ``RESULTS/report.html`` (and its pictures in ``RESULTS/report/``) from the results
     folder of a discovery; returns the page's path. Sections whose data is missing (no labels,
@@ -296,6 +306,7 @@ def build_report(results_dir: str | Path) -> Path:
         + (f" ({esc(results['layer'])})" if results.get("layer") else "")
         + f"; clustering: {esc(found['method'])}; K = {esc(found['k'])} ({esc(found['k_rule'])})"
         + (f"; checkpoint {esc(results['checkpoint'])}" if results.get("checkpoint") else "")
+        + _recipe_note(results)
         + "</p>",
     ]
     if labelled:

@@ -9,6 +9,11 @@ it is measured against. No torch here (the command line reads the names quickly)
   ``configs/best.yaml`` writes it out.
 - ``lq-64px``: the recipe shipped before the study (``configs/demo-lq-64px.yaml``): the paper's
   Lq, L2-normalised and squared as in the authors' release, AlexNet at 64x64, 200 steps.
+- ``appearance``: ``best`` on the RGB frame instead of the difference, each frame of a tuple
+  augmented on its own (random resized crop down to 30% of the area, flip, brightness, contrast
+  and saturation 0.4, grey 20%, hue within a tenth of a turn): the appearance stream alone.
+- ``two-stream``: both streams, each its own network (``streams: 2``, ``motion: diff``), joined
+  after per-stream L2 normalisation, with ``appearance``'s augmentation.
 - ``paper``: the paper's configuration as SPEC pins it (``TrainConfig()``'s defaults;
   ``configs/paper-lq-alexnet.yaml``): Lq on 227x227 frames for 30,000 steps.
 """
@@ -69,13 +74,35 @@ def best(steps: int = 300, seed: int = 0) -> TrainConfig:
     return TrainConfig.from_dict(base)
 
 
+#: the per-view augmentation of ``appearance`` and ``two-stream`` (issue 19's study)
+VIEW_AUGMENT: dict[str, Any] = {"augment": "appearance", "aug_crop_scale": 0.3, "aug_hue": 0.1}
+
+
+def appearance(steps: int = 300, seed: int = 0) -> TrainConfig:
+    """:func:`best` on the RGB frame with per-view augmentation (see the module text)."""
+    return TrainConfig.from_dict({**best(steps, seed).to_dict(), "motion": "none", **VIEW_AUGMENT})
+
+
+def two_stream(steps: int = 300, seed: int = 0) -> TrainConfig:
+    """Appearance and motion, each its own network (see the module text)."""
+    return TrainConfig.from_dict(
+        {**best(steps, seed).to_dict(), "motion": "diff", "streams": 2, **VIEW_AUGMENT}
+    )
+
+
 def paper(steps: int | None = None, seed: int = 0) -> TrainConfig:
     """The paper's Lq configuration (``TrainConfig()``), optionally with fewer ``steps``."""
     cfg = TrainConfig(seed=seed)
     return cfg if steps is None else TrainConfig.from_dict({**cfg.to_dict(), "steps": steps})
 
 
-RECIPES: dict[str, Callable[..., TrainConfig]] = {"best": best, "lq-64px": lq_64px, "paper": paper}
+RECIPES: dict[str, Callable[..., TrainConfig]] = {
+    "best": best,
+    "appearance": appearance,
+    "two-stream": two_stream,
+    "lq-64px": lq_64px,
+    "paper": paper,
+}
 #: what ``tcdn train`` uses when neither ``--recipe`` nor ``--config`` says otherwise
 DEFAULT_RECIPE = "best"
 
@@ -89,3 +116,37 @@ def recipe(name: str, **kwargs: Any) -> TrainConfig:
             f"unknown recipe {name!r}; choose from {', '.join(RECIPES)} (or give --config FILE)"
         ) from None
     return make(**kwargs)
+
+
+#: options that say how a run was carried out, not what it learns: a config that differs from a
+#: recipe only in these is that recipe
+RUN_OPTIONS = frozenset(
+    {
+        "steps",
+        "seed",
+        "precision",
+        "bf16",
+        "channels_last",
+        "compile",
+        "tensorboard",
+        "checkpoint_every",
+        "keep_last",
+        "log_every",
+        "threads",
+        "lr_step",
+    }
+)
+
+
+def recipe_name(config: dict[str, Any] | TrainConfig | None) -> str | None:
+    """The name of the recipe (:data:`RECIPES`) a training config is, up to :data:`RUN_OPTIONS`
+    (steps, seed, precision...); ``None`` for a config of its own (or none at all)."""
+    if config is None:
+        return None
+    mine = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
+    have = mine.resolved().to_dict()
+    for name, make in RECIPES.items():
+        ref = make().resolved().to_dict()
+        if all(have.get(k) == v for k, v in ref.items() if k not in RUN_OPTIONS):
+            return name
+    return None

@@ -174,6 +174,8 @@ def _score_sources(
             f"of {unit} to cluster at --level {level}; change --k{hint}"
         )
 
+    # the video graph needs each row's video; at level 'video' every row is a whole video
+    videos = clustered.video if level == "frame" else None
     common: dict[str, Any] = {
         "k": k,
         "methods": config.methods,
@@ -192,16 +194,18 @@ def _score_sources(
         if unscored is not None:
             assert primary_space is not None and name == primary
             for m in config.methods:  # spectral's decomposition (and its warning) happens once
-                first[f"{name}/{m}"] = cluster_once(primary_space, k, m, random_state=config.seed)
+                first[f"{name}/{m}"] = cluster_once(
+                    primary_space, k, m, random_state=config.seed, videos=videos
+                )
         else:
             labels = clustered.label_codes()
             if features is None:
                 scores[name] = random_assignment_scores(labels, **common)
             elif sources[name].per_repeat:  # a new network per repeat: fewer by default
                 options = {**common, "repeats": config.random_init_repeats}
-                scores[name] = score_clusterings(features, labels, **options)
+                scores[name] = score_clusterings(features, labels, videos=videos, **options)
             else:
-                scores[name] = score_clusterings(features, labels, **common)
+                scores[name] = score_clusterings(features, labels, videos=videos, **common)
         timings[name] = time.perf_counter() - t0
         log.info(
             "%s: %s in %.1f s",

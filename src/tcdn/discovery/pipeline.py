@@ -164,7 +164,12 @@ def _score_sources(
     else:
         t0 = time.perf_counter()
         assert primary_space is not None
-        k_choice = choose_k(primary_space, max_k=config.max_k, random_state=config.seed)
+        k_choice = choose_k(
+            primary_space,
+            max_k=config.max_k,
+            random_state=config.seed,
+            videos=clustered.video if level == "frame" else None,
+        )
         k, k_rule = k_choice.k, f"chosen without labels ({k_choice.rule})"
         log.info("chose K in %.1f s", time.perf_counter() - t0)
     if not 2 <= k <= len(clustered):

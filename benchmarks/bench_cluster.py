@@ -168,7 +168,9 @@ def _tcdn_spectral(
 
     est = SpectralClustering(k, random_state=0).fit(x, video)
     info = est.eigen_info_
+    extra = {} if video is None else _eigengap(x, k, video)
     return est.labels_, {
+        **extra,
         "affinity": est.affinity_,
         "eigen_method": info.method,
         "eigen_seconds": info.seconds,
@@ -176,6 +178,17 @@ def _tcdn_spectral(
         "eigen_converged": info.converged,
         "eigen_steps": info.steps[:6],
     }
+
+
+def _eigengap(x: np.ndarray, k: int, video: np.ndarray) -> dict[str, Any]:
+    """The K of the largest eigengap of the video graph, up to max(2K, 10) (timed apart: not
+    part of the spectral clustering's time)."""
+    from tcdn.discovery.cluster import affinity_graph, estimate_k_eigengap, working_space
+
+    t0 = time.perf_counter()
+    space = working_space(x)
+    found, _ = estimate_k_eigengap(space, max(2 * k, 10), graph=affinity_graph(space, videos=video))
+    return {"k_eigengap": found, "eigengap_seconds": time.perf_counter() - t0}
 
 
 def case_video32k(p: dict[str, Any]) -> dict[str, Any]:
@@ -548,6 +561,8 @@ def describe(r: dict[str, Any]) -> str:
         line += f"  cpu {r['cpu_seconds']:.0f} s"
     if "kmeans_ce" in r:
         line += f"  K-means CE {r['kmeans_ce']:.3f}"
+    if "k_eigengap" in r:
+        line += f"  eigengap K {r['k_eigengap']}"
     if "eigen_method" in r:
         line += f"  [{r['affinity']}, {r['eigen_method']}, {r['graph_components']} pieces]"
     return line

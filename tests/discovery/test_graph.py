@@ -118,3 +118,19 @@ def test_issue_20_set_spectral_scores_within_005_bits_of_kmeans() -> None:
     km = conditional_entropy(y, kmeans(x, 2, random_state=0))
     sc = conditional_entropy(y, SpectralClustering(2, random_state=0).fit(x, video).labels_)
     assert sc <= km + 0.05
+
+
+def test_discover_clusters_frames_on_the_video_graph_and_videos_without_it() -> None:
+    from tcdn.discovery.config import DiscoverConfig
+    from tcdn.discovery.pipeline import discover_features
+    from tcdn.features.featureset import FeatureSet
+
+    x, y, video = video_structured_features(40, 10, 2, 32, seed=3)
+    names = np.array([f"clip{v:02d}" for v in video])
+    fs = FeatureSet(x, names, np.tile(np.arange(10), 40), np.array(["a", "b"])[y])
+    frames = discover_features(fs, DiscoverConfig(repeats=2)).results["results"]["given"]
+    assert frames["spectral"]["affinity"] == "video"
+    assert frames["spectral"]["ce_mean"] <= frames["kmeans"]["ce_mean"] + 0.05
+    assert frames["spectral"]["k_eigengap"] == 2
+    pooled = discover_features(fs, DiscoverConfig(repeats=2, level="video")).results["results"]
+    assert pooled["given"]["spectral"]["affinity"] == "dense"  # one row per video: no graph of them

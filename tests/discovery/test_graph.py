@@ -125,7 +125,7 @@ def test_discover_clusters_frames_on_the_video_graph_and_videos_without_it() -> 
     from tcdn.discovery.pipeline import discover_features
     from tcdn.features.featureset import FeatureSet
 
-    x, y, video = video_structured_features(40, 10, 2, 32, seed=3)
+    x, y, video = video_structured_features(40, 10, 2, 64, seed=3)
     names = np.array([f"clip{v:02d}" for v in video])
     fs = FeatureSet(x, names, np.tile(np.arange(10), 40), np.array(["a", "b"])[y])
     frames = discover_features(fs, DiscoverConfig(repeats=2)).results["results"]["given"]

@@ -14,8 +14,8 @@ Both miss what defines a class: the similarity *between* videos. The video graph
 that only: its nodes are pieces of consecutive rows of one video, each linked to the nearest
 piece of each of its ``VIDEO_NEIGHBORS`` nearest *other* videos and to its
 ``TEMPORAL_NEIGHBORS`` neighbours before and after in its own video; the local scale of a piece
-is its distance to its ``n_neighbors``-th nearest other video, so no bridging edge gets a weight
-near zero. Every video has the same number of links out, so an odd video is no cheaper to cut
+is its distance to its ``n_neighbors``-th nearest other video (the farthest it links to, when
+that is fewer), so no bridging edge gets a weight near zero. Every video has the same number of links out, so an odd video is no cheaper to cut
 off than any other.
 """
 
@@ -42,8 +42,14 @@ EXACT_KNN_MAX = 10000  # frames; exact neighbour search up to here, HNSW beyond
 # the 10-NN graph splits clusters into pieces, leaves no eigengap at K and scored 0.18 bits against
 # the dense affinity's 0.02; 20 and 30 neighbours both scored 0.00 with a clear gap at K.
 GRAPH_NEIGHBORS = 20
-#: the video graph: other videos each piece links to, and pieces on each side in its own video
-VIDEO_NEIGHBORS = 10
+#: the video graph: other videos each piece links to, and pieces on each side in its own video.
+#: Fewer links to other videos cut better, as long as a class has more videos than that: CE at
+#: 2, 3, 5, 10 (20, 40) links: weizmann4 `best` features (K = 4, 9 videos a class) 0.278, 0.320,
+#: 0.560, 0.998 (1.223, 1.352), K-means 0.973; its raw pixels 1.462, 1.467, 1.488, 1.624,
+#: K-means 1.402; bench_cluster's 300k video-like rows (K = 101, ~6 videos a class) 0.000,
+#: 0.002, 0.028, 0.174, K-means 0.015. 2 leaves the graph in more pieces (91 at 300k, 75 at 3).
+#: Without temporal links (0 instead of 2), weizmann4 `best` scored 0.640-0.752.
+VIDEO_NEIGHBORS = 3
 TEMPORAL_NEIGHBORS = 2
 #: the video graph's nodes: at most this many pieces, and at most ``PIECE_PAIR_BUDGET / D``
 #: squared (the exhaustive piece-to-piece search costs pieces² x D multiply-adds)
@@ -289,7 +295,8 @@ def video_affinity(
     even one piece per video is too many, the pieces are the videos and faiss's
     :func:`knn_graph` finds them), and the ``temporal_neighbors`` pieces on each side in the
     same video. Weights: ``exp(-d² / (s_p s_q))``, ``s_p`` the distance of piece ``p`` to its
-    ``n_neighbors``-th nearest other video (``sigma="local"``), or a global width.
+    ``min(n_neighbors, video_neighbors)``-th nearest other video (``sigma="local"``), or a
+    global width.
     """
     videos = np.asarray(videos)
     if len(videos) != len(features):

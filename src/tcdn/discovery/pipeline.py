@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from tcdn.data.frameset import FrameSet
-from tcdn.discovery.choose_k import choose_k
+from tcdn.discovery.choose_k import KChoice, choose_k
 from tcdn.discovery.cluster import working_space
 from tcdn.discovery.config import GIVEN_SOURCES, RANDOM_ASSIGNMENT, DiscoverConfig
 from tcdn.discovery.evaluate import (
@@ -120,6 +120,25 @@ def _unscored_reason(clustered: FeatureSet, unit: str) -> str | None:
     return None
 
 
+def _number_of_clusters(
+    config: DiscoverConfig,
+    clustered: FeatureSet,
+    unscored: str | None,
+    primary_space: np.ndarray | None,
+    videos: np.ndarray | None,
+) -> tuple[int, str, KChoice | None]:
+    """K, how it was chosen, and the evidence when chosen without labels (:func:`choose_k`)."""
+    if config.k is not None:
+        return config.k, "given (--k)", None
+    if unscored is None:
+        return len(clustered.class_names), "the number of classes", None
+    t0 = time.perf_counter()
+    assert primary_space is not None
+    choice = choose_k(primary_space, max_k=config.max_k, random_state=config.seed, videos=videos)
+    log.info("chose K in %.1f s", time.perf_counter() - t0)
+    return choice.k, f"chosen without labels ({choice.rule})", choice
+
+
 def _score_sources(
     index: FeatureSet, sources: dict[str, _Source], config: DiscoverConfig
 ) -> tuple[FeatureSet, dict[str, dict[str, Score]], dict[str, float], dict[str, Any]]:
@@ -156,22 +175,9 @@ def _score_sources(
     # Unscored, the primary features are clustered once per method: reduced once (at scale) for
     # the choice of K and every method.
     primary_space = None if unscored is None else working_space(primary_features(0))
-    k_choice = None
-    if config.k is not None:
-        k, k_rule = config.k, "given (--k)"
-    elif unscored is None:
-        k, k_rule = len(clustered.class_names), "the number of classes"
-    else:
-        t0 = time.perf_counter()
-        assert primary_space is not None
-        k_choice = choose_k(
-            primary_space,
-            max_k=config.max_k,
-            random_state=config.seed,
-            videos=clustered.video if level == "frame" else None,
-        )
-        k, k_rule = k_choice.k, f"chosen without labels ({k_choice.rule})"
-        log.info("chose K in %.1f s", time.perf_counter() - t0)
+    # the video graph needs each row's video; at level 'video' every row is a whole video
+    videos = clustered.video if level == "frame" else None
+    k, k_rule, k_choice = _number_of_clusters(config, clustered, unscored, primary_space, videos)
     if not 2 <= k <= len(clustered):
         hint = " or use --level frame" if level == "video" else ""
         raise TcdnError(
@@ -179,8 +185,6 @@ def _score_sources(
             f"of {unit} to cluster at --level {level}; change --k{hint}"
         )
 
-    # the video graph needs each row's video; at level 'video' every row is a whole video
-    videos = clustered.video if level == "frame" else None
     common: dict[str, Any] = {
         "k": k,
         "methods": config.methods,

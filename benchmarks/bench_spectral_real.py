@@ -23,11 +23,13 @@ from typing import Any
 log = logging.getLogger("bench_spectral_real")
 
 
-def one_file(path: str, repeats: int) -> dict[str, Any]:
+def one_file(path: str, repeats: int, stride: int = 1) -> dict[str, Any]:
     from tcdn.discovery.evaluate import score_clusterings
     from tcdn.features.featureset import FeatureSet
 
     fs = FeatureSet.load(path)
+    if stride > 1:  # every stride-th row of each video, as --frame-stride keeps them
+        fs = fs.subset(fs.rows(stride, None))
     labels = fs.label_codes()
     k = len(fs.class_names)
     row: dict[str, Any] = {
@@ -36,6 +38,7 @@ def one_file(path: str, repeats: int) -> dict[str, Any]:
         "dims": int(fs.features.shape[1]),
         "videos": len(set(fs.video.tolist())),
         "k": k,
+        "stride": stride,
     }
     t0 = time.perf_counter()
     with_videos = score_clusterings(
@@ -62,17 +65,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("files", nargs="+", help="feature files (.npz) with labels")
     ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--stride", type=int, default=1, help="every S-th row of each video")
     ap.add_argument("--json", default="bench_spectral_real.json")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     rows = []
     for path in args.files:
         load = os.getloadavg()[0]
-        r = one_file(path, args.repeats)
+        r = one_file(path, args.repeats, args.stride)
         r["load"] = [load, os.getloadavg()[0]]
         rows.append(r)
         print(
-            f"{r['file']}: {r['rows']} rows, {r['videos']} videos, K = {r['k']}: K-means "
+            f"{r['file']} (stride {r['stride']}): {r['rows']} rows, {r['videos']} videos, K = {r['k']}: K-means "
             f"{r['kmeans_ce'][0]:.3f} ± {r['kmeans_ce'][1]:.3f}, spectral (video graph) "
             f"{r['spectral_ce'][0]:.3f} ± {r['spectral_ce'][1]:.3f} "
             f"[{r['graph_components']} pieces], eigengap K {r['k_eigengap']}; spectral without "

@@ -37,7 +37,7 @@ class Score:
     others: dict[str, list[float]] = field(default_factory=dict)
     k_eigengap: int | None = None  # K chosen without labels (first repeat's features)
     k_silhouette: int | None = None  # the same, by the best K-means silhouette
-    affinity: str | None = None  # spectral only: the affinity used, "dense" or "knn"
+    affinity: str | None = None  # spectral only: the affinity used, "video", "dense" or "knn"
     graph_components: int | None = None  # spectral only: the pieces of the affinity's graph
 
     @property

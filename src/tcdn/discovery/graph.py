@@ -51,6 +51,7 @@ GRAPH_NEIGHBORS = 20
 #: Without temporal links (0 instead of 2), weizmann4 `best` scored 0.640-0.752.
 VIDEO_NEIGHBORS = 3
 TEMPORAL_NEIGHBORS = 2
+TEMPORAL_FLOOR = 1e-6  # the least weight of a link between pieces of one video
 #: the video graph's nodes: at most this many pieces, and at most ``PIECE_PAIR_BUDGET / D``
 #: squared (the exhaustive piece-to-piece search costs pieces² x D multiply-adds)
 MAX_PIECES = 20000
@@ -179,15 +180,18 @@ def _gaussian_edges(
     dist: np.ndarray,
     idx: np.ndarray,
     scale: np.ndarray | float,
+    floor: float = 0.0,
 ) -> sparse.csr_matrix:
     """The symmetric sparse affinity of the edges ``i -> idx[i, j]`` at distance ``dist[i, j]``
     (``idx < 0`` or an infinite distance: no edge): ``exp(-d² / (s_i s_j))`` with ``scale`` an
-    array of local scales, or ``exp(-d² / (2 sigma²))`` with ``scale`` the global width."""
+    array of local scales, or ``exp(-d² / (2 sigma²))`` with ``scale`` the global width; no
+    weight below ``floor``."""
     safe_idx = np.where(idx < 0, 0, idx)
     if isinstance(scale, np.ndarray):
         w = np.exp(-(dist**2) / (scale[:, None] * scale[safe_idx]))
     else:
         w = np.exp(-(dist**2) / (2 * scale * scale))
+    w = np.maximum(w, floor)
     keep = (idx >= 0) & np.isfinite(dist)
     rows = np.repeat(np.arange(n), idx.shape[1])[keep.ravel()]
     a = sparse.csr_matrix((w[keep], (rows, idx[keep])), shape=(n, n))
@@ -291,7 +295,8 @@ def video_affinity(
 
     Nodes are :func:`video_pieces` (at most ``max_pieces``, and at most
     ``sqrt(PIECE_PAIR_BUDGET / D)``), each the mean of its rows. Edges: the nearest piece of
-    each of the ``video_neighbors`` nearest other videos (:func:`nearest_other_videos`; when
+    each of the ``video_neighbors`` (at most half the others) nearest other videos
+    (:func:`nearest_other_videos`; when
     even one piece per video is too many, the pieces are the videos and faiss's
     :func:`knn_graph` finds them), and the ``temporal_neighbors`` pieces on each side in the
     same video. Weights: ``exp(-d² / (s_p s_q))``, ``s_p`` the distance of piece ``p`` to its
@@ -305,21 +310,28 @@ def video_affinity(
     pieces = video_pieces(videos, cap)
     n_pieces = len(pieces.video)
     means = group_means(features, pieces.of_row, n_pieces)[0].astype(np.float32)
+    # links to at most half the other videos: with a handful of videos (4, 2 a class), links to
+    # all of them would tie every video to the other class as strongly as to its own
+    n_videos = int(pieces.video.max()) + 1
+    links = max(1, min(video_neighbors, (n_videos - 1) // 2))
     if n_pieces <= cap:
-        dist, idx = nearest_other_videos(means, pieces.video, video_neighbors)
+        dist, idx = nearest_other_videos(means, pieces.video, links)
     else:  # one piece per video, and more videos than an exhaustive search affords
-        dist, idx = knn_graph(means, video_neighbors)
+        dist, idx = knn_graph(means, links)
     scale: np.ndarray | float
     if sigma == "local":
         scale = _local_scale(dist, n_neighbors - 1)
     else:
         scale = global_width(means, sigma)
     t_dist, t_idx = _temporal_edges(means, pieces.video, temporal_neighbors)
-    a = _gaussian_edges(n_pieces, np.hstack([dist, t_dist]), np.hstack([idx, t_idx]), scale)
+    a = _gaussian_edges(n_pieces, dist, idx, scale)
+    # a video's own links never vanish: when its frames are farther apart than other videos
+    # are from it, they would underflow to 0 and cut the video into pieces of the graph
+    a = a.maximum(_gaussian_edges(n_pieces, t_dist, t_idx, scale, TEMPORAL_FLOOR)).tocsr()
     log.info(
         "video graph: %d rows of %d videos in %d pieces of at most %d rows, %d edges",
         len(videos),
-        int(pieces.video.max()) + 1,
+        n_videos,
         n_pieces,
         pieces.length,
         a.nnz // 2,

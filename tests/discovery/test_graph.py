@@ -134,3 +134,19 @@ def test_discover_clusters_frames_on_the_video_graph_and_videos_without_it() -> 
     assert frames["spectral"]["k_eigengap"] == 2
     pooled = discover_features(fs, DiscoverConfig(repeats=2, level="video")).results["results"]
     assert pooled["given"]["spectral"]["affinity"] == "dense"  # one row per video: no graph of them
+
+
+def test_few_videos_far_apart_frames_keep_each_video_whole_and_classes_apart() -> None:
+    """4 videos, 2 a class, frames of a video as far apart as the other video of its class:
+    links to at most half the other videos, and links inside a video that never reach 0."""
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 10)
+    x = rng.normal(size=(20, 3)) * 0.01 + y[:, None] * 10.0
+    video = np.repeat(["a", "b", "c", "d"], 5)
+    graph = video_affinity(x, video)
+    from scipy.sparse.csgraph import connected_components
+
+    n_comp, comp = connected_components(graph.matrix, directed=False)
+    assert n_comp == 2 and conditional_entropy(y, comp[graph.node_of_row]) == 0.0
+    pred = SpectralClustering(2, random_state=0).fit(x, video).labels_
+    assert conditional_entropy(y, pred) == 0.0

@@ -377,16 +377,17 @@ def test_unlabelled_collection_with_given_k(train_frames: FrameSet) -> None:
 def test_a_feature_set_is_reduced_once_for_every_seed_and_method(monkeypatch) -> None:
     """At scale, every seed and method (and the choice of K) cluster one shared PCA."""
     import tcdn.discovery.cluster as cluster
+    import tcdn.discovery.graph as graph
     from tests.discovery.conftest import gauss_blobs
 
     x, y = gauss_blobs(60, 4, dim=32, seed=1)
     monkeypatch.setattr(cluster, "LARGE_ROWS", len(x))
     monkeypatch.setattr(cluster, "LARGE_PCA_DIMS", 6)
     fitted, graphs = [], []
-    fit_pca, dense_affinity = cluster.fit_pca, cluster._dense_affinity
+    fit_pca, dense_affinity = cluster.fit_pca, graph.dense_affinity
     monkeypatch.setattr(cluster, "fit_pca", lambda *a, **kw: fitted.append(1) or fit_pca(*a, **kw))
     monkeypatch.setattr(
-        cluster, "_dense_affinity", lambda *a, **kw: graphs.append(1) or dense_affinity(*a, **kw)
+        graph, "dense_affinity", lambda *a, **kw: graphs.append(1) or dense_affinity(*a, **kw)
     )
     scores = score_clusterings(lambda r: x, y, k=4, repeats=3)
     assert len(fitted) == 1

@@ -2,7 +2,10 @@
 
 - :mod:`~tcdn.discovery.config`: :class:`DiscoverConfig` and the names it chooses from;
 - :mod:`~tcdn.discovery.metrics`: conditional entropy and the other scores, plain functions;
+- :mod:`~tcdn.discovery.graph`: the affinity graphs spectral clustering cuts (the video graph);
+- :mod:`~tcdn.discovery.eigen`: their top eigenpairs;
 - :mod:`~tcdn.discovery.cluster`: K-means, spectral clustering, K without labels;
+- :mod:`~tcdn.discovery.synthetic`: video-structured features with known classes;
 - :mod:`~tcdn.discovery.evaluate`: repeated clusterings of a source, scored;
 - :mod:`~tcdn.discovery.pipeline`: every source of a collection (or given features), end to end;
 - :mod:`~tcdn.discovery.results`: ``results.json``, the table and ``clusters.csv``.

@@ -96,11 +96,13 @@ def choose_k(
     min_k: int = 2,
     eigengap: bool = False,
     random_state: int = 0,
+    videos: np.ndarray | None = None,
 ) -> KChoice:
     """Choose the number of clusters of ``features`` without labels (see the module's text).
 
     ``max_k`` defaults to :func:`default_max_k`; ``eigengap=True`` adds the second opinion (up
-    to :data:`EIGENGAP_MAX_ROWS` rows).
+    to :data:`EIGENGAP_MAX_ROWS` rows), on the video graph when ``videos`` (each row's video)
+    are given.
     At scale the candidates are scored where discovery clusters:
     :func:`~tcdn.discovery.cluster.working_space` (nothing to do for features already there).
     Raises :class:`TcdnError` with fewer than 4 rows.
@@ -119,7 +121,7 @@ def choose_k(
     )
     choice = KChoice(k=k_sil, rule=K_RULE, silhouette=scores, k_silhouette=k_sil)
     if eigengap and top + 2 < n <= EIGENGAP_MAX_ROWS:
-        k_gap, vals = estimate_k_eigengap(features, max_k=top, min_k=min_k)
+        k_gap, vals = estimate_k_eigengap(features, max_k=top, min_k=min_k, videos=videos)
         choice.k_eigengap = k_gap
         choice.eigengaps = {i + 1: float(vals[i] - vals[i + 1]) for i in range(len(vals) - 1)}
     log.info("%s", choice.describe())

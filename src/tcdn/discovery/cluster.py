@@ -1,5 +1,6 @@
-"""Clustering feature rows without labels: K-means, Ng-Jordan-Weiss spectral clustering on a dense
-or sparse (kNN) Gaussian affinity, and two label-free estimates of the number of clusters.
+"""Clustering feature rows without labels: K-means, Ng-Jordan-Weiss spectral clustering of an
+affinity graph (:mod:`tcdn.discovery.graph`: the video graph when each row's video is known, else
+the dense or kNN Gaussian affinity), and two label-free estimates of the number of clusters.
 
 The functions are the building blocks; :class:`KMeans` and :class:`SpectralClustering` wrap them
 as scikit-learn-style estimators (``fit`` returns ``self``, fitted attributes end in ``_``).
@@ -10,27 +11,40 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from scipy import sparse
 from sklearn.cluster import KMeans as _SklearnKMeans
 from sklearn.metrics import silhouette_score
 
+from tcdn.discovery import graph as _graph
 from tcdn.discovery.eigen import EigenInfo, normalized_affinity, top_eigenpairs
+from tcdn.discovery.graph import (
+    DENSE_AUTO_MAX,
+    DENSE_SPECTRAL_MAX,
+    EXACT_KNN_MAX,
+    GRAPH_NEIGHBORS,
+    Graph,
+    knn_graph,
+    median_sigma,
+    resolve_affinity,
+)
 from tcdn.errors import TcdnError
 from tcdn.features.featureset import group_means
 
 log = logging.getLogger(__name__)
 
-DENSE_SPECTRAL_MAX = 12000  # frames; above this the dense N x N affinity is never built
-DENSE_AUTO_MAX = 5000  # frames; spectral clustering uses the exact dense affinity up to here
-EXACT_KNN_MAX = 10000  # frames; exact neighbour search up to here, HNSW beyond
-# Neighbours per frame in the sparse affinity. 10 (scikit-learn's default) is too few for
-# 4,096-d features: on benchmarks/bench_cluster.py's 5k-frame set (101 clusters of ~50 frames)
-# the 10-NN graph splits clusters into pieces, leaves no eigengap at K and scored 0.18 bits against
-# the dense affinity's 0.02; 20 and 30 neighbours both scored 0.00 with a clear gap at K.
-GRAPH_NEIGHBORS = 20
+__all__ = [  # the graph's names, still importable from here
+    "DENSE_AUTO_MAX",
+    "DENSE_SPECTRAL_MAX",
+    "EXACT_KNN_MAX",
+    "GRAPH_NEIGHBORS",
+    "Graph",
+    "knn_graph",
+    "median_sigma",
+    "resolve_affinity",
+]
+
 #: Discovery at scale. From ``LARGE_ROWS`` rows, features of more than ``LARGE_PCA_DIMS`` dims are
 #: clustered in a ``LARGE_PCA_DIMS``-d PCA fitted on ``LARGE_PCA_SAMPLE`` sampled rows
 #: (:func:`working_space`; seeded 0, so the neighbour graph, K-means of every seed and a caller that
@@ -63,62 +77,6 @@ def kmeans(
     )
 
 
-def _squared_distances(features: np.ndarray) -> np.ndarray:
-    """``(N, N)`` squared Euclidean distances between the rows, in float64 (never negative)."""
-    x = features.astype(np.float64)
-    sq = (x * x).sum(1)
-    return np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0)
-
-
-def median_sigma(features: np.ndarray, max_samples: int = 2000, random_state: int = 0) -> float:
-    """Kernel width that needs no labels: the median Euclidean distance between sampled frame pairs."""
-    rng = np.random.default_rng(random_state)
-    idx = rng.choice(len(features), size=min(max_samples, len(features)), replace=False)
-    x = features[idx]
-    d2 = _squared_distances(x)
-    med = float(np.sqrt(np.median(d2[np.triu_indices(len(x), 1)]))) if len(x) > 1 else 1.0
-    return med if med > 0 else 1.0
-
-
-def knn_graph(
-    features: np.ndarray, n_neighbors: int = 10, *, exact: bool | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """The ``n_neighbors`` nearest other rows of every row: ``(N, k)`` Euclidean distances and indices.
-
-    faiss does the search: exact brute force (``IndexFlatL2``) up to ``EXACT_KNN_MAX`` rows, an
-    HNSW graph (M = 16, efConstruction = 40, efSearch = max(64, 2k)) beyond, unless ``exact`` says
-    otherwise. A missing neighbour (HNSW may find fewer than k) has index -1 and distance inf.
-    """
-    import faiss  # a field library for exactly this; imported here to keep start-up light
-
-    x = np.ascontiguousarray(features, dtype=np.float32)
-    n, d = x.shape
-    if n < 2:
-        raise TcdnError(f"a neighbour graph needs at least 2 frames, got {n}")
-    k = min(n_neighbors, n - 1)
-    if exact is None:
-        exact = n <= EXACT_KNN_MAX
-    index: Any
-    if exact:
-        index = faiss.IndexFlatL2(d)
-    else:
-        index = faiss.IndexHNSWFlat(d, 16)
-        index.hnsw.efConstruction = 40
-    index.add(x)
-    if not exact:
-        index.hnsw.efSearch = max(64, 2 * (k + 1))
-    d2, idx = index.search(x, k + 1)
-    # Drop each row itself (usually, but with duplicates not always, the first hit).
-    rows = np.arange(n)[:, None]
-    is_self = idx == rows
-    order = np.argsort(is_self, axis=1, kind="stable")[:, :k]
-    idx = np.take_along_axis(idx, order, axis=1)
-    d2 = np.take_along_axis(d2, order, axis=1)
-    missing = idx < 0
-    dist = np.where(missing, np.inf, np.sqrt(np.maximum(d2, 0)))
-    return dist.astype(np.float64), idx
-
-
 def _embed(
     affinity: np.ndarray | sparse.spmatrix, k: int, random_state: int = 0
 ) -> tuple[np.ndarray, np.ndarray, EigenInfo]:
@@ -133,28 +91,6 @@ def _embed(
     )
     norm = np.linalg.norm(vecs, axis=1, keepdims=True)
     return vecs / np.maximum(norm, 1e-12), vals, info
-
-
-def _dense_affinity(features: np.ndarray, sigma: float | str, n_neighbors: int) -> np.ndarray:
-    n = len(features)
-    d2 = _squared_distances(features)
-    if sigma == "local":
-        nn_k = min(n_neighbors, n - 1)
-        scale = np.sqrt(np.partition(d2, nn_k, axis=1)[:, nn_k])  # column 0 is the point itself
-        scale = np.maximum(scale, max(float(scale.max()), 1.0) * 1e-12)
-        a = np.exp(-d2 / (scale[:, None] * scale[None, :]))
-    else:
-        width = _global_width(features, sigma)
-        a = np.exp(-d2 / (2 * width * width))
-    np.fill_diagonal(a, 0.0)
-    return a
-
-
-def _global_width(features: np.ndarray, sigma: float | str) -> float:
-    width = median_sigma(features) if sigma == "median" else float(sigma)
-    if not width > 0:
-        raise TcdnError(f"the kernel width sigma must be > 0, 'median' or 'local', got {sigma!r}")
-    return width
 
 
 def _sample_rows(features: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -227,30 +163,6 @@ def working_space(features: np.ndarray) -> np.ndarray:
     return features if projection is None else projection.transform(features)
 
 
-def _knn_affinity(
-    features: np.ndarray, sigma: float | str, n_neighbors: int, graph_neighbors: int
-) -> sparse.csr_matrix:
-    n = len(features)
-    features = np.ascontiguousarray(working_space(features), dtype=np.float32)
-    dist, idx = knn_graph(features, max(graph_neighbors, n_neighbors))
-    if sigma == "local":
-        col = min(n_neighbors, dist.shape[1]) - 1  # the n_neighbors-th other point
-        scale = dist[:, col]
-        finite = np.isfinite(scale)
-        fallback = float(np.median(scale[finite])) if finite.any() else 1.0
-        scale = np.where(finite, scale, fallback)
-        scale = np.maximum(scale, max(float(scale.max()), 1.0) * 1e-12)
-        safe_idx = np.where(idx < 0, 0, idx)
-        w = np.exp(-(dist**2) / (scale[:, None] * scale[safe_idx]))
-    else:
-        width = _global_width(features, sigma)
-        w = np.exp(-(dist**2) / (2 * width * width))
-    keep = (idx >= 0) & np.isfinite(dist)
-    rows = np.repeat(np.arange(n), idx.shape[1])[keep.ravel()]
-    a = sparse.csr_matrix((w[keep], (rows, idx[keep])), shape=(n, n))
-    return a.maximum(a.T).tocsr()  # symmetric: i ~ j when either is among the other's neighbours
-
-
 @dataclass
 class Spectrum:
     """What :func:`spectral_decomposition` found."""
@@ -277,14 +189,6 @@ class Spectrum:
             )
 
 
-@dataclass(frozen=True)
-class Graph:
-    """The affinity spectral clustering decomposes (:func:`affinity_graph`)."""
-
-    matrix: np.ndarray | sparse.csr_matrix  # (N, N) symmetric, zero diagonal
-    kind: str  # "dense" or "knn"
-
-
 def affinity_graph(
     features: np.ndarray,
     sigma: float | str = "local",
@@ -292,20 +196,26 @@ def affinity_graph(
     *,
     affinity: str = "auto",
     graph_neighbors: int = GRAPH_NEIGHBORS,
+    videos: np.ndarray | None = None,
 ) -> Graph:
     """The affinity of :func:`spectral_decomposition` (see there for the parameters), built once
     so that several decompositions of the same features (the eigengap's and the clustering's)
     can share it."""
     n = len(features)
-    kind = resolve_affinity(affinity, n)
+    kind = resolve_affinity(affinity, n, videos)
     if kind == "dense":
         if n > DENSE_SPECTRAL_MAX:
             raise TcdnError(
                 f"dense spectral clustering of {n} frames needs an {n}x{n} affinity: use the kNN "
                 f"affinity, or --frame-stride / --max-per-video to take at most {DENSE_SPECTRAL_MAX} frames"
             )
-        return Graph(_dense_affinity(features, sigma, n_neighbors), kind)
-    return Graph(_knn_affinity(features, sigma, n_neighbors, graph_neighbors), kind)
+        return Graph(_graph.dense_affinity(features, sigma, n_neighbors), kind)
+    space = working_space(features)
+    if kind == "video":
+        assert videos is not None
+        return _graph.video_affinity(space, videos, sigma, n_neighbors)
+    matrix = _graph.knn_affinity(space, sigma, n_neighbors, graph_neighbors)
+    return Graph(matrix, kind)
 
 
 def spectral_decomposition(
@@ -318,6 +228,7 @@ def spectral_decomposition(
     graph_neighbors: int = GRAPH_NEIGHBORS,
     random_state: int = 0,
     graph: Graph | None = None,
+    videos: np.ndarray | None = None,
 ) -> Spectrum:
     """Ng-Jordan-Weiss embedding: top-``k`` eigenvectors of ``D^-1/2 A D^-1/2``, rows normalised.
 
@@ -325,29 +236,42 @@ def spectral_decomposition(
 
     - ``sigma="local"`` (default): local scaling (Zelnik-Manor & Perona 2004),
       ``A_ij = exp(-||x_i - x_j||² / (s_i s_j))`` with ``s_i`` the distance from ``x_i`` to its
-      ``n_neighbors``-th nearest neighbour; it adapts to clusters of different density;
+      ``n_neighbors``-th nearest neighbour (in the video graph: nearest other video); it adapts
+      to clusters of different density;
     - ``sigma="median"``: one global width, the median pairwise distance (:func:`median_sigma`),
       ``A_ij = exp(-||x_i - x_j||² / (2 sigma²))``;
     - a number: that global width.
 
-    ``affinity``: ``"dense"`` builds the exact ``N x N`` matrix (at most ``DENSE_SPECTRAL_MAX``
-    frames); ``"knn"`` keeps only each frame's ``graph_neighbors`` nearest neighbours (found by
-    :func:`knn_graph`), symmetrised, and solves the sparse eigenproblem
-    (:func:`~tcdn.discovery.eigen.top_eigenpairs`: exact, bounded, never stalling); ``"auto"``
-    (default) is dense up to ``DENSE_AUTO_MAX`` frames and kNN beyond. ``A_ii = 0``. Above
-    ``LARGE_ROWS`` rows the kNN graph is built in a ``LARGE_PCA_DIMS``-d PCA of the features
-    (:func:`working_space`), which float16 or memory-mapped features reach chunk by chunk.
-    ``random_state`` seeds the eigensolver's start vectors. ``graph``: the affinity
-    :func:`affinity_graph` built from these features with these options, already at hand.
-    Returns a :class:`Spectrum`.
+    ``affinity`` (:mod:`tcdn.discovery.graph`): ``"video"`` links pieces of each video to the
+    nearest pieces of other videos and to their temporal neighbours
+    (:func:`~tcdn.discovery.graph.video_affinity`; needs ``videos``, the video of each row);
+    ``"dense"`` builds the exact ``N x N`` matrix (at most ``DENSE_SPECTRAL_MAX`` frames);
+    ``"knn"`` keeps only each frame's ``graph_neighbors`` nearest neighbours (found by
+    :func:`knn_graph`), symmetrised; ``"auto"`` (default) is ``"video"`` when ``videos`` are
+    given (of at least two videos), else dense up to ``DENSE_AUTO_MAX`` frames and kNN beyond.
+    Sparse eigenproblems are solved by :func:`~tcdn.discovery.eigen.top_eigenpairs` (exact,
+    bounded, never stalling). ``A_ii = 0``. Above ``LARGE_ROWS`` rows the sparse graphs are built
+    in a ``LARGE_PCA_DIMS``-d PCA of the features (:func:`working_space`), which float16 or
+    memory-mapped features reach chunk by chunk. ``random_state`` seeds the eigensolver's start
+    vectors. ``graph``: the affinity :func:`affinity_graph` built from these features with these
+    options, already at hand. Returns a :class:`Spectrum`; its embedding has one row per
+    feature row (the video graph's pieces give each of their rows their own row).
     """
     if graph is None:
         graph = affinity_graph(
-            features, sigma, n_neighbors, affinity=affinity, graph_neighbors=graph_neighbors
+            features,
+            sigma,
+            n_neighbors,
+            affinity=affinity,
+            graph_neighbors=graph_neighbors,
+            videos=videos,
         )
-    elif graph.matrix.shape[0] != len(features):
-        raise TcdnError(f"the graph has {graph.matrix.shape[0]} nodes for {len(features)} rows")
+    rows = graph.matrix.shape[0] if graph.node_of_row is None else len(graph.node_of_row)
+    if rows != len(features):
+        raise TcdnError(f"the graph is of {rows} rows, not of the {len(features)} given")
     embedding, vals, info = _embed(graph.matrix, k, random_state)
+    if graph.node_of_row is not None:
+        embedding = embedding[graph.node_of_row]
     return Spectrum(embedding, vals, graph.kind, info)
 
 
@@ -360,6 +284,7 @@ def spectral_embedding(
     affinity: str = "auto",
     graph_neighbors: int = GRAPH_NEIGHBORS,
     random_state: int = 0,
+    videos: np.ndarray | None = None,
 ) -> np.ndarray:
     """The ``(N, k)`` embedding of :func:`spectral_decomposition`, rows normalised."""
     return spectral_decomposition(
@@ -370,27 +295,26 @@ def spectral_embedding(
         affinity=affinity,
         graph_neighbors=graph_neighbors,
         random_state=random_state,
+        videos=videos,
     ).embedding
 
 
-def resolve_affinity(affinity: str, n: int) -> str:
-    """The affinity :func:`spectral_embedding` builds for ``n`` frames: ``"dense"`` or ``"knn"``."""
-    if affinity == "auto":
-        return "dense" if n <= DENSE_AUTO_MAX else "knn"
-    if affinity not in ("dense", "knn"):
-        raise TcdnError(f"unknown affinity {affinity!r}; choose auto, dense or knn")
-    return affinity
-
-
 def spectral_eigenvalues(
-    features: np.ndarray, k: int, *, affinity: str = "auto", graph: Graph | None = None
+    features: np.ndarray,
+    k: int,
+    *,
+    affinity: str = "auto",
+    graph: Graph | None = None,
+    videos: np.ndarray | None = None,
 ) -> np.ndarray:
     """The top-``k`` eigenvalues (descending) of the normalised affinity of :func:`spectral_embedding`
     (``graph``: that affinity, already built by :func:`affinity_graph`)."""
     n = len(features)
-    if resolve_affinity(affinity, n) == "dense" and n > DENSE_SPECTRAL_MAX:
+    if resolve_affinity(affinity, n, videos) == "dense" and n > DENSE_SPECTRAL_MAX:
         affinity = "knn"
-    return spectral_decomposition(features, k, affinity=affinity, graph=graph).eigenvalues
+    return spectral_decomposition(
+        features, k, affinity=affinity, graph=graph, videos=videos
+    ).eigenvalues
 
 
 def estimate_k_eigengap(
@@ -400,16 +324,21 @@ def estimate_k_eigengap(
     min_k: int = 2,
     affinity: str = "auto",
     graph: Graph | None = None,
+    videos: np.ndarray | None = None,
 ) -> tuple[int, np.ndarray]:
     """Choose the number of clusters without labels: the largest eigengap of the normalised affinity.
 
     With ``λ_1 >= λ_2 >= ...`` the top eigenvalues of ``D^-1/2 A D^-1/2`` (the same affinity as
     :func:`spectral_embedding`), ``K = argmax_{min_k <= i < max_k} (λ_i - λ_{i+1})``: ``K`` nearly
-    disconnected groups give ``K`` eigenvalues near 1 and a gap after them. Returns ``K`` and the
-    eigenvalues.
+    disconnected groups give ``K`` eigenvalues near 1 and a gap after them. ``videos``: the
+    video of each row (the video graph; see :func:`spectral_decomposition`). Returns ``K`` and
+    the eigenvalues.
     """
     n = len(features)
-    max_k = int(min(max_k, n - 2))
+    if graph is None and videos is not None:
+        graph = affinity_graph(features, affinity=affinity, videos=videos)
+    nodes = n if graph is None else graph.matrix.shape[0]
+    max_k = int(min(max_k, nodes - 2))
     if max_k <= min_k:
         raise TcdnError(f"too few frames ({n}) to estimate the number of clusters")
     vals = spectral_eigenvalues(features, max_k + 1, affinity=affinity, graph=graph)
@@ -592,9 +521,10 @@ class SpectralClustering:
     """Ng-Jordan-Weiss spectral clustering: :func:`spectral_embedding` of the features, then
     K-means (best of ``n_init`` runs) on the embedding's rows, both seeded by ``random_state``.
 
-    Parameters are those of :func:`spectral_embedding`. Attributes after :meth:`fit`:
+    Parameters are those of :func:`spectral_embedding`; :meth:`fit` takes the video of each row
+    where it is known (``videos``: the video graph). Attributes after :meth:`fit`:
     ``labels_`` ``(N,)``, ``embedding_`` ``(N, K)``, ``eigenvalues_`` ``(K,)``, ``affinity_``
-    (``"dense"`` or ``"knn"``) and ``eigen_info_`` (what the eigensolver did; its
+    (``"video"``, ``"dense"`` or ``"knn"``) and ``eigen_info_`` (what the eigensolver did; its
     ``n_components`` is the number of pieces of the graph: a warning says when they are at
     least K).
     """
@@ -614,7 +544,7 @@ class SpectralClustering:
         self.n_neighbors, self.graph_neighbors = n_neighbors, graph_neighbors
         self.n_init, self.random_state = n_init, random_state
 
-    def fit(self, features: np.ndarray) -> SpectralClustering:
+    def fit(self, features: np.ndarray, videos: np.ndarray | None = None) -> SpectralClustering:
         seed = 0 if self.random_state is None else self.random_state
         spectrum = spectral_decomposition(
             features,
@@ -624,6 +554,7 @@ class SpectralClustering:
             affinity=self.affinity,
             graph_neighbors=self.graph_neighbors,
             random_state=seed,
+            videos=videos,
         )
         spectrum.warn_if_split(self.n_clusters)
         self.affinity_ = spectrum.affinity
@@ -635,5 +566,5 @@ class SpectralClustering:
         )
         return self
 
-    def fit_predict(self, features: np.ndarray) -> np.ndarray:
-        return self.fit(features).labels_
+    def fit_predict(self, features: np.ndarray, videos: np.ndarray | None = None) -> np.ndarray:
+        return self.fit(features, videos).labels_

@@ -37,7 +37,7 @@ class Score:
     others: dict[str, list[float]] = field(default_factory=dict)
     k_eigengap: int | None = None  # K chosen without labels (first repeat's features)
     k_silhouette: int | None = None  # the same, by the best K-means silhouette
-    affinity: str | None = None  # spectral only: the affinity used, "dense" or "knn"
+    affinity: str | None = None  # spectral only: the affinity used, "video", "dense" or "knn"
     graph_components: int | None = None  # spectral only: the pieces of the affinity's graph
 
     @property
@@ -76,16 +76,18 @@ def cluster_once(
     *,
     random_state: int = 0,
     embedding: np.ndarray | None = None,
+    videos: np.ndarray | None = None,
 ) -> np.ndarray:
     """``(N,)`` clusters of ``features`` by ``method``, exactly as repeat 0 of
     :func:`score_clusterings` seeded ``random_state`` makes them (no labels needed).
-    ``embedding``: a spectral embedding of ``features`` already computed."""
+    ``embedding``: a spectral embedding of ``features`` already computed; ``videos``: the video
+    of each row, where known (spectral clustering then cuts the video graph)."""
     if method == "kmeans":
         return kmeans(features, k, random_state=random_state)
     if method != "spectral":
         raise TcdnError(f"unknown clustering method {method!r}; choose from {', '.join(METHODS)}")
     if embedding is None:
-        spectrum = spectral_decomposition(features, k)
+        spectrum = spectral_decomposition(features, k, videos=videos)
         spectrum.warn_if_split(k)
         embedding = spectrum.embedding
     # Best of 10 K-means runs on the K-dim embedding (cheap), as NJW/scikit-learn do.
@@ -102,6 +104,7 @@ def score_clusterings(
     random_state: int = 0,
     estimate_k: bool = True,
     groups: dict[str, np.ndarray] | None = None,
+    videos: np.ndarray | None = None,
 ) -> dict[str, Score]:
     """Cluster ``repeats`` times per method into ``k`` clusters and score each run with
     :func:`~tcdn.discovery.metrics.cluster_scores`; repeat ``r`` is seeded by ``random_state + r``.
@@ -114,7 +117,9 @@ def score_clusterings(
     network per repeat. With ``estimate_k``, the number of clusters the data suggest without
     labels, by the largest eigengap (:func:`estimate_k_eigengap`) and by the best
     silhouette (:func:`estimate_k_silhouette`), each on the first repeat's features looking up to
-    ``max(2K, 10)``, is reported beside the scores at ``k``.
+    ``max(2K, 10)``, is reported beside the scores at ``k``. ``videos``: the video of each row,
+    where known: the spectral embedding and the eigengap then use the video graph
+    (:func:`~tcdn.discovery.graph.video_affinity`).
     """
     for m in methods:
         if m not in METHODS:
@@ -133,14 +138,14 @@ def score_clusterings(
         if feats is not last_feats:  # a new feature set: reduce it (at scale), graph and embed once
             space, last_feats, spectrum, graph = working_space(feats), feats, None, None
         if estimate_k and r == 0 and len(feats) > 4:
-            graph = graph or affinity_graph(space)
+            graph = graph or affinity_graph(space, videos=videos)
             k_est["eigengap"] = estimate_k_eigengap(space, max_k=max(2 * k, 10), graph=graph)[0]
             k_est["silhouette"] = estimate_k_silhouette(
                 space, max_k=max(2 * k, 10), random_state=random_state
             )[0]
         for m in methods:
             if m == "spectral" and spectrum is None:
-                graph = graph or affinity_graph(space)
+                graph = graph or affinity_graph(space, videos=videos)
                 spectrum = spectral_decomposition(space, k, graph=graph)  # features only
                 if r == 0:
                     spectrum.warn_if_split(k)

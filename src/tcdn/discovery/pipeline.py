@@ -121,11 +121,15 @@ def _unscored_reason(clustered: FeatureSet, unit: str) -> str | None:
 
 
 def _number_of_clusters(
-    config: DiscoverConfig, clustered: FeatureSet, primary_space: np.ndarray | None, unit: str
+    config: DiscoverConfig,
+    clustered: FeatureSet,
+    primary_space: np.ndarray | None,
+    unit: str,
+    videos: np.ndarray | None = None,
 ) -> tuple[int, str, KChoice | None]:
     """K, the rule that gave it, and (chosen without labels) the evidence: ``--k``, else the
     number of classes when the rows are scored (``primary_space`` is ``None``), else chosen on
-    the primary features' working space. A K the rows cannot take is a user error."""
+    the primary features' working space (on the video graph when ``videos`` are given). A K the rows cannot take is a user error."""
     k_choice = None
     if config.k is not None:
         k, k_rule = config.k, "given (--k)"
@@ -133,7 +137,9 @@ def _number_of_clusters(
         k, k_rule = len(clustered.class_names), "the number of classes"
     else:
         t0 = time.perf_counter()
-        k_choice = choose_k(primary_space, max_k=config.max_k, random_state=config.seed)
+        k_choice = choose_k(
+            primary_space, max_k=config.max_k, random_state=config.seed, videos=videos
+        )
         k, k_rule = k_choice.k, f"chosen without labels ({k_choice.rule})"
         log.info("chose K in %.1f s", time.perf_counter() - t0)
     if not 2 <= k <= len(clustered):
@@ -182,7 +188,9 @@ def _score_sources(
     # Unscored, the primary features are clustered once per method: reduced once (at scale) for
     # the choice of K and every method.
     primary_space = None if unscored is None else working_space(primary_features(0))
-    k, k_rule, k_choice = _number_of_clusters(config, clustered, primary_space, unit)
+    # the video graph needs each row's video; at level 'video' every row is a whole video
+    videos = clustered.video if level == "frame" else None
+    k, k_rule, k_choice = _number_of_clusters(config, clustered, primary_space, unit, videos)
 
     common: dict[str, Any] = {
         "k": k,
@@ -202,16 +210,18 @@ def _score_sources(
         if unscored is not None:
             assert primary_space is not None and name == primary
             for m in config.methods:  # spectral's decomposition (and its warning) happens once
-                first[f"{name}/{m}"] = cluster_once(primary_space, k, m, random_state=config.seed)
+                first[f"{name}/{m}"] = cluster_once(
+                    primary_space, k, m, random_state=config.seed, videos=videos
+                )
         else:
             labels = clustered.label_codes()
             if features is None:
                 scores[name] = random_assignment_scores(labels, **common)
             elif sources[name].per_repeat:  # a new network per repeat: fewer by default
                 options = {**common, "repeats": config.random_init_repeats}
-                scores[name] = score_clusterings(features, labels, **options)
+                scores[name] = score_clusterings(features, labels, videos=videos, **options)
             else:
-                scores[name] = score_clusterings(features, labels, **common)
+                scores[name] = score_clusterings(features, labels, videos=videos, **common)
         timings[name] = time.perf_counter() - t0
         log.info(
             "%s: %s in %.1f s",

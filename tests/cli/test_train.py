@@ -250,5 +250,8 @@ def test_a_plain_train_uses_the_best_recipe_and_recipe_names_another(
     )  # fmt: skip
     assert code == 2 and "--recipe and --config" in err
     assert recipe("lq-64px").loss == "lq" and recipe("paper").image_size == 227
-    with pytest.raises(TcdnError, match="unknown recipe 'fast'; choose from best, appearance, two-stream, lq-64px, paper"):
+    with pytest.raises(
+        TcdnError,
+        match="unknown recipe 'fast'; choose from best, appearance, two-stream, lq-64px, paper",
+    ):
         recipe("fast")

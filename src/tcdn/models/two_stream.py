@@ -51,8 +51,8 @@ class TwoStream(Backbone):
         self.num_features = appearance.num_features + motion.num_features
         self.init = appearance.init
 
-    @property  # type: ignore[override]
-    def stages(self) -> dict[str, nn.Module]:  # read by the gradient diagnostics
+    @property
+    def stages(self) -> dict[str, nn.Module]:  # type: ignore[override]  # read by grad_norms
         """Both streams' stages, named ``appearance.conv1``, ..., ``motion.fc7``."""
         return {
             f"{stream}.{name}": module

@@ -186,6 +186,7 @@ class TrainConfig:
         init = check_init(str(options.get("init", "torch")))
         if cfg.head != "none":
             options["init"] = "torch"  # the init is applied once the head is in place
+        model: Backbone
         if cfg.streams == 2:  # appearance and motion: two 3-channel networks
             options.pop("in_channels", None)
             model = TwoStream(cfg._one_net(options, init), cfg._one_net(options, init))

@@ -94,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tcdn.features.extract import frame_features
     from tcdn.features.featureset import is_feature_file
+    from tcdn.features.shards import ShardOptions, sharded_frame_features, world_size
     from tcdn.outputs import check_output_file
     from tcdn.training.checkpoint import load_checkpoint
 
@@ -107,30 +108,51 @@ def run(args: argparse.Namespace) -> int:
     size = frame_size(args.size, ckpt)
     if args.source != "raw_pixels":
         check_layer(args.layer, ckpt, size)
-    frames = load_collection(args, size)
-    feats = frame_features(
-        frames,
-        args.source,
-        ckpt,
-        rows=frames.rows(args.frame_stride, args.max_per_video),
-        layer=args.layer,
-        seed=args.seed,
-        device=dev,
-        progress=progress(args),
-        dtype=np.float16 if args.float16 else np.float32,
-    )
+    dtype = np.float16 if args.float16 else np.float32
+    if world_size() > 1:  # under torchrun: each process embeds its share, rank 0 writes the file
+        options = ShardOptions(
+            size,
+            args.labels,
+            args.max_frames,
+            args.skip_bad,
+            args.frame_stride,
+            args.max_per_video,
+            args.layer,
+            args.seed,
+            dev,
+            progress(args),
+            np.dtype(dtype).name,
+        )
+        done = sharded_frame_features(args.videos, args.source, ckpt, args.out, options)
+        if done is None:
+            return 0
+        feats, skipped, n_videos = done.features, done.skipped, done.n_videos
+    else:
+        frames = load_collection(args, size)
+        feats = frame_features(
+            frames,
+            args.source,
+            ckpt,
+            rows=frames.rows(args.frame_stride, args.max_per_video),
+            layer=args.layer,
+            seed=args.seed,
+            device=dev,
+            progress=progress(args),
+            dtype=dtype,
+        )
+        skipped, n_videos = frames.skipped, len(frames.videos)
     feats.meta.update(
         collection=str(args.videos),
         frame_stride=args.frame_stride,
         max_per_video=args.max_per_video,
-        skipped=frames.skipped,
+        skipped=skipped,
     )
     path = feats.save(args.out)
     log.info(
         "wrote %d x %d %s features of %d videos to %s",
         *feats.features.shape,
         args.source,
-        len(frames.videos),
+        n_videos,
         path,
     )
     return 0

@@ -1,0 +1,561 @@
+"""Feature extraction shared by the processes of a ``torchrun`` job (gloo on CPU, NCCL on GPU).
+
+``torchrun --nproc_per_node=P -m tcdn features VIDEOS --checkpoint R --out F.npz`` runs
+:func:`sharded_frame_features` in every process (a *rank*):
+
+1. **Plan.** Every rank lists the collection's videos and cuts the list into ``P`` contiguous
+   shares of about equal frame counts (read from each file's header, :func:`estimated_frames`).
+   A frame store is cut by rows instead: its frames need no decoding.
+2. **Decode.** Each rank decodes only its share. The ranks then exchange their row counts, which
+   places every rank's rows in the order one process would have them.
+3. **Embed.** The rows are put through the network in the batches of one process: batch ``j``
+   is rows ``[j*B, (j+1)*B)`` of the whole collection (``B`` =
+   :data:`~tcdn.features.extract.BATCH_SIZE`), embedded by the rank that holds its first row,
+   which receives the batch's other rows (and, for motion input, their successors) from the
+   next ranks. Same frames in the same batches: the same bits as one process.
+4. **Shards.** Each rank writes its features and its rows' index to
+   ``.F.npz.shards/RUN-rankRofP.npz`` beside the output, atomically. ``RUN`` is a digest of the
+   plan (collection, checkpoint, options, cuts) and a number rank 0 draws for this run, so a
+   shard left by a killed or earlier run is never taken for this run's: it is recomputed.
+5. **Merge.** Rank 0 alone checks every shard (this run, its rank, its rows, the zip's CRC-32s)
+   and joins them into the feature set one process computes; the caller writes the one file.
+   Other ranks never touch the output. Rank 0 then removes the shard files (only files with a
+   shard's name, in the shard folder).
+
+Sources that need every frame at once (``raw_pixels``'s PCA, ``random_init`` without a
+checkpoint, whose input mean is taken over all frames) are computed by rank 0 alone.
+
+Several machines: the same command on each, with ``--nnodes``, ``--node-rank`` and a rendezvous
+(``--rdzv-backend=c10d --rdzv-endpoint=HOST:PORT``); the collection and ``--out``'s folder must
+be visible to every machine at the same path (shards are merged through it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tcdn.data.collection import IMAGE_EXTENSIONS, VideoEntry
+from tcdn.errors import TcdnError
+from tcdn.features.extract import BATCH_SIZE, FrameFeaturizer
+from tcdn.features.featureset import FeatureSet
+from tcdn.features.npzfile import write_npz
+from tcdn.outputs import atomic_writer
+
+log = logging.getLogger(__name__)
+
+SHARD_FORMAT = "tcdn-feature-shard-1"
+_SHARD_NAME = re.compile(r"^[0-9a-f]{16}-rank\d+of\d+\.npz$")
+
+
+@dataclass
+class Extracted:
+    """What rank 0 gets back: the merged feature set, the videos skipped, how many were read."""
+
+    features: FeatureSet
+    skipped: list[str]
+    n_videos: int
+
+
+def world_size() -> int:
+    """The number of processes of the ``torchrun`` job this process belongs to (1 outside one)."""
+    from tcdn.training.distributed import env_int
+
+    return env_int("WORLD_SIZE", 1)
+
+
+def shard_folder(out: str | Path) -> Path:
+    """Where the shards of the feature file ``out`` are written: ``.NAME.shards`` beside it."""
+    out = Path(out)
+    return out.with_name(f".{out.name}.shards")
+
+
+# -- the plan -------------------------------------------------------------------------------------
+def estimated_frames(entry: VideoEntry, max_frames: int | None = None) -> float:
+    """About how many frames ``entry`` will give, from its container's header (no decoding); a
+    folder of images: its image count; unknown: its size in bytes / 2,000 (a rough proxy)."""
+    path = Path(entry.path)
+    n = 0.0
+    if path.is_dir():
+        n = float(sum(1 for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS))
+    else:
+        try:
+            import av
+
+            with av.open(str(path)) as container:
+                stream = container.streams.video[0]
+                n = float(stream.frames or 0)
+                if not n and stream.duration and stream.time_base and stream.average_rate:
+                    n = float(stream.duration * stream.time_base * stream.average_rate)
+        except Exception as exc:  # any failure of the probe: fall back on the size
+            log.debug("cannot read the header of %s (%s): its size stands for it", path, exc)
+        if not n:
+            try:
+                n = path.stat().st_size / 2000.0
+            except OSError:
+                n = 1.0
+    return max(1.0, min(n, max_frames) if max_frames else n)
+
+
+def split_by_weight(weights: Sequence[float], parts: int) -> list[int]:
+    """``parts + 1`` cut points of ``weights`` into ``parts`` contiguous runs of about equal sums,
+    each of at least one item (``len(weights) >= parts``)."""
+    n = len(weights)
+    if n < parts:
+        raise TcdnError(
+            f"{parts} processes but only {n} video(s): run torchrun with --nproc_per_node <= {n}"
+        )
+    cum = np.cumsum(np.asarray(weights, dtype=np.float64))
+    cuts = [0]
+    for r in range(1, parts):
+        c = int(np.searchsorted(cum, cum[-1] * r / parts, side="left")) + 1
+        cuts.append(min(max(c, cuts[-1] + 1), n - (parts - r)))
+    return [*cuts, n]
+
+
+def align_up(row: int, batch: int) -> int:
+    return -(-row // batch) * batch
+
+
+def owned_rows(starts: Sequence[int], rank: int, batch: int) -> tuple[int, int]:
+    """The rows ``[a, b)`` that ``rank`` embeds: the batches ``[j*batch, (j+1)*batch)`` whose first
+    row lies in the rows it holds, ``[starts[rank], starts[rank + 1])`` (``starts[-1]``: all rows)."""
+    lo, hi, n = starts[rank], starts[rank + 1], starts[-1]
+    a = align_up(lo, batch)
+    if a >= hi:
+        return a, a
+    return a, min(n, align_up(hi, batch))
+
+
+# -- rows from several ranks seen as one array ------------------------------------------------------
+class Joined:
+    """Array-likes of equal row shape seen as one, read by slices (as extraction reads them)."""
+
+    def __init__(self, parts: Sequence[Any]) -> None:
+        self.parts = [p for p in parts if len(p)]
+        self.ends = np.cumsum([len(p) for p in self.parts]).tolist()
+        first = parts[0]
+        self._row_shape = tuple(first.shape[1:])
+        self._dtype = np.dtype(first.dtype)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.ends[-1] if self.ends else 0, *self._row_shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        if not isinstance(index, slice):
+            raise TypeError("Joined rows are read by slices")
+        start, stop, step = index.indices(len(self))
+        if step != 1:
+            raise TypeError("Joined rows are read by contiguous slices")
+        out, begin = [], 0
+        for part, end in zip(self.parts, self.ends, strict=True):
+            if start < end and stop > begin:
+                out.append(np.asarray(part[max(start, begin) - begin : min(stop, end) - begin]))
+            begin = end
+        if not out:
+            return np.empty((0, *self._row_shape), self._dtype)
+        return out[0] if len(out) == 1 else np.concatenate(out)
+
+
+# -- the job ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ShardOptions:
+    """What a rank needs to compute its share, besides the checkpoint."""
+
+    size: int
+    labels_csv: Path | None = None
+    max_frames: int | None = None
+    skip_bad: bool = False
+    stride: int = 1
+    max_per_video: int | None = None
+    layer: str | None = None
+    seed: int = 0
+    device: str = "cpu"
+    progress: bool = True
+    dtype: str = "float32"
+
+
+@dataclass
+class _Share:
+    """One rank's part of the collection: its frames, the rows of them it holds, what it skipped."""
+
+    featurizer: FrameFeaturizer
+    n_rows: int
+    skipped: list[str]
+    n_videos: int
+    names: list[str]  # every video of the collection (a store: its videos), for the plan digest
+    store: bool
+
+
+def sharded_frame_features(
+    collection: str | Path,
+    source: str,
+    checkpoint: dict[str, Any] | None,
+    out: str | Path,
+    options: ShardOptions,
+) -> Extracted | None:
+    """Features of ``source`` for the frames of ``collection``, computed by every process of the
+    ``torchrun`` job that runs this (see the module's text); the same feature set as
+    :func:`~tcdn.features.extract.frame_features` in one process, in the same row order, bit for
+    bit. Rank 0 gets it back (the caller writes ``out``); the other ranks get ``None``."""
+    from tcdn.training.distributed import env_int
+
+    rank = env_int("RANK", 0)
+    if source == "raw_pixels" or checkpoint is None:
+        if rank != 0:
+            log.info(
+                "rank %d: %s features need every frame at once: rank 0 computes them", rank, source
+            )
+            return None
+        return _single(collection, source, checkpoint, options)
+    import torch
+
+    from tcdn.training.distributed import distributed
+
+    with distributed(torch.device(options.device)) as ddp:
+        share = _guarded(ddp, lambda: _local_share(collection, checkpoint, options, ddp))
+        assert share is not None
+        counts = [int(c) for c in _gather(ddp, share.n_rows)]
+        starts = np.concatenate([[0], np.cumsum(counts)]).astype(int).tolist()
+        run = _run_id(ddp, share, checkpoint, source, options, starts)
+        folder = shard_folder(out)
+        _guarded(ddp, lambda: _prepare_folder(folder, ddp.main))
+        _take_borrowed_rows(share.featurizer, starts, ddp)
+        a, b = owned_rows(starts, ddp.rank, BATCH_SIZE)
+        log.info("rank %d of %d: embedding rows %d-%d of %d", ddp.rank, ddp.world, a, b, starts[-1])
+        _guarded(ddp, lambda: _write_shard(folder, run, share, source, starts, ddp))
+        if not ddp.main:
+            return None
+    try:
+        merged, skipped, n_videos = merge_shards(
+            folder, run, len(counts), starts, np.dtype(options.dtype)
+        )
+    finally:
+        remove_shards(folder)
+    merged.meta = share.featurizer.meta(source)
+    return Extracted(merged, skipped, n_videos)
+
+
+def _single(
+    collection: str | Path,
+    source: str,
+    checkpoint: dict[str, Any] | None,
+    options: ShardOptions,
+) -> Extracted:
+    """Rank 0 alone, as one process would: for the sources that need every frame at once."""
+    from tcdn.data.load import open_collection
+    from tcdn.features.extract import frame_features
+
+    frames = open_collection(
+        collection,
+        options.size,
+        labels_csv=options.labels_csv,
+        max_frames=options.max_frames,
+        skip_bad=options.skip_bad,
+        progress=options.progress,
+    )
+    feats = frame_features(
+        frames,
+        source,
+        checkpoint,
+        rows=frames.rows(options.stride, options.max_per_video),
+        layer=options.layer,
+        seed=options.seed,
+        device=options.device,
+        progress=options.progress,
+        dtype=np.dtype(options.dtype),
+    )
+    return Extracted(feats, list(frames.skipped), len(frames.videos))
+
+
+def _gather(ddp: Any, value: Any) -> list[Any]:
+    """Every rank's ``value`` (collective: every rank calls it)."""
+    if ddp.world == 1:
+        return [value]
+    import torch.distributed as dist
+
+    out: list[Any] = [None] * ddp.world
+    dist.all_gather_object(out, value)
+    return out
+
+
+def _guarded(ddp: Any, step: Any) -> Any:
+    """``step()`` on every rank; when it fails on any, every rank stops with the first rank's
+    error (instead of the others waiting for it in the next collective)."""
+    result, error = None, None
+    try:
+        result = step()
+    except TcdnError as exc:
+        error = str(exc)
+    errors = _gather(ddp, error)
+    for r, e in enumerate(errors):
+        if e:
+            raise TcdnError(e if ddp.world == 1 else f"rank {r} of {ddp.world}: {e}")
+    return result
+
+
+def _local_share(
+    collection: str | Path, checkpoint: dict[str, Any], options: ShardOptions, ddp: Any
+) -> _Share:
+    """Decode this rank's share of a folder of videos (whole videos, about equal frame counts),
+    or take its rows of a frame store (cut on batch boundaries)."""
+    from tcdn.data.collection import find_videos
+    from tcdn.data.load import load_frames, open_collection
+    from tcdn.data.store import is_store
+
+    r, world = ddp.rank, ddp.world
+    shown = options.progress and ddp.main
+    if is_store(collection):
+        frames = open_collection(
+            collection,
+            options.size,
+            labels_csv=options.labels_csv,
+            max_frames=options.max_frames,
+            skip_bad=options.skip_bad,
+            progress=shown,
+        )
+        rows = frames.rows(options.stride, options.max_per_video)
+        n = len(rows)
+        cuts = [min(n, align_up(n * q // world, BATCH_SIZE)) for q in range(world + 1)]
+        mine = rows[cuts[r] : cuts[r + 1]]
+        names = [v.name for v in frames.videos]
+        skipped, n_videos = (list(frames.skipped), len(names)) if ddp.main else ([], 0)
+    else:
+        entries = find_videos(collection, options.labels_csv)
+        cuts = split_by_weight([estimated_frames(e, options.max_frames) for e in entries], world)
+        frames = load_frames(
+            collection,
+            size=options.size,
+            labels_csv=options.labels_csv,
+            max_frames=options.max_frames,
+            skip_bad=options.skip_bad,
+            progress=shown,
+            videos=entries[cuts[r] : cuts[r + 1]],
+        )
+        mine = frames.rows(options.stride, options.max_per_video)
+        names = [e.name for e in entries]
+        skipped, n_videos = list(frames.skipped), len(frames.videos)
+    featurizer = FrameFeaturizer(
+        frames,
+        mine,
+        checkpoint,
+        layer=options.layer,
+        seed=options.seed,
+        device=options.device,
+        progress=shown,
+        dtype=np.dtype(options.dtype),
+    )
+    return _Share(featurizer, len(mine), skipped, n_videos, names, is_store(collection))
+
+
+def _run_id(
+    ddp: Any,
+    share: _Share,
+    checkpoint: dict[str, Any],
+    source: str,
+    options: ShardOptions,
+    starts: list[int],
+) -> str:
+    """This run's name: a digest of the plan every rank must share (checked) and a number rank 0
+    draws, so that no shard of another run, killed or finished, is ever taken for this one's."""
+    ckpt_path = checkpoint.get("path")
+    try:
+        stat = os.stat(ckpt_path) if ckpt_path else None
+        ckpt = [str(ckpt_path), stat.st_size if stat else None, stat.st_mtime_ns if stat else None]
+    except OSError:
+        ckpt = [str(ckpt_path), None, None]
+    plan = {
+        "format": SHARD_FORMAT,
+        "videos": hashlib.sha256("\n".join(share.names).encode()).hexdigest(),
+        "checkpoint": ckpt,
+        "source": source,
+        "options": {k: str(v) for k, v in vars(options).items() if k not in ("progress",)},
+        "world": ddp.world,
+        "batch": BATCH_SIZE,
+        "starts": starts,
+    }
+    digest = hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()
+    digests = _gather(ddp, digest)
+    if len(set(digests)) > 1:
+        raise TcdnError(
+            "the processes of this torchrun job do not agree on the job (videos, checkpoint or "
+            "options differ between them): start every process with the same command, on the "
+            "same files"
+        )
+    nonce = _gather(ddp, os.urandom(8).hex())[0]
+    return hashlib.sha256(f"{digest}:{nonce}".encode()).hexdigest()[:16]
+
+
+def shard_name(run: str, rank: int, world: int) -> str:
+    return f"{run}-rank{rank}of{world}.npz"
+
+
+def _prepare_folder(folder: Path, main: bool) -> None:
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise TcdnError(
+            f"{folder} (where the shards of a sharded extraction go) is a link or a file: "
+            "remove it, or write --out elsewhere"
+        )
+    try:
+        folder.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise TcdnError(f"cannot make the shard folder {folder}: {exc}") from exc
+
+
+def _tail(rows: Any, skip: int) -> Any:
+    """``rows[skip:]``, still lazy for a store's frames."""
+    from tcdn.data.frameset import FrameRows
+
+    if isinstance(rows, FrameRows):
+        return FrameRows(rows.frames, rows.rows[skip:])
+    return rows[skip:]
+
+
+def _take_borrowed_rows(fz: FrameFeaturizer, starts: list[int], ddp: Any) -> None:
+    """Point ``fz`` at the rows this rank embeds: its own, less the first ones (in an earlier
+    rank's batch), plus the first rows of the next ranks that complete its last batch."""
+    r = ddp.rank
+    n_r = starts[r + 1] - starts[r]
+    a, b = owned_rows(starts, r, BATCH_SIZE)
+    skip = min(n_r, a - starts[r])
+    motion = fz.x_next is not None
+    head = (
+        np.asarray(fz.x[0:skip]),
+        np.asarray(fz.x_next[0:skip]) if motion else None,
+        None if fz.sign is None else fz.sign[:skip],
+    )
+    heads = _gather(ddp, head)
+    lenders = [q for q in range(r + 1, ddp.world) if a < b and starts[q] < b]
+    if skip == 0 and not lenders:
+        return
+    xs = [_tail(fz.x, skip)] + [heads[q][0] for q in lenders]
+    fz.x = Joined(xs)
+    if motion:
+        fz.x_next = Joined([_tail(fz.x_next, skip)] + [heads[q][1] for q in lenders])
+    if fz.sign is not None:
+        fz.sign = np.concatenate([fz.sign[skip:]] + [heads[q][2] for q in lenders])
+
+
+def _write_shard(
+    folder: Path, run: str, share: _Share, source: str, starts: list[int], ddp: Any
+) -> None:
+    """Embed this rank's rows and write its shard: its features and the index of the rows it holds."""
+    features = share.featurizer.features(source)
+    index = share.featurizer.index
+    a, b = owned_rows(starts, ddp.rank, BATCH_SIZE)
+    info = {
+        "format": SHARD_FORMAT,
+        "run": run,
+        "rank": ddp.rank,
+        "world": ddp.world,
+        "rows": [a, b],
+        "held": [starts[ddp.rank], starts[ddp.rank + 1]],
+        "skipped": share.skipped,
+        "n_videos": share.n_videos,
+    }
+    with atomic_writer(folder / shard_name(run, ddp.rank, ddp.world)) as fh:
+        write_npz(
+            fh,
+            features=features,
+            video=index.video,
+            frame=index.frame,
+            label=index.label,
+            time=index.seconds,
+            shard=np.array(json.dumps(info)),
+        )
+
+
+_INDEX = ("video", "frame", "label", "time")
+
+
+def merge_shards(
+    folder: Path, run: str, world: int, starts: list[int], dtype: np.dtype
+) -> tuple[FeatureSet, list[str], int]:
+    """Join the shards of the run ``run`` into one feature set (no ``meta``), after checking that
+    each is this run's, of its rank, with the rows the plan gives it; with the videos skipped
+    and the number of videos read."""
+    feats: list[np.ndarray] = []
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in _INDEX}
+    skipped: list[str] = []
+    n_videos = 0
+    for q in range(world):
+        path = folder / shard_name(run, q, world)
+        a, b = owned_rows(starts, q, BATCH_SIZE)
+        held = starts[q + 1] - starts[q]
+        if path.is_symlink() or not path.is_file():
+            raise TcdnError(
+                f"the shard of rank {q} ({path}) is missing: that process stopped before writing "
+                "it; run the command again (every shard is computed again)"
+            )
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                info = json.loads(str(npz["shard"]))
+                expect = {"format": SHARD_FORMAT, "run": run, "rank": q, "world": world}
+                expect |= {"rows": [a, b], "held": [starts[q], starts[q + 1]]}
+                wrong = sorted(k for k, v in expect.items() if info.get(k) != v)
+                if wrong:
+                    raise TcdnError(f"its {', '.join(wrong)} are not this run's")
+                f = npz["features"]
+                if b > a:
+                    if (
+                        f.shape[0] != b - a
+                        or f.dtype != dtype
+                        or (feats and f.shape[1:] != feats[0].shape[1:])
+                    ):
+                        raise TcdnError(
+                            f"it holds {f.shape} {f.dtype} features, not {b - a} rows of {dtype}"
+                        )
+                    feats.append(f)
+                for k in _INDEX:
+                    col = npz[k]
+                    if len(col) != held:
+                        raise TcdnError(f"its '{k}' has {len(col)} rows, not {held}")
+                    cols[k].append(col)
+        except TcdnError as exc:
+            raise TcdnError(
+                f"the shard {path} cannot be used: {exc}; run the command again"
+            ) from None
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            raise TcdnError(f"the shard {path} is damaged ({exc}); run the command again") from exc
+        skipped += [str(v) for v in info.get("skipped", [])]
+        n_videos += int(info.get("n_videos", 0))
+    features = np.concatenate(feats) if feats else np.zeros((0, 0), dtype)
+    video, frame, label, time = (np.concatenate(cols[k]) for k in _INDEX)
+    return FeatureSet(features, video, frame, label, time=time), skipped, n_videos
+
+
+def remove_shards(folder: Path) -> None:
+    """Remove every shard file (by its name) from the shard folder, then the folder if empty;
+    nothing else is touched."""
+    if folder.is_symlink() or not folder.is_dir():
+        return
+    for p in folder.iterdir():
+        name = p.name.removeprefix(".").removesuffix(".partial")
+        if _SHARD_NAME.match(name) and (p.is_file() or p.is_symlink()):
+            p.unlink(missing_ok=True)
+    try:
+        folder.rmdir()
+    except OSError:
+        pass  # something else is in it: left alone

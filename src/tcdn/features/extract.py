@@ -147,6 +147,7 @@ class FrameFeaturizer:
         # a store's frames are read batch by batch as features are extracted, not all at once
         self.x = take_rows(frames.frames, rows)
         self.layer, self.seed, self.device, self.progress = layer, seed, device, progress
+        self.batch_size = BATCH_SIZE
         self.dtype = np.dtype(dtype)
         self.checkpoint = checkpoint
         size = int(self.x.shape[1])
@@ -206,6 +207,7 @@ class FrameFeaturizer:
             self.x,
             self.mean,
             layer=self.layer,
+            batch_size=self.batch_size,
             device=self.device,
             progress=self.progress,
             desc=desc,

@@ -242,7 +242,8 @@ def sharded_frame_features(
         run = _run_id(ddp, share, checkpoint, source, options, starts)
         folder = shard_folder(out)
         _guarded(ddp, lambda: _prepare_folder(folder, ddp.main))
-        _take_borrowed_rows(share.featurizer, starts, ddp)
+        lent = _gather(ddp, lent_rows(share.featurizer, starts, ddp.rank))
+        borrow_rows(share.featurizer, starts, ddp.rank, lent)
         a, b = owned_rows(starts, ddp.rank, BATCH_SIZE)
         log.info("rank %d of %d: embedding rows %d-%d of %d", ddp.rank, ddp.world, a, b, starts[-1])
         _guarded(ddp, lambda: _write_shard(folder, run, share, source, starts, ddp))
@@ -367,6 +368,7 @@ def _local_share(
         progress=shown,
         dtype=np.dtype(options.dtype),
     )
+    featurizer.batch_size = BATCH_SIZE
     return _Share(featurizer, len(mine), skipped, n_videos, names, is_store(collection))
 
 
@@ -433,29 +435,35 @@ def _tail(rows: Any, skip: int) -> Any:
     return rows[skip:]
 
 
-def _take_borrowed_rows(fz: FrameFeaturizer, starts: list[int], ddp: Any) -> None:
-    """Point ``fz`` at the rows this rank embeds: its own, less the first ones (in an earlier
-    rank's batch), plus the first rows of the next ranks that complete its last batch."""
-    r = ddp.rank
-    n_r = starts[r + 1] - starts[r]
-    a, b = owned_rows(starts, r, BATCH_SIZE)
-    skip = min(n_r, a - starts[r])
-    motion = fz.x_next is not None
-    head = (
+Head = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]
+
+
+def lent_rows(fz: FrameFeaturizer, starts: list[int], rank: int) -> Head:
+    """The first rows ``rank`` holds that fall in an earlier rank's last batch (frames,
+    successors for motion input, signs), which it lends to that rank."""
+    n_r = starts[rank + 1] - starts[rank]
+    skip = min(n_r, owned_rows(starts, rank, BATCH_SIZE)[0] - starts[rank])
+    return (
         np.asarray(fz.x[0:skip]),
-        np.asarray(fz.x_next[0:skip]) if motion else None,
+        None if fz.x_next is None else np.asarray(fz.x_next[0:skip]),
         None if fz.sign is None else fz.sign[:skip],
     )
-    heads = _gather(ddp, head)
-    lenders = [q for q in range(r + 1, ddp.world) if a < b and starts[q] < b]
+
+
+def borrow_rows(fz: FrameFeaturizer, starts: list[int], rank: int, lent: Sequence[Head]) -> None:
+    """Point ``fz`` at the rows ``rank`` embeds: its own less those it lends, plus the rows
+    ``lent`` by the next ranks (every rank's :func:`lent_rows`) that complete its last batch."""
+    n_r = starts[rank + 1] - starts[rank]
+    a, b = owned_rows(starts, rank, BATCH_SIZE)
+    skip = min(n_r, a - starts[rank])
+    lenders = [q for q in range(rank + 1, len(starts) - 1) if a < b and starts[q] < b]
     if skip == 0 and not lenders:
         return
-    xs = [_tail(fz.x, skip)] + [heads[q][0] for q in lenders]
-    fz.x = Joined(xs)
-    if motion:
-        fz.x_next = Joined([_tail(fz.x_next, skip)] + [heads[q][1] for q in lenders])
+    fz.x = Joined([_tail(fz.x, skip)] + [lent[q][0] for q in lenders])
+    if fz.x_next is not None:
+        fz.x_next = Joined([_tail(fz.x_next, skip)] + [lent[q][1] for q in lenders])
     if fz.sign is not None:
-        fz.sign = np.concatenate([fz.sign[skip:]] + [heads[q][2] for q in lenders])
+        fz.sign = np.concatenate([fz.sign[skip:]] + [lent[q][2] for q in lenders])
 
 
 def _write_shard(

@@ -20,7 +20,7 @@ ROOMS = (
     ("tcdn.discovery",),
     ("tcdn.transfer",),
     ("tcdn.report",),
-    ("tcdn.search",),
+    ("tcdn.search", "tcdn.search_index"),
     ("tcdn.experiment",),
     ("tcdn.sweep", "tcdn.demo"),
     ("tcdn.cli", "tcdn.__main__"),

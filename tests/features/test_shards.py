@@ -120,10 +120,10 @@ def _simulate(collection: Path, ckpt: dict, world: int, out: Path, dtype: str = 
 
 @pytest.fixture(scope="module")
 def longer_collection(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """5 videos of 20-60 frames: several batches of 16 rows, cuts inside batches."""
+    """5 videos of 50-90 frames: more than one batch of 256 rows; many of 16, cuts inside them."""
     root = tmp_path_factory.mktemp("longer")
     config = SyntheticConfig(
-        n_classes=5, videos_per_class=1, min_frames=20, max_frames=60, size=32, seed=3
+        n_classes=5, videos_per_class=1, min_frames=50, max_frames=90, size=32, seed=3
     )
     generate(root, config, progress=False)
     return root

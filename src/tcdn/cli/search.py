@@ -61,6 +61,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="the montage to write: the query, then the nearest frames (default: search.png; "
         "an existing file is replaced only if tcdn wrote it)",
     )
+    how = p.add_mutually_exclusive_group()
+    how.add_argument(
+        "--exact",
+        action="store_true",
+        help="scan every row (exact) instead of the approximate index beside the feature file",
+    )
+    how.add_argument(
+        "--index",
+        action="store_true",
+        help="search through the approximate index FILE.npz.index (built and saved there if "
+        "absent or stale); the default from 100,000 rows, or when the index exists",
+    )
     p.add_argument("--no-montage", action="store_true", help="print the answer only")
     add_common_args(p)
     p.set_defaults(run=run)
@@ -71,9 +83,15 @@ def _seconds(t: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tcdn.features.featureset import FeatureSet
     from tcdn.report.montage import check_writable, save_montage
     from tcdn.search import hit, hit_frames, media_query, nearest, row_query
+    from tcdn.search_index import (
+        AUTO_INDEX_ROWS,
+        approximate_nearest,
+        index_path,
+        open_features,
+        open_index,
+    )
 
     if (args.query is None) == (args.row is None):
         raise TcdnError("give one query: an image or video file, or --row N of the feature file")
@@ -83,17 +101,24 @@ def run(args: argparse.Namespace) -> int:
         raise TcdnError("--checkpoint embeds an image or video query; --row needs none: drop it")
     if not args.no_montage:
         check_writable(args.out)
-    fs = FeatureSet.load(args.features)
+    fs = open_features(args.features)  # memory-mapped: a query reads few of its rows
+    idx = None
+    if not args.exact:
+        idx = open_index(args.features, fs, build=args.index or len(fs) >= AUTO_INDEX_ROWS)
     if args.row is not None:
         query = row_query(fs, args.row)
     else:
         query = media_query(
             args.query, fs.meta, at=args.at, checkpoint=args.checkpoint, device=device(args.device)
         )
-    answer = nearest(fs, query.vector, args.k, exclude=args.row)
+    if idx is None:
+        answer = nearest(fs, query.vector, args.k, exclude=args.row)
+    else:
+        answer = approximate_nearest(fs, idx, query.vector, args.k, exclude=args.row)
     lines = [
         f"query: {query.description}; {len(fs)} rows of {fs.meta.get('layer') or ''} features "
-        f"in {args.features}",
+        f"in {args.features}; "
+        + ("exact scan" if idx is None else f"approximate index {index_path(args.features)}"),
         "",
         "nearest frames:",
         f"{'rank':>4}  {'distance':>10}  {'frame':>6}  {'time':>7}  video  (label)",

@@ -110,7 +110,7 @@ def _simulate(collection: Path, ckpt: dict, world: int, out: Path, dtype: str = 
     folder.mkdir()
     for r, share in enumerate(found):
         shards.borrow_rows(share.featurizer, starts, r, lent)
-        shards._write_shard(folder, "0123456789abcdef", share, "trained", starts, ranks[r])
+        shards._write_shard(folder, "0123456789abcdef", share, ("trained", 0), starts, ranks[r])
     merged, _skipped, n_videos = shards.merge_shards(
         folder, "0123456789abcdef", world, starts, np.dtype(dtype)
     )
@@ -247,3 +247,38 @@ def test_torchrun_two_processes_write_the_single_process_file(
     assert out.read_bytes() == (tmp_path / "one.npz").read_bytes()
     assert not shards.shard_folder(out).exists()
     assert len(FeatureSet.load(out)) > 256  # more than one batch
+
+
+@pytest.mark.slow
+def test_torchrun_discover_finds_the_single_process_clusters(
+    longer_collection: Path, tmp_path: Path
+) -> None:
+    """``torchrun --nproc_per_node=2 -m tcdn discover VIDEOS --checkpoint C``: the processes share
+    the network features (trained and each random_init); rank 0 clusters them, as one process."""
+    ckpt_path = tmp_path / "tiny.pt"
+    torch.save(tiny_checkpoint(), ckpt_path)
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    common = [str(longer_collection), "--checkpoint", str(ckpt_path), "--size", str(TRAIN_SIZE)]
+    common += ["--repeats", "2", "--no-report", "--no-progress"]
+    runs = {
+        "one": [sys.executable, "-m", "tcdn"],
+        "two": [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "tcdn"],
+    }
+    for name, cmd in runs.items():
+        proc = subprocess.run(
+            [*cmd, "discover", *common, "--out", str(tmp_path / name)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "rank 1 of 2: embedding rows" in proc.stderr
+    for name in ("clusters.csv", "videos.csv"):
+        assert (tmp_path / "two" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
+    one, two = (json.loads((tmp_path / n / "results.json").read_text()) for n in ("one", "two"))
+    assert one["discovered"] == two["discovered"]
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(
+        p.name for p in (tmp_path / "one").iterdir()
+    )

@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tcdn.cli.common import (
     add_collection_args,
@@ -203,6 +203,7 @@ def run(args: argparse.Namespace) -> int:
     from tcdn import runlock
     from tcdn.discovery.pipeline import discover_collection, discover_features
     from tcdn.discovery.results import format_table, write_results
+    from tcdn.features.shards import world_size
     from tcdn.training.checkpoint import load_checkpoint
 
     _check_out(args.out, report=not args.no_report)
@@ -220,6 +221,12 @@ def run(args: argparse.Namespace) -> int:
         level=args.level,
         groups=_parse_groups(args.groups),
     )
+    computed = None
+    if world_size() > 1 and args.videos is not None and args.checkpoint is not None:
+        # under torchrun: every process embeds its share of the network sources; rank 0 discovers
+        computed = sharded_discovery_features(args, config)
+        if computed is None:
+            return 0
     with runlock.hold(args.out):
         feats = _given_features(args)
         frames = None
@@ -239,7 +246,9 @@ def run(args: argparse.Namespace) -> int:
                     "(random_init) and raw pixels only; give --checkpoint RUN to score a trained one"
                 )
             frames = load_collection(args, size)
-            found = discover_collection(frames, ckpt, config, device=dev, progress=progress(args))
+            found = discover_collection(
+                frames, ckpt, config, device=dev, progress=progress(args), computed=computed
+            )
             found.results["collection"] = str(args.videos)
         results, assignments, clustered = found
         write_results(args.out, clustered, results, assignments)
@@ -251,6 +260,29 @@ def run(args: argparse.Namespace) -> int:
             page = write_report(args.out, found, frames, seed=args.seed)
             log.info("the report: open %s", page.resolve().as_uri())
     return 0
+
+
+def sharded_discovery_features(
+    args: argparse.Namespace, config: DiscoverConfig
+) -> dict[tuple[str, int], Any] | None:
+    """The network features a discovery needs (``trained``, each ``random_init`` repeat), computed
+    by the processes of a torchrun job (:func:`tcdn.features.shards.sharded_jobs`); rank 0 gets
+    them, the other ranks ``None``."""
+    from tcdn.features.shards import ShardOptions, sharded_jobs
+    from tcdn.training.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(args.checkpoint)
+    sources = config.sources_for(True)
+    jobs = [("trained", 0)] if "trained" in sources else []
+    if "random_init" in sources:
+        jobs += [("random_init", r) for r in range(config.random_init_repeats)]
+    size = frame_size(args.size, ckpt)
+    options = ShardOptions(
+        size, args.labels, args.max_frames, args.skip_bad, config.frame_stride,
+        config.max_per_video, config.layer, config.seed, device(args.device), progress(args),
+    )  # fmt: skip
+    done = sharded_jobs(args.videos, jobs, ckpt, args.out / "features.npz", options)
+    return None if done is None else {job: fs.features for job, fs in done.jobs.items()}
 
 
 def _parse_groups(items: list[str]) -> dict[str, str]:

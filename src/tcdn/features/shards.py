@@ -39,17 +39,23 @@ import os
 import re
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tcdn.data.collection import IMAGE_EXTENSIONS, VideoEntry
 from tcdn.errors import TcdnError
 from tcdn.features.extract import BATCH_SIZE, FrameFeaturizer
 from tcdn.features.featureset import FeatureSet
 from tcdn.features.npzfile import write_npz
+from tcdn.features.shardplan import (
+    Joined,
+    align_up,
+    estimated_frames,
+    owned_rows,
+    split_by_weight,
+)
 from tcdn.outputs import atomic_writer
 
 log = logging.getLogger(__name__)
@@ -60,11 +66,13 @@ _SHARD_NAME = re.compile(r"^[0-9a-f]{16}-rank\d+of\d+\.npz$")
 
 @dataclass
 class Extracted:
-    """What rank 0 gets back: the merged feature set, the videos skipped, how many were read."""
+    """What rank 0 gets back: the merged feature set, the videos skipped, how many were read;
+    with :func:`sharded_jobs`, every job's feature set."""
 
     features: FeatureSet
     skipped: list[str]
     n_videos: int
+    jobs: dict[tuple[str, int], FeatureSet] = field(default_factory=dict)
 
 
 def world_size() -> int:
@@ -78,105 +86,6 @@ def shard_folder(out: str | Path) -> Path:
     """Where the shards of the feature file ``out`` are written: ``.NAME.shards`` beside it."""
     out = Path(out)
     return out.with_name(f".{out.name}.shards")
-
-
-# -- the plan -------------------------------------------------------------------------------------
-def estimated_frames(entry: VideoEntry, max_frames: int | None = None) -> float:
-    """About how many frames ``entry`` will give, from its container's header (no decoding); a
-    folder of images: its image count; unknown: its size in bytes / 2,000 (a rough proxy)."""
-    path = Path(entry.path)
-    n = 0.0
-    if path.is_dir():
-        n = float(sum(1 for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS))
-    else:
-        try:
-            import av
-
-            with av.open(str(path)) as container:
-                stream = container.streams.video[0]
-                n = float(stream.frames or 0)
-                if not n and stream.duration and stream.time_base and stream.average_rate:
-                    n = float(stream.duration * stream.time_base * stream.average_rate)
-        except Exception as exc:  # any failure of the probe: fall back on the size
-            log.debug("cannot read the header of %s (%s): its size stands for it", path, exc)
-        if not n:
-            try:
-                n = path.stat().st_size / 2000.0
-            except OSError:
-                n = 1.0
-    return max(1.0, min(n, max_frames) if max_frames else n)
-
-
-def split_by_weight(weights: Sequence[float], parts: int) -> list[int]:
-    """``parts + 1`` cut points of ``weights`` into ``parts`` contiguous runs of about equal sums,
-    each of at least one item (``len(weights) >= parts``)."""
-    n = len(weights)
-    if n < parts:
-        raise TcdnError(
-            f"{parts} processes but only {n} video(s): run torchrun with --nproc_per_node <= {n}"
-        )
-    cum = np.cumsum(np.asarray(weights, dtype=np.float64))
-    cuts = [0]
-    for r in range(1, parts):
-        c = int(np.searchsorted(cum, cum[-1] * r / parts, side="left")) + 1
-        cuts.append(min(max(c, cuts[-1] + 1), n - (parts - r)))
-    return [*cuts, n]
-
-
-def align_up(row: int, batch: int) -> int:
-    return -(-row // batch) * batch
-
-
-def owned_rows(starts: Sequence[int], rank: int, batch: int) -> tuple[int, int]:
-    """The rows ``[a, b)`` that ``rank`` embeds: the batches ``[j*batch, (j+1)*batch)`` whose first
-    row lies in the rows it holds, ``[starts[rank], starts[rank + 1])`` (``starts[-1]``: all rows)."""
-    lo, hi, n = starts[rank], starts[rank + 1], starts[-1]
-    a = align_up(lo, batch)
-    if a >= hi:
-        return a, a
-    return a, min(n, align_up(hi, batch))
-
-
-# -- rows from several ranks seen as one array ------------------------------------------------------
-class Joined:
-    """Array-likes of equal row shape seen as one, read by slices (as extraction reads them)."""
-
-    def __init__(self, parts: Sequence[Any]) -> None:
-        self.parts = [p for p in parts if len(p)]
-        self.ends = np.cumsum([len(p) for p in self.parts]).tolist()
-        first = parts[0]
-        self._row_shape = tuple(first.shape[1:])
-        self._dtype = np.dtype(first.dtype)
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return (self.ends[-1] if self.ends else 0, *self._row_shape)
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self._dtype
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __getitem__(self, index: Any) -> np.ndarray:
-        if not isinstance(index, slice):
-            raise TypeError("Joined rows are read by slices")
-        start, stop, step = index.indices(len(self))
-        if step != 1:
-            raise TypeError("Joined rows are read by contiguous slices")
-        out, begin = [], 0
-        for part, end in zip(self.parts, self.ends, strict=True):
-            if start < end and stop > begin:
-                out.append(np.asarray(part[max(start, begin) - begin : min(stop, end) - begin]))
-            begin = end
-        if not out:
-            return np.empty((0, *self._row_shape), self._dtype)
-        return out[0] if len(out) == 1 else np.concatenate(out)
 
 
 # -- the job ----------------------------------------------------------------------------------------
@@ -230,33 +139,58 @@ def sharded_frame_features(
             )
             return None
         return _single(collection, source, checkpoint, options)
+    return sharded_jobs(collection, [(source, 0)], checkpoint, out, options)
+
+
+Job = tuple[str, int]  # a feature source and its repeat (random_init: which random network)
+
+
+def sharded_jobs(
+    collection: str | Path,
+    jobs: Sequence[Job],
+    checkpoint: dict[str, Any],
+    out: str | Path,
+    options: ShardOptions,
+) -> Extracted | None:
+    """Like :func:`sharded_frame_features`, for several network sources at once (e.g. ``trained``
+    and every ``random_init`` repeat of a discovery): the frames are decoded once, each job is
+    embedded, sharded and merged in turn. Rank 0 gets every job's feature set in
+    :attr:`Extracted.jobs` (the first also as :attr:`Extracted.features`); the others ``None``."""
     import torch
 
     from tcdn.training.distributed import distributed
 
+    folder = shard_folder(out)
+    done: dict[Job, FeatureSet] = {}
+    skipped: list[str] = []
+    n_videos = 0
     with distributed(torch.device(options.device)) as ddp:
-        share = _guarded(ddp, lambda: _local_share(collection, checkpoint, options, ddp))
+        share = _guarded(ddp, _local_share, collection, checkpoint, options, ddp)
         assert share is not None
         counts = [int(c) for c in _gather(ddp, share.n_rows)]
         starts = np.concatenate([[0], np.cumsum(counts)]).astype(int).tolist()
-        run = _run_id(ddp, share, checkpoint, source, options, starts)
-        folder = shard_folder(out)
-        _guarded(ddp, lambda: _prepare_folder(folder, ddp.main))
+        run = _run_id(ddp, share, checkpoint, jobs, options, starts)
+        _guarded(ddp, _prepare_folder, folder)
         lent = _gather(ddp, lent_rows(share.featurizer, starts, ddp.rank))
         borrow_rows(share.featurizer, starts, ddp.rank, lent)
         a, b = owned_rows(starts, ddp.rank, BATCH_SIZE)
         log.info("rank %d of %d: embedding rows %d-%d of %d", ddp.rank, ddp.world, a, b, starts[-1])
-        _guarded(ddp, lambda: _write_shard(folder, run, share, source, starts, ddp))
+        for source, repeat in jobs:
+            job = hashlib.sha256(f"{run}:{source}:{repeat}".encode()).hexdigest()[:16]
+            _guarded(ddp, _write_shard, folder, job, share, (source, repeat), starts, ddp)
+            if ddp.main:  # every shard of the job is written: the gather above waited for them
+                try:
+                    merged, skipped, n_videos = merge_shards(
+                        folder, job, ddp.world, starts, np.dtype(options.dtype)
+                    )
+                finally:
+                    remove_shards(folder, job)
+                merged.meta = share.featurizer.meta(source, repeat)
+                done[(source, repeat)] = merged
         if not ddp.main:
             return None
-    try:
-        merged, skipped, n_videos = merge_shards(
-            folder, run, len(counts), starts, np.dtype(options.dtype)
-        )
-    finally:
-        remove_shards(folder)
-    merged.meta = share.featurizer.meta(source)
-    return Extracted(merged, skipped, n_videos)
+    remove_shards(folder)  # and any left by a killed run
+    return Extracted(done[jobs[0]], skipped, n_videos, done)
 
 
 def _single(
@@ -302,12 +236,12 @@ def _gather(ddp: Any, value: Any) -> list[Any]:
     return out
 
 
-def _guarded(ddp: Any, step: Any) -> Any:
+def _guarded(ddp: Any, step: Any, *args: Any) -> Any:
     """``step()`` on every rank; when it fails on any, every rank stops with the first rank's
     error (instead of the others waiting for it in the next collective)."""
     result, error = None, None
     try:
-        result = step()
+        result = step(*args)
     except TcdnError as exc:
         error = str(exc)
     errors = _gather(ddp, error)
@@ -376,7 +310,7 @@ def _run_id(
     ddp: Any,
     share: _Share,
     checkpoint: dict[str, Any],
-    source: str,
+    jobs: Sequence[tuple[str, int]],
     options: ShardOptions,
     starts: list[int],
 ) -> str:
@@ -392,7 +326,7 @@ def _run_id(
         "format": SHARD_FORMAT,
         "videos": hashlib.sha256("\n".join(share.names).encode()).hexdigest(),
         "checkpoint": ckpt,
-        "source": source,
+        "jobs": [list(j) for j in jobs],
         "options": {k: str(v) for k, v in vars(options).items() if k not in ("progress",)},
         "world": ddp.world,
         "batch": BATCH_SIZE,
@@ -414,14 +348,14 @@ def shard_name(run: str, rank: int, world: int) -> str:
     return f"{run}-rank{rank}of{world}.npz"
 
 
-def _prepare_folder(folder: Path, main: bool) -> None:
+def _prepare_folder(folder: Path) -> None:
     if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
         raise TcdnError(
             f"{folder} (where the shards of a sharded extraction go) is a link or a file: "
             "remove it, or write --out elsewhere"
         )
     try:
-        folder.mkdir(exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise TcdnError(f"cannot make the shard folder {folder}: {exc}") from exc
 
@@ -467,10 +401,11 @@ def borrow_rows(fz: FrameFeaturizer, starts: list[int], rank: int, lent: Sequenc
 
 
 def _write_shard(
-    folder: Path, run: str, share: _Share, source: str, starts: list[int], ddp: Any
+    folder: Path, run: str, share: _Share, job: tuple[str, int], starts: list[int], ddp: Any
 ) -> None:
-    """Embed this rank's rows and write its shard: its features and the index of the rows it holds."""
-    features = share.featurizer.features(source)
+    """Embed this rank's rows for ``job`` (source, repeat) and write its shard: its features and
+    the index of the rows it holds."""
+    features = share.featurizer.features(*job)
     index = share.featurizer.index
     a, b = owned_rows(starts, ddp.rank, BATCH_SIZE)
     info = {
@@ -554,16 +489,19 @@ def merge_shards(
     return FeatureSet(features, video, frame, label, time=time), skipped, n_videos
 
 
-def remove_shards(folder: Path) -> None:
-    """Remove every shard file (by its name) from the shard folder, then the folder if empty;
-    nothing else is touched."""
+def remove_shards(folder: Path, run: str | None = None) -> None:
+    """Remove the shard files of ``run`` (by their names; default: every shard file, then the
+    folder if that leaves it empty) from the shard folder; nothing else is touched."""
     if folder.is_symlink() or not folder.is_dir():
         return
     for p in folder.iterdir():
         name = p.name.removeprefix(".").removesuffix(".partial")
-        if _SHARD_NAME.match(name) and (p.is_file() or p.is_symlink()):
+        if not _SHARD_NAME.match(name) or (run is not None and not name.startswith(f"{run}-")):
+            continue
+        if p.is_file() or p.is_symlink():
             p.unlink(missing_ok=True)
-    try:
-        folder.rmdir()
-    except OSError:
-        pass  # something else is in it: left alone
+    if run is None:
+        try:
+            folder.rmdir()
+        except OSError:
+            pass  # something else is in it: left alone

@@ -165,7 +165,8 @@ def sharded_jobs(
     skipped: list[str] = []
     n_videos = 0
     with distributed(torch.device(options.device)) as ddp:
-        share = _guarded(ddp, _local_share, collection, checkpoint, options, ddp)
+        cuts = _video_cuts(collection, options, ddp)
+        share = _guarded(ddp, _local_share, collection, checkpoint, options, ddp, cuts)
         assert share is not None
         counts = [int(c) for c in _gather(ddp, share.n_rows)]
         starts = np.concatenate([[0], np.cumsum(counts)]).astype(int).tolist()
@@ -251,11 +252,34 @@ def _guarded(ddp: Any, step: Any, *args: Any) -> Any:
     return result
 
 
+def _video_cuts(collection: str | Path, options: ShardOptions, ddp: Any) -> list[int] | None:
+    """Where a folder's list of videos is cut into the ranks' shares (``None`` for a store): each
+    rank reads the headers of every ``world``-th video, and they pool the frame counts."""
+    from tcdn.data.collection import find_videos
+    from tcdn.data.store import is_store
+
+    if is_store(collection):
+        return None
+    entries = _guarded(ddp, find_videos, collection, options.labels_csv)
+    probed = _gather(
+        ddp, [estimated_frames(e, options.max_frames) for e in entries[ddp.rank :: ddp.world]]
+    )
+    weights = [0.0] * len(entries)
+    for q, counts in enumerate(probed):
+        weights[q :: ddp.world] = counts
+    return _guarded(ddp, split_by_weight, weights, ddp.world)
+
+
 def _local_share(
-    collection: str | Path, checkpoint: dict[str, Any], options: ShardOptions, ddp: Any
+    collection: str | Path,
+    checkpoint: dict[str, Any],
+    options: ShardOptions,
+    ddp: Any,
+    cuts: list[int] | None = None,
 ) -> _Share:
     """Decode this rank's share of a folder of videos (whole videos, about equal frame counts),
-    or take its rows of a frame store (cut on batch boundaries)."""
+    or take its rows of a frame store (cut on batch boundaries). ``cuts``: the videos' cut
+    points, if the ranks worked them out together (:func:`_video_cuts`)."""
     from tcdn.data.collection import find_videos
     from tcdn.data.load import load_frames, open_collection
     from tcdn.data.store import is_store
@@ -279,7 +303,10 @@ def _local_share(
         skipped, n_videos = (list(frames.skipped), len(names)) if ddp.main else ([], 0)
     else:
         entries = find_videos(collection, options.labels_csv)
-        cuts = split_by_weight([estimated_frames(e, options.max_frames) for e in entries], world)
+        if cuts is None:
+            cuts = split_by_weight(
+                [estimated_frames(e, options.max_frames) for e in entries], world
+            )
         frames = load_frames(
             collection,
             size=options.size,

@@ -282,3 +282,46 @@ def test_torchrun_discover_finds_the_single_process_clusters(
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(
         p.name for p in (tmp_path / "one").iterdir()
     )
+
+
+@pytest.mark.slow
+def test_torchrun_a_bad_video_stops_every_rank_or_is_skipped_as_by_one_process(
+    longer_collection: Path, tmp_path: Path
+) -> None:
+    """A video only the last rank decodes is bad: without --skip-bad every rank stops with its
+    error (no file, no shard folder); with it, the file is one process's, the video listed."""
+    import shutil
+
+    videos = tmp_path / "videos"
+    shutil.copytree(longer_collection, videos)
+    (videos / "class04" / "noise.avi").write_bytes(np.random.default_rng(2).bytes(5000))
+    with (videos / "labels.csv").open("a") as fh:
+        fh.write("class04/noise.avi,class04,0\n")
+    ckpt_path = tmp_path / "tiny.pt"
+    torch.save(tiny_checkpoint(), ckpt_path)
+    torchrun = [str(Path(sys.executable).with_name("torchrun")), "--standalone"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    common = [str(videos), "--checkpoint", str(ckpt_path), "--size", str(TRAIN_SIZE)]
+    common += ["--no-progress"]
+    out = tmp_path / "two.npz"
+
+    def run(cmd: list[str], *extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*cmd, "-m", "tcdn", "features", *common, *extra],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    failed = run([*torchrun, "--nproc_per_node=2"], "--out", str(out))
+    assert failed.returncode != 0
+    assert "rank 1 of 2:" in failed.stderr and "noise.avi" in failed.stderr
+    assert "--skip-bad" in failed.stderr
+    assert not out.exists() and not shards.shard_folder(out).exists()
+    ok = run([*torchrun, "--nproc_per_node=2"], "--out", str(out), "--skip-bad")
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    one = run([sys.executable], "--out", str(tmp_path / "one.npz"), "--skip-bad")
+    assert one.returncode == 0, one.stderr[-3000:]
+    assert out.read_bytes() == (tmp_path / "one.npz").read_bytes()
+    assert FeatureSet.load(out).meta["skipped"] == ["class04/noise.avi"]

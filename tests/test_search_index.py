@@ -118,3 +118,22 @@ def test_search_command_index_and_exact(
     assert "approximate index" in outputs["--index"] and "exact scan" in outputs["--exact"]
     table = [line for line in outputs["--exact"].splitlines() if line[:4].strip().isdigit()]
     assert table == [line for line in outputs["--index"].splitlines() if line[:4].strip().isdigit()]
+
+
+def test_an_index_that_cannot_be_saved_is_still_used(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tcdn import search_index
+
+    def cannot_write(*args: object) -> None:  # as check_output_file says in a read-only folder
+        raise TcdnError(f"the search index {index_path(path)}: cannot write in {tmp_path}")
+
+    path = tmp_path / "f.npz"
+    clustered(n=600).save(path)
+    monkeypatch.setattr(search_index, "save_index", cannot_write)
+    fs = open_features(path)
+    idx = open_index(path, fs, build=True)
+    assert idx is not None and not index_path(path).exists()
+    assert "built again at every search" in caplog.text
+    answer = approximate_nearest(fs, idx, fs.features[0], 3, exclude=0)
+    assert len(answer.frames) == 3

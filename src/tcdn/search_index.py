@@ -209,8 +209,11 @@ def open_index(features: str | Path, fs: FeatureSet, *, build: bool) -> SearchIn
     idx = load_index(path, features, fs) if path.exists() else None
     if idx is None and build:
         idx = build_index(fs)
-        save_index(idx, path, features)
-        log.info("saved the search index %s", path)
+        try:
+            save_index(idx, path, features)
+            log.info("saved the search index %s", path)
+        except TcdnError as exc:  # e.g. a read-only folder: search with it all the same
+            log.warning("%s; the index is built again at every search (or use --exact)", exc)
     return idx
 
 

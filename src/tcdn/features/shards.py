@@ -38,8 +38,10 @@ import logging
 import os
 import re
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -156,15 +158,11 @@ def sharded_jobs(
     and every ``random_init`` repeat of a discovery): the frames are decoded once, each job is
     embedded, sharded and merged in turn. Rank 0 gets every job's feature set in
     :attr:`Extracted.jobs` (the first also as :attr:`Extracted.features`); the others ``None``."""
-    import torch
-
-    from tcdn.training.distributed import distributed
-
     folder = shard_folder(out)
     done: dict[Job, FeatureSet] = {}
     skipped: list[str] = []
     n_videos = 0
-    with distributed(torch.device(options.device)) as ddp:
+    with _process_group(options.device) as ddp:
         cuts = _video_cuts(collection, options, ddp)
         share = _guarded(ddp, _local_share, collection, checkpoint, options, ddp, cuts)
         assert share is not None
@@ -192,6 +190,33 @@ def sharded_jobs(
             return None
     remove_shards(folder)  # and any left by a killed run
     return Extracted(done[jobs[0]], skipped, n_videos, done)
+
+
+#: how long a rank waits in a collective for the others: a share's extraction can take hours at
+#: scale, and the shares' frame counts are estimates (torch's default is 30 minutes)
+COLLECTIVE_TIMEOUT = timedelta(hours=24)
+
+
+@contextmanager
+def _process_group(device: str) -> Iterator[Any]:
+    """Join the process group torchrun describes (NCCL on GPUs, gloo on CPUs), with
+    :data:`COLLECTIVE_TIMEOUT`; a :class:`~tcdn.training.distributed.Dist` for this process."""
+    import torch
+    import torch.distributed as dist
+
+    from tcdn.training.distributed import Dist, env_int
+
+    owns = not dist.is_initialized()
+    if owns:
+        cuda = torch.device(device).type == "cuda"
+        if cuda:
+            torch.cuda.set_device(env_int("LOCAL_RANK", 0))
+        dist.init_process_group(backend="nccl" if cuda else "gloo", timeout=COLLECTIVE_TIMEOUT)
+    try:
+        yield Dist(dist.get_rank(), dist.get_world_size(), env_int("LOCAL_RANK", 0), owns)
+    finally:
+        if owns and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def _single(

@@ -20,7 +20,7 @@ ROOMS = (
     ("tcdn.discovery",),
     ("tcdn.transfer",),
     ("tcdn.report",),
-    ("tcdn.search",),
+    ("tcdn.search", "tcdn.search_index"),
     ("tcdn.flows",),
     ("tcdn.experiment",),
     ("tcdn.sweep", "tcdn.demo"),

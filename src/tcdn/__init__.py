@@ -52,9 +52,8 @@ if TYPE_CHECKING:
     from tcdn.features.extract import frame_features
     from tcdn.features.featureset import FeatureSet
     from tcdn.features.write import write_features
-    from tcdn.flows import discover
+    from tcdn.flows import discover, search_features
     from tcdn.report.prepare import write_report
-    from tcdn.search import search_features
     from tcdn.training.checkpoint import load_checkpoint
     from tcdn.training.config import TrainConfig
     from tcdn.training.run import train
@@ -99,7 +98,7 @@ __getattr__, __dir__ = lazy_exports(
         "DiscoverConfig": "tcdn.discovery.config",
         "discover": "tcdn.flows",
         "write_features": "tcdn.features.write",
-        "search_features": "tcdn.search",
+        "search_features": "tcdn.flows",
         "finetune": "tcdn.transfer.run",
         "format_table": "tcdn.discovery.results",
         "write_results": "tcdn.discovery.results",

@@ -5,7 +5,7 @@ lives after :mod:`tcdn.report`; the in-memory steps it calls are
 :mod:`tcdn.discovery.pipeline`'s.
 
 The other commands' flows live in the room of their work: :func:`tcdn.features.write.write_features`
-(``tcdn features``), :func:`tcdn.search.search_features` (``tcdn search``) and
+(``tcdn features``), :func:`search_features` (``tcdn search``, here) and
 :func:`tcdn.transfer.run.finetune` (``tcdn finetune``). Each is the command's whole flow: the
 command line parses its options, calls it once and prints what it returns. The guards of the
 command line apply to a caller of these functions too: the outputs are checked before any work
@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tcdn.data.frameset import FrameSet
 from tcdn.errors import TcdnError
 from tcdn.features.featureset import FeatureSet
+from tcdn.search import Answer, Query
 
 if TYPE_CHECKING:
     from tcdn.discovery.config import DiscoverConfig
@@ -53,9 +56,12 @@ def discover(
     device: str | None = None,
     progress: bool = True,
     on_written: Callable[[Discovery], object] | None = None,
-) -> Discovery:
+) -> Discovery | None:
     """Discover the classes of a collection or of given features: cluster, score and (with
-    ``out``) write the answer, as ``tcdn discover`` does.
+    ``out``) write the answer, as ``tcdn discover`` does. Under ``torchrun``, a collection given
+    by its path with a checkpoint has its network features computed by every process, each on
+    its share of the videos (:mod:`tcdn.features.shards`); rank 0 clusters and writes, the other
+    ranks return ``None``.
 
     Parameters
     ----------
@@ -89,15 +95,25 @@ def discover(
 
     Returns
     -------
-    Discovery
-        The scores (``results``), the first repeat's clusters, the rows clustered.
+    Discovery or None
+        The scores (``results``), the first repeat's clusters, the rows clustered (``None`` on
+        the ranks of a ``torchrun`` job other than 0).
     """
     from tcdn import runlock
     from tcdn.discovery.config import DiscoverConfig
+    from tcdn.features.shards import world_size
 
     config = config or DiscoverConfig()
     if out is not None:
         _check_discover_out(Path(out), report)
+    computed = None
+    if world_size() > 1 and isinstance(data, str | Path) and checkpoint is not None:
+        if out is None:
+            raise TcdnError("under torchrun, discover needs --out (its ranks share work there)")
+        shared = {"labels": labels, "size": size, "max_frames": max_frames, "skip_bad": skip_bad}
+        computed = _sharded_features(data, checkpoint, config, Path(out), shared, device, progress)
+        if computed is None:
+            return None  # rank 0 clusters and writes
     lock = runlock.hold(Path(out)) if out is not None else contextlib.nullcontext()
     with lock:
         given = _given_features(
@@ -128,6 +144,7 @@ def discover(
                 skip_bad=skip_bad,
                 device=device,
                 progress=progress,
+                computed=computed,
             )
         if out is not None:
             _write_discovery(Path(out), found, frames, report, config.seed, on_written)
@@ -221,9 +238,11 @@ def _discover_frames(
     skip_bad: bool,
     device: str | None,
     progress: bool,
+    computed: dict[tuple[str, int], Any] | None = None,
 ) -> tuple[Discovery, FrameSet]:
     """The discovery of a collection's frames (read from ``data``'s path unless given), and
-    the frames. Every option is checked before the first frame is decoded."""
+    the frames (``computed``: network features the ranks of a torchrun job computed). Every
+    option is checked before the first frame is decoded."""
     from tcdn.data.load import open_collection
     from tcdn.device import resolve_device
     from tcdn.discovery.pipeline import discover_collection
@@ -247,9 +266,50 @@ def _discover_frames(
     frames = open_collection(
         data, side, labels_csv=labels, max_frames=max_frames, skip_bad=skip_bad, progress=progress
     )
-    found = discover_collection(frames, ckpt, config, device=dev, progress=progress)
+    found = discover_collection(
+        frames, ckpt, config, device=dev, progress=progress, computed=computed
+    )
     found.results["collection"] = str(data)
     return found, frames
+
+
+def _sharded_features(
+    data: PathLike,
+    checkpoint: dict[str, Any] | PathLike,
+    config: DiscoverConfig,
+    out: Path,
+    collection: dict[str, Any],
+    device: str | None,
+    progress: bool,
+) -> dict[tuple[str, int], Any] | None:
+    """The network features a discovery needs (``trained``, each ``random_init`` repeat), computed
+    by the processes of a torchrun job (:func:`tcdn.features.shards.sharded_jobs`); rank 0 gets
+    them, the other ranks ``None``."""
+    from tcdn.device import resolve_device
+    from tcdn.features.shards import ShardOptions, sharded_jobs
+    from tcdn.features.write import checkpoint_of, frame_size
+
+    ckpt = checkpoint_of(checkpoint)
+    assert ckpt is not None
+    sources = config.sources_for(True)
+    jobs = [("trained", 0)] if "trained" in sources else []
+    if "random_init" in sources:
+        jobs += [("random_init", r) for r in range(config.random_init_repeats)]
+    labels = collection["labels"]
+    options = ShardOptions(
+        frame_size(collection["size"], ckpt),
+        Path(labels) if labels is not None else None,
+        collection["max_frames"],
+        collection["skip_bad"],
+        config.frame_stride,
+        config.max_per_video,
+        config.layer,
+        config.seed,
+        str(resolve_device(device or "auto")),
+        progress,
+    )
+    done = sharded_jobs(data, jobs, ckpt, out / "features.npz", options)
+    return None if done is None else {job: fs.features for job, fs in done.jobs.items()}
 
 
 def _frames_of_features(feats: FeatureSet) -> FrameSet | None:
@@ -292,3 +352,141 @@ def _write_discovery(
 
         page = write_report(out, found, frames, seed=seed)
         log.info("the report: open %s", page.resolve().as_uri())
+
+
+@dataclass
+class SearchResult:
+    """What :func:`search_features` found: the query, the nearest frames and videos, and the
+    feature set searched (``path``: its file)."""
+
+    query: Query
+    answer: Answer
+    features: FeatureSet
+    path: Path
+    #: the approximate index that answered (``None``: an exact scan of every row)
+    index: Path | None = None
+
+    def table(self) -> str:
+        """The answer as ``tcdn search`` prints it: the nearest frames, then the nearest videos."""
+
+        def seconds(t: float) -> str:
+            return "" if not math.isfinite(t) else f"{t:.2f}"
+
+        fs = self.features
+        lines = [
+            f"query: {self.query.description}; {len(fs)} rows of {fs.meta.get('layer') or ''} "
+            f"features in {self.path}; "
+            + ("exact scan" if self.index is None else f"approximate index {self.index}"),
+            "",
+            "nearest frames:",
+            f"{'rank':>4}  {'distance':>10}  {'frame':>6}  {'time':>7}  video  (label)",
+        ]
+        for i, h in enumerate(self.answer.frames, 1):
+            label = f"  ({h.label})" if h.label else ""
+            lines.append(
+                f"{i:>4}  {h.distance:>10.4f}  {h.frame:>6}  {seconds(h.time):>7}  {h.video}{label}"
+            )
+        lines += ["", "nearest videos (by their nearest frame):"]
+        lines.append(f"{'rank':>4}  {'distance':>10}  {'frame':>6}  video  (label)")
+        for i, h in enumerate(self.answer.videos, 1):
+            label = f"  ({h.label})" if h.label else ""
+            lines.append(f"{i:>4}  {h.distance:>10.4f}  {h.frame:>6}  {h.video}{label}")
+        return "\n".join(lines)
+
+
+def search_features(
+    features: str | Path,
+    query: str | Path | None = None,
+    *,
+    row: int | None = None,
+    at: float | None = None,
+    k: int = 10,
+    checkpoint: str | Path | None = None,
+    montage: str | Path | None = "search.png",
+    device: str | None = None,
+    exact: bool = False,
+    index: bool = False,
+) -> SearchResult:
+    """Find the frames and videos of a feature file nearest a query, and write their montage,
+    as ``tcdn search`` does.
+
+    Parameters
+    ----------
+    features
+        The feature file (from ``tcdn features``).
+    query
+        An image, or a video (its frames' features averaged, or the frame at ``at`` seconds);
+        leave it out to query with ``row`` of the feature file.
+    row, at
+        The row of the feature file to query with; the time of a video query's frame.
+    k
+        How many frames and videos.
+    checkpoint
+        The network that embeds an image or video (default: the one the feature file names).
+    montage
+        The PNG of the query and the nearest frames (checked before any work; an existing file
+        is replaced only if tcdn wrote it); ``None``: none.
+    device
+        The torch device that embeds an image or video query (default ``auto``).
+    exact, index
+        Scan every row; or use (and build, if missing or stale) the approximate index saved
+        beside the feature file (:mod:`tcdn.search_index`). By default the index is used when
+        it exists or the file has :data:`~tcdn.search_index.AUTO_INDEX_ROWS` rows or more.
+
+    Returns
+    -------
+    SearchResult
+        The query and the answer; :meth:`SearchResult.table` prints it.
+    """
+    from tcdn.device import resolve_device
+    from tcdn.report.montage import check_writable, save_montage
+    from tcdn.search import hit, hit_frames, media_query, nearest, row_query
+    from tcdn.search_index import (
+        AUTO_INDEX_ROWS,
+        approximate_nearest,
+        index_path,
+        open_features,
+        open_index,
+    )
+
+    if (query is None) == (row is None):
+        raise TcdnError("give one query: an image or video file, or --row N of the feature file")
+    if row is not None and at is not None:
+        raise TcdnError("--at applies to a video query, not to --row")
+    if row is not None and checkpoint is not None:
+        raise TcdnError("--checkpoint embeds an image or video query; --row needs none: drop it")
+    if montage is not None:
+        check_writable(Path(montage))
+    if exact and index:
+        raise TcdnError("--exact and --index contradict each other: give one")
+    fs = open_features(features)  # memory-mapped: a query reads few of its rows
+    idx = None if exact else open_index(features, fs, build=index or len(fs) >= AUTO_INDEX_ROWS)
+    if row is not None:
+        q = row_query(fs, row)
+    else:
+        assert query is not None
+        q = media_query(
+            Path(query),
+            fs.meta,
+            at=at,
+            checkpoint=checkpoint,
+            device=str(resolve_device(device or "auto")),
+        )
+    if idx is None:
+        found = SearchResult(q, nearest(fs, q.vector, k, exclude=row), fs, Path(features))
+    else:
+        answer = approximate_nearest(fs, idx, q.vector, k, exclude=row)
+        found = SearchResult(q, answer, fs, Path(features), index_path(features))
+    if montage is not None:
+        pictures = hit_frames(found.answer.frames, fs.meta)
+        if row is not None:
+            pictures = [*hit_frames([hit(fs, row, 0.0)], fs.meta), *pictures]
+        else:
+            pictures = [q.picture, *pictures]
+        captions = ["query"] + [
+            f"{i}. {h.distance:.3f}\n{Path(h.video).name}\n{h.label}"
+            for i, h in enumerate(found.answer.frames, 1)
+        ]
+        save_montage(pictures, captions, Path(montage))
+        log.info("wrote the montage %s", montage)
+    return found

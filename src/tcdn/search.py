@@ -13,7 +13,6 @@ whole (one query needs no index); a video's distance is that of its nearest row.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,6 @@ from tcdn.features.featureset import FeatureSet
 
 log = logging.getLogger(__name__)
 #: the command's messages, under the logger name they have always had
-_command_log = logging.getLogger("tcdn")
 
 #: rows whose distances are computed at a time
 SCAN_CHUNK = 8192
@@ -220,117 +218,3 @@ def hit_frames(hits: list[Hit], meta: dict[str, Any]) -> list[np.ndarray | None]
             log.warning("%s", exc)
         out.append(frame)
     return out
-
-
-@dataclass
-class SearchResult:
-    """What :func:`search_features` found: the query, the nearest frames and videos, and the
-    feature set searched (``path``: its file)."""
-
-    query: Query
-    answer: Answer
-    features: FeatureSet
-    path: Path
-
-    def table(self) -> str:
-        """The answer as ``tcdn search`` prints it: the nearest frames, then the nearest videos."""
-
-        def seconds(t: float) -> str:
-            return "" if not math.isfinite(t) else f"{t:.2f}"
-
-        fs = self.features
-        lines = [
-            f"query: {self.query.description}; {len(fs)} rows of {fs.meta.get('layer') or ''} "
-            f"features in {self.path}",
-            "",
-            "nearest frames:",
-            f"{'rank':>4}  {'distance':>10}  {'frame':>6}  {'time':>7}  video  (label)",
-        ]
-        for i, h in enumerate(self.answer.frames, 1):
-            label = f"  ({h.label})" if h.label else ""
-            lines.append(
-                f"{i:>4}  {h.distance:>10.4f}  {h.frame:>6}  {seconds(h.time):>7}  {h.video}{label}"
-            )
-        lines += ["", "nearest videos (by their nearest frame):"]
-        lines.append(f"{'rank':>4}  {'distance':>10}  {'frame':>6}  video  (label)")
-        for i, h in enumerate(self.answer.videos, 1):
-            label = f"  ({h.label})" if h.label else ""
-            lines.append(f"{i:>4}  {h.distance:>10.4f}  {h.frame:>6}  {h.video}{label}")
-        return "\n".join(lines)
-
-
-def search_features(
-    features: str | Path,
-    query: str | Path | None = None,
-    *,
-    row: int | None = None,
-    at: float | None = None,
-    k: int = 10,
-    checkpoint: str | Path | None = None,
-    montage: str | Path | None = "search.png",
-    device: str | None = None,
-) -> SearchResult:
-    """Find the frames and videos of a feature file nearest a query, and write their montage,
-    as ``tcdn search`` does.
-
-    Parameters
-    ----------
-    features
-        The feature file (from ``tcdn features``).
-    query
-        An image, or a video (its frames' features averaged, or the frame at ``at`` seconds);
-        leave it out to query with ``row`` of the feature file.
-    row, at
-        The row of the feature file to query with; the time of a video query's frame.
-    k
-        How many frames and videos.
-    checkpoint
-        The network that embeds an image or video (default: the one the feature file names).
-    montage
-        The PNG of the query and the nearest frames (checked before any work; an existing file
-        is replaced only if tcdn wrote it); ``None``: none.
-    device
-        The torch device that embeds an image or video query (default ``auto``).
-
-    Returns
-    -------
-    SearchResult
-        The query and the answer; :meth:`SearchResult.table` prints it.
-    """
-    from tcdn.device import resolve_device
-    from tcdn.report.montage import check_writable, save_montage
-
-    if (query is None) == (row is None):
-        raise TcdnError("give one query: an image or video file, or --row N of the feature file")
-    if row is not None and at is not None:
-        raise TcdnError("--at applies to a video query, not to --row")
-    if row is not None and checkpoint is not None:
-        raise TcdnError("--checkpoint embeds an image or video query; --row needs none: drop it")
-    if montage is not None:
-        check_writable(Path(montage))
-    fs = FeatureSet.load(features)
-    if row is not None:
-        q = row_query(fs, row)
-    else:
-        assert query is not None
-        q = media_query(
-            Path(query),
-            fs.meta,
-            at=at,
-            checkpoint=checkpoint,
-            device=str(resolve_device(device or "auto")),
-        )
-    found = SearchResult(q, nearest(fs, q.vector, k, exclude=row), fs, Path(features))
-    if montage is not None:
-        pictures = hit_frames(found.answer.frames, fs.meta)
-        if row is not None:
-            pictures = [*hit_frames([hit(fs, row, 0.0)], fs.meta), *pictures]
-        else:
-            pictures = [q.picture, *pictures]
-        captions = ["query"] + [
-            f"{i}. {h.distance:.3f}\n{Path(h.video).name}\n{h.label}"
-            for i, h in enumerate(found.answer.frames, 1)
-        ]
-        save_montage(pictures, captions, Path(montage))
-        _command_log.info("wrote the montage %s", montage)
-    return found

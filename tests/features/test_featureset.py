@@ -65,7 +65,7 @@ def test_failed_save_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.Monk
         fh.write(b"PK\x03\x04 half an archive")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(np, "savez", savez_then_fail)
+    monkeypatch.setattr(featureset, "write_npz", savez_then_fail)
     with pytest.raises(TcdnError, match=r"cannot write feature file .*No space left"):
         make_fs(seed=1).save(path)
     assert [p.name for p in tmp_path.iterdir()] == ["f.npz"]  # no partial file left
@@ -77,7 +77,7 @@ def test_interrupted_save_leaves_no_partial(tmp_path: Path, monkeypatch) -> None
         fh.write(b"PK")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(np, "savez", interrupted)
+    monkeypatch.setattr(featureset, "write_npz", interrupted)
     with pytest.raises(KeyboardInterrupt):
         make_fs().save(tmp_path / "f.npz")
     assert list(tmp_path.iterdir()) == []

@@ -56,13 +56,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="the montage to write: the query, then the nearest frames (default: search.png; "
         "an existing file is replaced only if tcdn wrote it)",
     )
+    how = p.add_mutually_exclusive_group()
+    how.add_argument(
+        "--exact",
+        action="store_true",
+        help="scan every row (exact) instead of the approximate index beside the feature file",
+    )
+    how.add_argument(
+        "--index",
+        action="store_true",
+        help="search through the approximate index FILE.npz.index (built and saved there if "
+        "absent or stale); the default from 100,000 rows, or when the index exists",
+    )
     p.add_argument("--no-montage", action="store_true", help="print the answer only")
     add_common_args(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from tcdn.search import search_features
+    from tcdn.flows import search_features
 
     found = search_features(
         args.features,
@@ -73,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint,
         montage=None if args.no_montage else args.out,
         device=args.device,
+        exact=args.exact,
+        index=args.index,
     )
     sys.stdout.write(found.table() + "\n")
     return 0

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
-from tcdn.data.collection import find_videos
+from tcdn.data.collection import VideoEntry, find_videos
 from tcdn.data.decode import DEFAULT_IMAGE_SIZE, DecodeSettings
 from tcdn.data.frameset import FrameSet, Positions
 from tcdn.data.store import StoreSettings, ingest, is_store, open_store
@@ -30,6 +31,7 @@ def load_frames(
     stride: int = 1,
     fps: float | None = None,
     workers: int = 1,
+    videos: Sequence[VideoEntry] | None = None,
 ) -> FrameSet:
     """Find the videos of a collection and decode them all into an in-memory :class:`FrameSet`.
 
@@ -49,11 +51,14 @@ def load_frames(
         Skip (with a warning naming it) a file that cannot be decoded instead of stopping.
     workers
         Decoding processes.
+    videos
+        Decode only these videos of the collection (e.g. one rank's share of a sharded
+        extraction), in this order, instead of every video :func:`find_videos` lists.
     """
     settings = DecodeSettings.make(
         size, resize=resize, stride=stride, fps=fps, max_frames=max_frames
     )
-    entries = find_videos(root, labels_csv)
+    entries = list(videos) if videos is not None else find_videos(root, labels_csv)
     with tempfile.TemporaryDirectory(prefix="tcdn-store-") as tmp:
         report = ingest(
             entries,

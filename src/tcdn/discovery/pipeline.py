@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
@@ -270,9 +270,12 @@ def discover_collection(
     *,
     device: str = "cpu",
     progress: bool = True,
+    computed: Mapping[tuple[str, int], np.ndarray] | None = None,
 ) -> Discovery:
     """Cluster the frames (``level="frame"``) or videos (``level="video"``, each the mean of its
     frames' features) of ``frames`` with every feature source, and score the clusters.
+    ``computed``: features already computed, by ``(source, repeat)`` (e.g. by the processes of a
+    ``torchrun`` job, :func:`tcdn.features.shards.sharded_jobs`), used instead of computing them.
 
     ``checkpoint`` is needed for ``trained`` and gives ``random_init`` its architecture; without
     it ``random_init`` uses the default AlexNet at the frames' size. Features are computed by
@@ -294,7 +297,10 @@ def discover_collection(
     # features are computed lazily: every option is checked before the first one
 
     def source_features(source: str) -> Callable[[int], np.ndarray]:
-        return lambda r: featurizer.features(source, r)
+        given = computed or {}
+        return lambda r: (
+            given[(source, r)] if (source, r) in given else featurizer.features(source, r)
+        )
 
     plan = {
         s: _Source(

@@ -27,6 +27,10 @@ from tcdn.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
+#: frames put through the network at a time; a sharded extraction cuts its shards on multiples of
+#: it, so every batch holds the same frames as in one process (and gives the same bits)
+BATCH_SIZE = 256
+
 
 @torch.inference_mode()
 def extract_features(
@@ -35,7 +39,7 @@ def extract_features(
     mean: np.ndarray,
     *,
     layer: str | None = None,
-    batch_size: int = 256,
+    batch_size: int = BATCH_SIZE,
     device: str = "cpu",
     progress: bool = True,
     desc: str = "extracting features",
@@ -143,6 +147,7 @@ class FrameFeaturizer:
         # a store's frames are read batch by batch as features are extracted, not all at once
         self.x = take_rows(frames.frames, rows)
         self.layer, self.seed, self.device, self.progress = layer, seed, device, progress
+        self.batch_size = BATCH_SIZE
         self.dtype = np.dtype(dtype)
         self.checkpoint = checkpoint
         size = int(self.x.shape[1])
@@ -202,6 +207,7 @@ class FrameFeaturizer:
             self.x,
             self.mean,
             layer=self.layer,
+            batch_size=self.batch_size,
             device=self.device,
             progress=self.progress,
             desc=desc,
@@ -213,8 +219,13 @@ class FrameFeaturizer:
 
     def feature_set(self, source: str, repeat: int = 0) -> FeatureSet:
         """:meth:`features` joined to :attr:`index`, with the facts needed to reproduce them in ``meta``."""
+        features = self.features(source, repeat)
+        return replace(self.index, features=features, meta=self.meta(source, repeat))
+
+    def meta(self, source: str, repeat: int = 0) -> dict[str, Any]:
+        """The facts needed to reproduce the features of ``source`` (a feature file's ``meta``)."""
         ckpt = self.checkpoint
-        meta: dict[str, Any] = {
+        return {
             "tcdn_version": __version__,
             "source": source,
             "layer": None if source == "raw_pixels" else self.layer,
@@ -224,7 +235,6 @@ class FrameFeaturizer:
             "seed": self.seed,
             "repeat": repeat if source == "random_init" else None,
         }
-        return replace(self.index, features=self.features(source, repeat), meta=meta)
 
 
 def frame_features(

@@ -18,6 +18,7 @@ import numpy as np
 
 from tcdn.data.frameset import every_nth
 from tcdn.errors import TcdnError
+from tcdn.features.npzfile import npz_memmap, write_npz
 
 FEATURES_FORMAT = "tcdn-features-1"
 #: the feature sources computed from frames (``random_assignment`` needs no features)
@@ -200,8 +201,8 @@ class FeatureSet:
             raise TcdnError(f"the feature set's meta is not JSON-serialisable: {exc}") from None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with tmp.open("wb") as fh:  # a file object: np.savez would append '.npz' to a name
-                np.savez(
+            with tmp.open("wb") as fh:
+                write_npz(
                     fh,
                     features=self.features,
                     video=self.video,
@@ -218,9 +219,13 @@ class FeatureSet:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> FeatureSet:
+    def load(cls, path: str | Path, *, mmap: bool = False) -> FeatureSet:
         """Read a feature file written by :meth:`save` (or by ``numpy.savez`` with the arrays
-        ``features``, ``video``, ``frame``, ``label`` and, optionally, a JSON ``meta`` text)."""
+        ``features``, ``video``, ``frame``, ``label`` and, optionally, a JSON ``meta`` text).
+
+        ``mmap=True``: the features are memory-mapped where they lie in the file (read as rows
+        are used; the file must be uncompressed, as :meth:`save` writes it), and not scanned
+        for NaN on loading: for search, which reads a few rows of a large file."""
         path = Path(path)
         if not path.is_file():
             raise TcdnError(
@@ -241,7 +246,9 @@ class FeatureSet:
                         f"(it holds: {', '.join(npz.files) or 'nothing'}); a feature file holds "
                         f"{', '.join(FEATURE_ARRAYS)}"
                     )
-                arrays = {name: npz[name] for name in FEATURE_ARRAYS}
+                arrays = {name: npz[name] for name in FEATURE_ARRAYS if name != "features"}
+                if not mmap:
+                    arrays["features"] = npz["features"]
                 if "time" in npz.files:  # optional: files written before tcdn recorded it lack it
                     arrays["time"] = npz["time"]
                 meta_text = str(npz["meta"].item()) if "meta" in npz.files else "{}"
@@ -265,6 +272,13 @@ class FeatureSet:
             )
         meta["path"] = str(path)  # where it was read from, not where it was first written
         try:
+            if mmap:
+                features = npz_memmap(path, "features")
+                if features.ndim != 2 or features.dtype not in _KEPT_DTYPES:
+                    return cls(**arrays, features=np.asarray(features), meta=meta)
+                fs = cls(**arrays, features=np.empty((len(features), 0), np.float32), meta=meta)
+                fs.features = features  # rows checked against the index; NaN not scanned
+                return fs
             return cls(**arrays, meta=meta)
         except TcdnError as exc:
             raise TcdnError(f"feature file {path}: {exc}") from None

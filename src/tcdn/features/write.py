@@ -79,9 +79,10 @@ def write_features(
     skip_bad: bool = False,
     device: str | None = None,
     progress: bool = True,
-) -> FeatureSet:
+) -> FeatureSet | None:
     """Compute one feature source of a collection's frames and save it as a feature file, as
-    ``tcdn features`` does.
+    ``tcdn features`` does. Under ``torchrun`` every process embeds its share of the videos and
+    rank 0 writes the file (:mod:`tcdn.features.shards`): the same bytes as one process.
 
     Parameters
     ----------
@@ -103,8 +104,9 @@ def write_features(
 
     Returns
     -------
-    FeatureSet
-        The features saved, with the collection and the row selection in their ``meta``.
+    FeatureSet or None
+        The features saved, with the collection and the row selection in their ``meta``
+        (``None`` on the ranks of a ``torchrun`` job other than 0).
     """
     import numpy as np
 
@@ -112,6 +114,7 @@ def write_features(
     from tcdn.device import resolve_device
     from tcdn.features.extract import frame_features
     from tcdn.features.featureset import is_feature_file
+    from tcdn.features.shards import ShardOptions, sharded_frame_features, world_size
     from tcdn.outputs import check_output_file
 
     check_output_file(out, ours=is_feature_file)
@@ -124,37 +127,47 @@ def write_features(
     side = frame_size(size, ckpt)
     if source != "raw_pixels":
         check_layer(layer, ckpt, side)
-    frames = open_collection(
-        videos,
-        side,
-        labels_csv=labels,
-        max_frames=max_frames,
-        skip_bad=skip_bad,
-        progress=progress,
-    )
-    feats = frame_features(
-        frames,
-        source,
-        ckpt,
-        rows=frames.rows(frame_stride, max_per_video),
-        layer=layer,
-        seed=seed,
-        device=dev,
-        progress=progress,
-        dtype=np.float16 if float16 else np.float32,
-    )
+    dtype = np.float16 if float16 else np.float32
+    if world_size() > 1:  # under torchrun: each process embeds its share, rank 0 writes the file
+        options = ShardOptions(
+            side,
+            Path(labels) if labels is not None else None,
+            max_frames,
+            skip_bad,
+            frame_stride,
+            max_per_video,
+            layer,
+            seed,
+            dev,
+            progress,
+            np.dtype(dtype).name,
+        )
+        done = sharded_frame_features(videos, source, ckpt, out, options)
+        if done is None:
+            return None  # another rank writes the file
+        feats, skipped, n_videos = done.features, done.skipped, done.n_videos
+    else:
+        frames = open_collection(
+            videos, side, labels_csv=labels, max_frames=max_frames, skip_bad=skip_bad,
+            progress=progress,
+        )  # fmt: skip
+        feats = frame_features(
+            frames, source, ckpt, rows=frames.rows(frame_stride, max_per_video), layer=layer,
+            seed=seed, device=dev, progress=progress, dtype=dtype,
+        )  # fmt: skip
+        skipped, n_videos = frames.skipped, len(frames.videos)
     feats.meta.update(
         collection=str(videos),
         frame_stride=frame_stride,
         max_per_video=max_per_video,
-        skipped=frames.skipped,
+        skipped=skipped,
     )
     path = feats.save(out)
     log.info(
         "wrote %d x %d %s features of %d videos to %s",
         *feats.features.shape,
         source,
-        len(frames.videos),
+        n_videos,
         path,
     )
     return feats

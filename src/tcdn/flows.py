@@ -66,14 +66,11 @@ def discover(
     Parameters
     ----------
     data
-        The frames to cluster: a video folder or a frame store (a path), or frames already
-        read (a :class:`~tcdn.data.FrameSet`); or features already computed (a
-        :class:`~tcdn.features.FeatureSet`). Leave it out to give ``features`` or
-        ``features_npy`` with ``index`` instead.
+        A video folder or frame store (a path), frames already read (a ``FrameSet``) or
+        features (a ``FeatureSet``); or none, with ``features`` or ``features_npy`` + ``index``.
     checkpoint
-        A checkpoint dict (:func:`tcdn.load_checkpoint`), a checkpoint file or a run folder (its
-        last checkpoint): the ``trained`` network, and the architecture of ``random_init``.
-        Without it, a collection is scored with ``random_init`` and ``raw_pixels`` only.
+        A checkpoint dict, file or run folder: the ``trained`` network and ``random_init``'s
+        architecture; without it, only ``random_init`` and ``raw_pixels``.
     config
         What to cluster and how (:class:`~tcdn.discovery.config.DiscoverConfig`).
     features, features_npy, index
@@ -90,8 +87,7 @@ def discover(
         The torch device of the networks (default: ``auto`` for a collection given by its path,
         ``cpu`` for frames given in memory); progress bars.
     on_written
-        Called with the discovery once ``out``'s files are written, before the report (the
-        command prints the table then).
+        Called with the discovery once ``out``'s files are written, before the report.
 
     Returns
     -------
@@ -101,32 +97,21 @@ def discover(
     """
     from tcdn import runlock
     from tcdn.discovery.config import DiscoverConfig
-    from tcdn.features.shards import world_size
 
     config = config or DiscoverConfig()
     if out is not None:
         _check_discover_out(Path(out), report)
-    computed = None
-    if world_size() > 1 and isinstance(data, str | Path) and checkpoint is not None:
-        if out is None:
-            raise TcdnError("under torchrun, discover needs --out (its ranks share work there)")
-        shared = {"labels": labels, "size": size, "max_frames": max_frames, "skip_bad": skip_bad}
-        computed = _sharded_features(data, checkpoint, config, Path(out), shared, device, progress)
-        if computed is None:
-            return None  # rank 0 clusters and writes
+    shared = {"labels": labels, "size": size, "max_frames": max_frames, "skip_bad": skip_bad}
+    main, computed = _ranks_share(data, checkpoint, config, out, shared, device, progress)
+    if not main:
+        return None  # rank 0 of the torchrun job clusters and writes
     lock = runlock.hold(Path(out)) if out is not None else contextlib.nullcontext()
     with lock:
         given = _given_features(
-            data,
-            checkpoint,
-            config,
-            features=features,
-            features_npy=features_npy,
-            index=index,
-            collection={"labels": labels, "size": size, "max_frames": max_frames},
-            skip_bad=skip_bad,
-            device=device,
-        )
+            data, checkpoint, config, features=features, features_npy=features_npy,
+            index=index, collection={"labels": labels, "size": size, "max_frames": max_frames},
+            skip_bad=skip_bad, device=device,
+        )  # fmt: skip
         if given is not None:
             from tcdn.discovery.pipeline import discover_features
 
@@ -135,17 +120,9 @@ def discover(
         else:
             assert not isinstance(data, FeatureSet)
             found, frames = _discover_frames(
-                data,
-                checkpoint,
-                config,
-                labels=labels,
-                size=size,
-                max_frames=max_frames,
-                skip_bad=skip_bad,
-                device=device,
-                progress=progress,
-                computed=computed,
-            )
+                data, checkpoint, config, labels=labels, size=size, max_frames=max_frames,
+                skip_bad=skip_bad, device=device, progress=progress, computed=computed,
+            )  # fmt: skip
         if out is not None:
             _write_discovery(Path(out), found, frames, report, config.seed, on_written)
         elif on_written is not None:
@@ -271,6 +248,28 @@ def _discover_frames(
     )
     found.results["collection"] = str(data)
     return found, frames
+
+
+def _ranks_share(
+    data: FrameSet | FeatureSet | PathLike | None,
+    checkpoint: dict[str, Any] | PathLike | None,
+    config: DiscoverConfig,
+    out: PathLike | None,
+    collection: dict[str, Any],
+    device: str | None,
+    progress: bool,
+) -> tuple[bool, dict[tuple[str, int], Any] | None]:
+    """Under ``torchrun``, with a collection given by its path and a checkpoint: the network
+    features every rank computed (:func:`_sharded_features`) and whether this is rank 0.
+    Otherwise ``(True, None)``: this process does everything."""
+    from tcdn.features.shards import world_size
+
+    if world_size() == 1 or not isinstance(data, str | Path) or checkpoint is None:
+        return True, None
+    if out is None:
+        raise TcdnError("under torchrun, discover needs --out (its ranks share work there)")
+    computed = _sharded_features(data, checkpoint, config, Path(out), collection, device, progress)
+    return computed is not None, computed
 
 
 def _sharded_features(

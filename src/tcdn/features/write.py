@@ -110,11 +110,8 @@ def write_features(
     """
     import numpy as np
 
-    from tcdn.data.load import open_collection
     from tcdn.device import resolve_device
-    from tcdn.features.extract import frame_features
     from tcdn.features.featureset import is_feature_file
-    from tcdn.features.shards import ShardOptions, sharded_frame_features, world_size
     from tcdn.outputs import check_output_file
 
     check_output_file(out, ours=is_feature_file)
@@ -128,34 +125,12 @@ def write_features(
     if source != "raw_pixels":
         check_layer(layer, ckpt, side)
     dtype = np.float16 if float16 else np.float32
-    if world_size() > 1:  # under torchrun: each process embeds its share, rank 0 writes the file
-        options = ShardOptions(
-            side,
-            Path(labels) if labels is not None else None,
-            max_frames,
-            skip_bad,
-            frame_stride,
-            max_per_video,
-            layer,
-            seed,
-            dev,
-            progress,
-            np.dtype(dtype).name,
-        )
-        done = sharded_frame_features(videos, source, ckpt, out, options)
-        if done is None:
-            return None  # another rank writes the file
-        feats, skipped, n_videos = done.features, done.skipped, done.n_videos
-    else:
-        frames = open_collection(
-            videos, side, labels_csv=labels, max_frames=max_frames, skip_bad=skip_bad,
-            progress=progress,
-        )  # fmt: skip
-        feats = frame_features(
-            frames, source, ckpt, rows=frames.rows(frame_stride, max_per_video), layer=layer,
-            seed=seed, device=dev, progress=progress, dtype=dtype,
-        )  # fmt: skip
-        skipped, n_videos = frames.skipped, len(frames.videos)
+    read = {"labels": labels, "max_frames": max_frames, "skip_bad": skip_bad}
+    rows = {"frame_stride": frame_stride, "max_per_video": max_per_video}
+    done = _compute(videos, source, ckpt, out, side, read, rows, layer, seed, dev, progress, dtype)
+    if done is None:
+        return None  # another rank of a torchrun job writes the file
+    feats, skipped, n_videos = done
     feats.meta.update(
         collection=str(videos),
         frame_stride=frame_stride,
@@ -171,3 +146,45 @@ def write_features(
         path,
     )
     return feats
+
+
+def _compute(
+    videos: PathLike,
+    source: str,
+    ckpt: dict[str, Any] | None,
+    out: PathLike,
+    side: int,
+    read: dict[str, Any],
+    rows: dict[str, Any],
+    layer: str | None,
+    seed: int,
+    dev: str,
+    progress: bool,
+    dtype: Any,
+) -> tuple[FeatureSet, list[str], int] | None:
+    """The features of :func:`write_features`, the videos skipped and the number of videos: in
+    this process, or under torchrun shared by every rank (``None`` on ranks other than 0)."""
+    import numpy as np
+
+    from tcdn.data.load import open_collection
+    from tcdn.features.extract import frame_features
+    from tcdn.features.shards import ShardOptions, sharded_frame_features, world_size
+
+    stride, most = rows["frame_stride"], rows["max_per_video"]
+    if world_size() > 1:  # under torchrun: each process embeds its share, rank 0 writes the file
+        labels = read["labels"]
+        options = ShardOptions(
+            side, Path(labels) if labels is not None else None, read["max_frames"],
+            read["skip_bad"], stride, most, layer, seed, dev, progress, np.dtype(dtype).name,
+        )  # fmt: skip
+        done = sharded_frame_features(videos, source, ckpt, out, options)
+        return None if done is None else (done.features, done.skipped, done.n_videos)
+    frames = open_collection(
+        videos, side, labels_csv=read["labels"], max_frames=read["max_frames"],
+        skip_bad=read["skip_bad"], progress=progress,
+    )  # fmt: skip
+    feats = frame_features(
+        frames, source, ckpt, rows=frames.rows(stride, most), layer=layer, seed=seed,
+        device=dev, progress=progress, dtype=dtype,
+    )  # fmt: skip
+    return feats, frames.skipped, len(frames.videos)

@@ -451,6 +451,166 @@ def test_fault(case: Case, world: Path, tmp_path: Path, capsys: pytest.CaptureFi
     assert _stat_tree(world) == _BEFORE["stat"], "a file outside the output folder changed"
 
 
+# -- the output column: links and files of the user's where tcdn writes ------------------------
+#: what the user keeps outside every output folder; a link in the output points at it
+PRECIOUS = "the user's own file, which no tcdn command may change\n"
+
+
+@dataclass(frozen=True)
+class OutCase:
+    """A command (or, with ``call``, a library function) writing into an output folder that
+    ``setup(world, out)`` prepared: a symbolic link to the user's file where tcdn writes, or a
+    file of the user's under a name tcdn writes. It must stop with a message naming that file,
+    and leave the user's file, and the link, as they were."""
+
+    id: str
+    setup: Callable[[Path, Path, Path], None]  # (world, out, the user's file)
+    argv: Callable[[Path, Path], list[str]] | None
+    needles: tuple[str, ...]
+    call: Callable[[Path, Path], object] | None = None
+
+
+def _run_folder(w: Path, d: Path) -> None:
+    """A good training run as tcdn leaves it: marker, config.yaml, one checkpoint."""
+    claim_folder(d, RUN_KIND)
+    cfg = TrainConfig.from_dict(tiny_checkpoint()["config"]).resolved()
+    (d / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    shutil.copy(w / "ckpt" / "good.pt", d / "step_00000002.pt")
+
+
+def _discovery_folder(w: Path, d: Path) -> None:
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "results.json").write_text(json.dumps({"format": "tcdn-results-1", "results": {}}))
+
+
+def _linked(folder: str, name: str, prepare: Callable[[Path, Path], None] | None = None):  # type: ignore[no-untyped-def]
+    """``out/folder`` (made by ``prepare``, else empty) with ``name`` a link to the user's file."""
+
+    def setup(w: Path, o: Path, mine: Path) -> None:
+        d = o / folder
+        d.mkdir(parents=True, exist_ok=True)
+        if prepare is not None:
+            prepare(w, d)
+        (d / name).parent.mkdir(parents=True, exist_ok=True)
+        (d / name).symlink_to(mine)
+
+    return setup
+
+
+def _foreign(folder: str, name: str, prepare: Callable[[Path, Path], None] | None = None):  # type: ignore[no-untyped-def]
+    """``out/folder`` holding the user's own file under ``name`` (the user's file is moved
+    there, so it is the one watched)."""
+
+    def setup(w: Path, o: Path, mine: Path) -> None:
+        d = o / folder
+        d.mkdir(parents=True, exist_ok=True)
+        if prepare is not None:
+            prepare(w, d)
+        mine.rename(d / name)
+        mine.symlink_to(d / name)  # the watched path now resolves to it
+
+    return setup
+
+
+def _tiny_features() -> object:
+    from tcdn.features.featureset import FeatureSet
+
+    return FeatureSet(
+        features=np.eye(4, dtype=np.float32),
+        video=np.array(["a", "a", "b", "b"]),
+        frame=np.array([0, 1, 0, 1]),
+        label=np.array(["a", "a", "b", "b"]),
+    )
+
+
+def _api_write_results(w: Path, o: Path) -> object:
+    import tcdn
+
+    labels = np.array([0, 0, 1, 1])
+    results = {"format": "tcdn-results-1", "results": {}}
+    return tcdn.write_results(o / "res", _tiny_features(), results, {"raw/kmeans": labels})
+
+
+def _api_transfer_results(w: Path, o: Path) -> object:
+    from tcdn.transfer.results import write_results
+
+    return write_results(o / "res", {"format": "tcdn-transfer-results-1"})
+
+
+def _api_write_report(w: Path, o: Path) -> object:
+    import tcdn
+
+    found = {"format": "tcdn-results-1", "discovered": {"source": "raw", "method": "kmeans"}}
+    return tcdn.write_report(
+        o / "res", (found, {"raw/kmeans": np.array([0, 0, 1, 1])}, _tiny_features())
+    )
+
+
+_DEMO = ("demo", "--out", "{o}/res", "--steps", "1", "--repeats", "1", "--no-progress")
+_FT = (
+    "finetune", "{w}/good", "--dataset", "videos", "--checkpoint", "{w}/ckpt/good.pt",
+    "--out", "{o}/res", "--repeats", "1", "--epochs", "1", "--no-progress",
+)  # fmt: skip
+LINK = "symbolic link"
+OUT_CASES = [
+    # links where a command writes
+    OutCase("train-resume-lock-link", _linked("run", ".tcdn.lock", _run_folder), _raw("train", "{w}/store40", "--out", "{o}/run", "--resume", "--no-progress"), (".tcdn.lock", LINK)),
+    OutCase("train-resume-log-link", _linked("run", "log.jsonl", _run_folder), _raw("train", "{w}/store40", "--out", "{o}/run", "--resume", "--no-progress"), ("log.jsonl", LINK)),
+    OutCase("train-log-link", _linked("run", "log.jsonl", lambda w, d: claim_folder(d, RUN_KIND)), _train("store40", "--steps", "1"), ("log.jsonl", LINK)),
+    OutCase("discover-lock-link", _linked("res", ".tcdn.lock"), _discover("good"), (".tcdn.lock", LINK)),
+    OutCase("ingest-lock-link", _linked("store", ".tcdn.lock"), _ingest("good"), (".tcdn.lock", LINK)),
+    OutCase("discover-results-link", _linked("res", "results.json"), _discover("good"), ("results.json", LINK)),
+    OutCase("discover-partial-link", _linked("res", ".clusters.csv.partial"), _discover("good"), (".clusters.csv.partial", LINK)),
+    OutCase("discover-report-link", _linked("res", "report.html"), _discover("good"), ("report.html",)),
+    OutCase("features-out-link", _linked(".", "f.npz"), _features("good"), ("f.npz", LINK)),
+    OutCase("features-partial-link", _linked(".", ".f.npz.partial"), _features("good"), (".f.npz.partial", LINK)),
+    OutCase("finetune-results-link", _linked("res", "results.json"), _raw(*_FT), ("results.json", LINK)),
+    OutCase("demo-results-link", _linked("res", "results.json"), _raw(*_DEMO), ("results.json", LINK)),
+    # files of the user's where a command writes
+    OutCase("finetune-over-foreign-results", _foreign("res", "results.json"), _raw(*_FT), ("results.json", "not a fine-tuning's")),
+    OutCase("finetune-over-a-discovery", _foreign("res", "notes.txt", _discovery_folder), _raw(*_FT), ("results.json", "a discovery's")),
+    OutCase("demo-over-foreign-results", _foreign("res", "results.json"), _raw(*_DEMO), ("results.json", "did not write")),
+    OutCase("demo-over-foreign-report", _foreign("res", "report.html"), _raw(*_DEMO), ("report.html", "not written by tcdn")),
+    # the Python API: the same guards
+    OutCase("api-write_results-over-foreign", _foreign("res", "results.json"), None, ("results.json", "did not write"), _api_write_results),
+    OutCase("api-write_results-link", _linked("res", "clusters.csv"), None, ("clusters.csv", LINK), _api_write_results),
+    OutCase("api-FeatureSet.save-over-foreign", _foreign(".", "f.npz"), None, ("f.npz", "not written by tcdn"), lambda w, o: _tiny_features().save(o / "f.npz")),  # type: ignore[attr-defined]
+    OutCase("api-FeatureSet.save-link", _linked(".", "f.npz"), None, ("f.npz", LINK), lambda w, o: _tiny_features().save(o / "f.npz")),  # type: ignore[attr-defined]
+    OutCase("api-transfer-write_results-over-a-discovery", _foreign("res", "notes.txt", _discovery_folder), None, ("results.json", "a discovery's"), _api_transfer_results),
+    OutCase("api-write_report-over-foreign", _foreign("res", "report.html", _discovery_folder), None, ("report.html", "not written by tcdn"), _api_write_report),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", OUT_CASES, ids=[c.id for c in OUT_CASES])
+def test_output_fault(
+    case: OutCase, world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    mine = tmp_path / "users" / "precious.txt"
+    mine.parent.mkdir()
+    mine.write_text(PRECIOUS)
+    case.setup(world, out, mine)
+    links = {p: p.readlink() for p in out.rglob("*") if p.is_symlink()}
+    if case.call is not None:
+        from tcdn.errors import TcdnError
+
+        with pytest.raises(TcdnError) as info:
+            case.call(world, out)
+        text = str(info.value)
+    else:
+        code = main(case.argv(world, out))  # type: ignore[misc]
+        stdout, stderr = capsys.readouterr()
+        text = stdout + stderr
+        assert code == EXIT_USER_ERROR, text
+        assert "Traceback" not in text
+        assert len([x for x in stderr.splitlines() if x.startswith("ERROR")]) == 1, stderr
+    for needle in case.needles:
+        assert needle in text, f"{needle!r} not in {text!r}"
+    assert mine.read_text() == PRECIOUS, "the user's file changed"
+    assert {p: p.readlink() for p in out.rglob("*") if p.is_symlink()} == links
+    assert _stat_tree(world) == _BEFORE["stat"], "a file outside the output folder changed"
+
+
 @pytest.mark.parametrize("videos", ["single", "oneclass"])
 def test_one_class_is_clustered_and_left_unscored(
     videos: str, world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]

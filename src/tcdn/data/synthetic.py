@@ -27,7 +27,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from tcdn.errors import TcdnError
-from tcdn.outputs import check_output_folder, claim_folder
+from tcdn.outputs import atomic_writer, check_output_folder, claim_folder, guard_file, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +188,9 @@ def write_video(path: Path, frames: np.ndarray, fps: int = 25) -> None:
 
     codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
     tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    guard_file(path)  # never through, or over, a symbolic link
+    if tmp.is_symlink():
+        guard_file(tmp)
     with av.open(str(tmp), mode="w") as container:
         stream: Any = container.add_stream(codec, rate=fps)  # a VideoStream
         stream.width, stream.height = frames.shape[2], frames.shape[1]
@@ -232,6 +235,8 @@ def generate(
         what="synthetic collection",
     )
     claim_folder(out, SYNTHETIC_KIND)
+    stale = _listed_videos(out) if stamp.is_file() else set()
+    stamp.unlink(missing_ok=True)  # the folder is not a complete collection until it is back
     rng = np.random.default_rng(cfg.seed)
     cats = _categories(cfg.n_classes, rng)
     rows = []
@@ -245,12 +250,37 @@ def generate(
         (out / label).mkdir(exist_ok=True)
         write_video(out / rel, frames, fps=cfg.fps)
         rows.append((rel.as_posix(), label, n_frames))
-    tmp = labels_path.with_suffix(".csv.partial")
-    with tmp.open("w", newline="") as fh:
+    _remove_videos(out, stale - {r[0] for r in rows})
+    with atomic_writer(labels_path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["video", "label", "frames"])
         writer.writerows(rows)
-    os.replace(tmp, labels_path)
-    stamp.write_text(repr(cfg))
+    write_atomic(stamp, repr(cfg))
     log.info("wrote %d synthetic videos (%d classes) to %s", len(rows), cfg.n_classes, out)
     return labels_path
+
+
+def _listed_videos(out: Path) -> set[str]:
+    """The videos the ``labels.csv`` of an earlier :func:`generate` into ``out`` lists."""
+    try:
+        with (out / "labels.csv").open(newline="", encoding="utf-8") as fh:
+            return {row["video"] for row in csv.DictReader(fh) if row.get("video")}
+    except (OSError, UnicodeDecodeError, KeyError, csv.Error):
+        return set()
+
+
+def _remove_videos(out: Path, names: set[str]) -> None:
+    """Remove the videos an earlier :func:`generate` wrote that this one did not (so that the
+    folder holds exactly what ``labels.csv`` lists), and their category folders once empty. Only
+    names of the form ``classNN/classNN_vNN.mp4`` are removed: those are tcdn's."""
+    import re
+
+    pattern = re.compile(r"class\d+/class\d+_v\d+\.mp4")
+    for name in sorted(names):
+        path = out / name
+        if pattern.fullmatch(name) and path.is_file() and not path.is_symlink():
+            path.unlink()
+            if not any(path.parent.iterdir()):
+                path.parent.rmdir()
+    if names:
+        log.info("removed %d videos of an earlier collection from %s", len(names), out)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -192,29 +191,29 @@ class FeatureSet:
     def save(self, path: str | Path) -> Path:
         """Write one ``.npz`` (arrays :data:`FEATURE_ARRAYS` and ``meta`` as JSON text), atomically:
         to a temporary name in the same folder, then renamed. Returns the path."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.partial")
+        from tcdn.outputs import atomic_writer, check_output_file
+
+        # a file there must be a feature file tcdn wrote; never a symbolic link
+        path = check_output_file(path, "path", ours=is_feature_file)
         try:
             meta = json.dumps({**self.meta, "format": FEATURES_FORMAT})
         except (TypeError, ValueError) as exc:
             raise TcdnError(f"the feature set's meta is not JSON-serialisable: {exc}") from None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with tmp.open("wb") as fh:  # a file object: np.savez would append '.npz' to a name
-                np.savez(
-                    fh,
-                    features=self.features,
-                    video=self.video,
-                    frame=self.frame,
-                    label=self.label,
-                    time=self.seconds,
-                    meta=np.array(meta),
-                )
-            os.replace(tmp, path)
         except OSError as exc:
             raise TcdnError(f"cannot write feature file {path}: {exc}") from exc
-        finally:
-            tmp.unlink(missing_ok=True)
+        # a file object: np.savez would append '.npz' to a name
+        with atomic_writer(path, "wb", ours=is_feature_file) as fh:
+            np.savez(
+                fh,
+                features=self.features,
+                video=self.video,
+                frame=self.frame,
+                label=self.label,
+                time=self.seconds,
+                meta=np.array(meta),
+            )
         return path
 
     @classmethod

@@ -13,7 +13,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -42,7 +42,14 @@ from tcdn.data.store.manifest import (
     write_json_atomic,
 )
 from tcdn.errors import TcdnError
-from tcdn.outputs import check_output_folder, claim_folder, os_error_hint, partial_name
+from tcdn.outputs import (
+    check_output_folder,
+    claim_folder,
+    open_append,
+    open_new,
+    os_error_hint,
+    partial_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +92,14 @@ def _write_error(path: Path, exc: OSError) -> StoreWriteError:
     )
 
 
+def _open_tmp(path: Path) -> IO[bytes]:
+    """A temporary data file, opened from empty, never through a symbolic link."""
+    try:
+        return open_new(path, "wb")
+    except TcdnError as exc:  # a link, or a place that cannot be written: the ingest stops
+        raise StoreWriteError(str(exc)) from None
+
+
 def _encode_video(
     src: str, name: str, data_dir: str, settings_dict: dict[str, Any], threads: bool
 ) -> dict[str, Any]:
@@ -114,7 +129,8 @@ def _encode_video(
 
     def write_whole(i: int, data: bytes) -> None:
         try:
-            tmps[i].write_bytes(data)
+            with _open_tmp(tmps[i]) as wfh:
+                wfh.write(data)
         except OSError as exc:
             raise _write_error(final[i], exc) from None
         crcs[i] = zlib.crc32(data)
@@ -122,7 +138,7 @@ def _encode_video(
     try:
         frames = frames_of(src)
         try:
-            fh = tmps[0].open("wb")
+            fh = _open_tmp(tmps[0])
         except OSError as exc:
             raise _write_error(final[0], exc) from None
         with fh:
@@ -412,7 +428,7 @@ class _StoreWriter:
         try:
             if self.journal is None:
                 new = not (self.out / JOURNAL).is_file()
-                self.journal = (self.out / JOURNAL).open("a", encoding="utf-8")
+                self.journal = open_append(self.out / JOURNAL)
                 if new:
                     self.journal.write(json.dumps({"settings": self.settings.to_dict()}) + "\n")
             self.journal.write(json.dumps(record) + "\n")

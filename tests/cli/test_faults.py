@@ -41,6 +41,9 @@ from tests.conftest import (
     write_mpeg4_avi,
 )
 
+#: a frame side no machine's memory holds 16 frames of (447 GiB)
+HUGE = 100_000
+
 #: a file name a shell, an HTML page and a CSV would each trip over, with a non-ASCII letter
 ODD = "odd ü <b>&\"';$(x)"
 
@@ -159,8 +162,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _checkpoint(ck / "shapes.pt", model=wrong_model)  # the config says fc6 64, the weights 32
     config_no_size = {k: v for k, v in tiny_checkpoint()["config"].items() if k != "image_size"}
     _checkpoint(ck / "nosize.pt", config=config_no_size)
+    _checkpoint(ck / "huge.pt", config={**tiny_checkpoint()["config"], "image_size": HUGE})
     # run folders whose last checkpoint is one of those (as tcdn writes them: marker, config.yaml)
-    for name in ("truncated", "random", "zero", "shapes", "nosize"):
+    for name in ("truncated", "random", "zero", "shapes", "nosize", "huge"):
         run = w / "runs" / name
         claim_folder(run, RUN_KIND)
         cfg = TrainConfig.from_dict(tiny_checkpoint()["config"]).resolved()
@@ -331,6 +335,7 @@ CKPT_FAULTS = {
     "zero": "empty",
     "shapes": "do not fit",
     "nosize": "no image_size",
+    "huge": "more than this machine's",
 }
 for kind, needle in CKPT_FAULTS.items():
     CASES += [
@@ -398,6 +403,11 @@ CASES += [
     Case("train-size-1", _train("good", "--size", "1"), ("--size", ">= 16")),
     Case("features-size-1", _features("good", "--size", "1"), ("--size", ">= 16")),
     Case("discover-size-1", _discover("good", "--size", "1"), ("--size", ">= 16")),
+    Case("ingest-size-huge", _ingest("good", "--size", str(HUGE)), ("--size", "GiB")),
+    Case("train-size-huge", _train("good", "--size", str(HUGE)), ("--size", "GiB")),
+    Case("train-config-size-huge", _train("good", "--set", f"image_size={HUGE}"), ("image_size", "GiB")),
+    Case("features-size-huge", _features("good", "--size", str(HUGE)), ("--size", "GiB")),
+    Case("discover-size-huge", _discover("good", "--size", str(HUGE)), ("--size", "GiB")),
     Case("train-steps-0", _train("good", "--steps", "0"), ("--steps", ">= 1")),
     Case("train-lr-text", _train("good", "--lr", "fast"), ("--lr",)),
     Case("train-device-bogus", _train("good", "--device", "tpu"), ("--device",)),

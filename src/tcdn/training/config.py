@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from tcdn.data.decode import DEFAULT_IMAGE_SIZE
+from tcdn.data.decode import DEFAULT_IMAGE_SIZE, frame_size_problem
 from tcdn.errors import TcdnError
 
 if TYPE_CHECKING:
@@ -268,6 +268,8 @@ class TrainConfig:
         need(self.batch_size is None or self.batch_size >= 1, "batch_size", "must be >= 1")
         need(self.embed_dim is None or self.embed_dim >= 1, "embed_dim", "must be >= 1")
         need(self.image_size >= 32, "image_size", "must be >= 32 pixels")
+        problem = frame_size_problem(self.image_size) if self.image_size >= 32 else None
+        need(problem is None, "image_size", problem or "")
         need(self.lr > 0 and math.isfinite(self.lr), "lr", "must be a positive number")
         need(0 <= self.momentum < 1, "momentum", "must be in [0, 1)")
         need(self.weight_decay >= 0, "weight_decay", "must be >= 0")

@@ -181,9 +181,7 @@ def is_transfer_results(path: Path) -> bool:
 def check_results_dir(out_dir: str | Path, option: str = "--out") -> Path:
     """Check, before any work, that ``out_dir/results.json`` can be written: absent, or a
     fine-tuning's results (never a discovery's or a user's file), and not a symbolic link."""
-    from tcdn.outputs import check_output_files
-
-    from tcdn.outputs import guard_file
+    from tcdn.outputs import check_output_files, guard_file
 
     folder = check_output_files(out_dir, {}, option)
     path = guard_file(folder / "results.json", what=f"{option} {folder}: ")

@@ -125,6 +125,25 @@ def check_output_files(
     return folder
 
 
+def check_folder_name(name: object, where: str) -> str:
+    """``name``, which becomes a folder inside an output folder (a sweep's recipe or data set,
+    an experiment's name or run), must be one plain name that stays inside it: letters, digits,
+    ``-``, ``_`` and ``.``, not beginning with ``.`` (so never ``.``, ``..`` nor one of tcdn's
+    hidden files). Returns it; :class:`TcdnError` naming ``where`` otherwise."""
+    ok = (
+        isinstance(name, str)
+        and bool(name)
+        and not name.startswith(".")
+        and all(c.isalnum() or c in "-_." for c in name)
+    )
+    if not ok:
+        raise TcdnError(
+            f"{where} name {name!r}: a name becomes a folder in the output, so use letters, "
+            "digits, '-', '_' or '.', not beginning with '.'"
+        )
+    return str(name)
+
+
 def read_marker(folder: Path) -> dict[str, Any] | None:
     """The marker of ``folder`` (``None`` without one; a marker tcdn cannot read counts as none)."""
     try:

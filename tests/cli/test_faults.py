@@ -41,6 +41,11 @@ from tests.conftest import (
     write_mpeg4_avi,
 )
 
+#: an experiment config as tcdn ships it
+PAPER_CONFIG = str(
+    Path(__file__).resolve().parents[2] / "configs" / "paper" / "5contexts-lq-fc6.yaml"
+)
+
 #: a frame side no machine's memory holds 16 frames of (447 GiB)
 HUGE = 100_000
 
@@ -183,6 +188,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     # -- things that are not what an option wants
     (w / "small.yaml").write_text(yaml.safe_dump(SMALL_TRAIN))
+    # sweeps whose recipe or data set would be a folder outside --out
+    for what, names in (("recipe", ("..", "d")), ("dataset", ("r", ".."))):
+        spec = {
+            "train": SMALL_TRAIN,
+            "recipes": {names[0]: {}},
+            "datasets": {names[1]: {"videos": "good"}},
+        }
+        (w / f"sweep-{what}-dotdot.yaml").write_text(yaml.safe_dump(spec))
     (w / "a_file.txt").write_text("a plain file\n")
     foreign = w / "foreign"
     _video(foreign / "data" / "mine.mp4", 4)
@@ -435,6 +448,10 @@ CASES += [
     Case("ingest-quality-0", _ingest("good", "--storage", "jpeg", "--quality", "0"), ("--quality",)),
     Case("ingest-split-without-dataset", _ingest("good", "--split", "test"), ("--split",)),
     Case("ingest-no-source", _raw("ingest", "--out", "{o}/s"), ("SRC",)),
+    Case("sweep-recipe-dotdot", _raw("sweep", "{w}/sweep-recipe-dotdot.yaml", "--out", "{o}/sw"), ("recipe name '..'",)),
+    Case("sweep-dataset-dotdot", _raw("sweep", "{w}/sweep-dataset-dotdot.yaml", "--out", "{o}/sw"), ("dataset name '..'",)),
+    Case("run-name-dotdot", _raw("run", PAPER_CONFIG, "--data-root", "{w}", "--out", "{o}/x", "--set", "train.run=.."), ("train.run name '..'",)),
+    Case("run-set-malformed", _raw("run", PAPER_CONFIG, "--data-root", "{w}", "--out", "{o}/x", "--set", "garbage"), ("garbage", "SECTION.OPTION=VALUE")),
     Case("generate-size-too-small", _raw("generate", "{o}/g", "--size", "15"), ("--size",)),
     Case("generate-into-foreign-folder", _raw("generate", "{w}/foreign"), ("foreign", "not a tcdn synthetic collection")),
 ]  # fmt: skip

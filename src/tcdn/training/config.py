@@ -360,13 +360,16 @@ class TrainConfig:
         return cls.from_dict(options)
 
 
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``["key=value", ...]`` (values read as YAML) -> ``{key: value}``, for ``tcdn train --set``."""
+def parse_overrides(
+    items: list[str], form: str = "option=value, e.g. --set lr=0.01"
+) -> dict[str, Any]:
+    """``["key=value", ...]`` (values read as YAML) -> ``{key: value}``, for ``tcdn train --set``
+    (``form`` is the form the command wants, for the message of a malformed item)."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
-            raise TcdnError(f"--set {item!r}: write option=value, e.g. --set lr=0.01")
+            raise TcdnError(f"--set {item!r}: write {form}")
         try:
             out[key.strip()] = yaml.safe_load(text)
         except yaml.YAMLError as exc:

@@ -125,6 +125,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _video(w / "short" / "a" / "s1.mp4", 2)
     _video(w / "short" / "b" / "s2.mp4", 2, seed=1)
     _video(w / "single" / "a" / "only.mp4", 12)
+    _video(w / "one-frame" / "a" / "v1.mp4", 12)
+    _video(w / "one-frame" / "b" / "still.mp4", 1, seed=1)  # skipped: no tuple, no negative
     _video(w / "oneclass" / "a" / "v1.mp4", 12)
     _video(w / "oneclass" / "a" / "v2.mp4", 12, seed=1)
 
@@ -329,6 +331,11 @@ for cmd in ON_COLLECTIONS:
 CASES += [
     Case("train-too-short", _train("short"), ("s1.mp4", "use longer videos")),
     Case("train-single-video", _train("single"), ("--mu",)),
+    Case(
+        "train-one-frame-is-no-second-video",
+        _train("one-frame"),
+        ("v1.mp4", "1 shorter one(s) skipped", "--mu"),
+    ),
     # discover-single-video and discover-one-class are no faults since discovery works without
     # labels: see test_one_class_is_clustered_and_left_unscored below
 ]

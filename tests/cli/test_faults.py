@@ -29,6 +29,7 @@ from tcdn.data.decode import DecodeSettings
 from tcdn.data.store.manifest import MANIFEST, StoreSettings, read_manifest
 from tcdn.data.store.writer import ingest
 from tcdn.data.synthetic import write_video
+from tcdn.errors import TcdnError
 from tcdn.outputs import claim_folder
 from tcdn.training.checkpoint import RUN_KIND, atomic_save
 from tcdn.training.config import TrainConfig
@@ -198,6 +199,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "datasets": {names[1]: {"videos": "good"}},
         }
         (w / f"sweep-{what}-dotdot.yaml").write_text(yaml.safe_dump(spec))
+    spec = {"train": SMALL_TRAIN, "recipes": {"r": {}}, "datasets": {"d": {"videos": "good"}}}
+    (w / "sweep-ok.yaml").write_text(yaml.safe_dump(spec))
     (w / "a_file.txt").write_text("a plain file\n")
     foreign = w / "foreign"
     _video(foreign / "data" / "mine.mp4", 4)
@@ -626,8 +629,6 @@ def test_output_fault(
     case.setup(world, out, mine)
     links = {p: p.readlink() for p in out.rglob("*") if p.is_symlink()}
     if case.call is not None:
-        from tcdn.errors import TcdnError
-
         with pytest.raises(TcdnError) as info:
             case.call(world, out)
         text = str(info.value)
@@ -643,6 +644,39 @@ def test_output_fault(
     assert mine.read_text() == PRECIOUS, "the user's file changed"
     assert {p: p.readlink() for p in out.rglob("*") if p.is_symlink()} == links
     assert _stat_tree(world) == _BEFORE["stat"], "a file outside the output folder changed"
+
+
+# -- the -q column: every command hides its progress bars ---------------------------------------
+#: command line -> the library function its handler calls (and passes ``progress`` to)
+QUIET = {
+    "finetune": ("tcdn.transfer.run", "finetune", _raw(*_FT)),
+    "run": ("tcdn.experiment", "run_experiment", _raw("run", PAPER_CONFIG, "--data-root", "{w}", "--out", "{o}/x")),
+    "discover": ("tcdn.flows", "discover", _discover("good")),
+    "features": ("tcdn.features.write", "write_features", _features("good")),
+    "demo": ("tcdn.demo", "run_demo", _raw(*_DEMO)),
+    "generate": ("tcdn.data.synthetic", "generate", _raw("generate", "{o}/g")),
+    "sweep": ("tcdn.sweep.run", "run_sweep", _raw("sweep", "{w}/sweep-ok.yaml", "--out", "{o}/sw")),
+    "ingest": ("tcdn.data.store", "ingest", _ingest("good")),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("command", sorted(QUIET))
+def test_quiet_hides_progress(
+    command: str, world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    module, name, argv = QUIET[command]
+    seen: list[object] = []
+
+    def fake(*args: object, **kwargs: object) -> None:
+        seen.append(kwargs.get("progress"))
+        raise TcdnError("stopped by the test")
+
+    monkeypatch.setattr(importlib.import_module(module), name, fake)
+    args = [a for a in argv(world, tmp_path / "out") if a != "--no-progress"]
+    assert main([*args, "-q"]) == EXIT_USER_ERROR
+    assert seen == [False], f"{command} -q passed progress={seen}"
 
 
 @pytest.mark.parametrize("videos", ["single", "oneclass"])

@@ -646,6 +646,43 @@ def test_output_fault(
     assert _stat_tree(world) == _BEFORE["stat"], "a file outside the output folder changed"
 
 
+# -- the rerun column: a second run into the same folder leaves nothing of the first that disagrees
+def _no_report(o: Path) -> None:
+    assert not (o / "res" / "report.html").exists() and not (o / "res" / "report").exists()
+    assert json.loads((o / "res" / "results.json").read_text())["format"].startswith("tcdn-results")
+
+
+def _videos_match_labels(o: Path) -> None:
+    with (o / "g" / "labels.csv").open(newline="") as fh:
+        listed = {row["video"] for row in csv.DictReader(fh)}
+    there = {p.relative_to(o / "g").as_posix() for p in (o / "g").rglob("*.mp4")}
+    assert there == listed and len(listed) == 2
+
+
+_GEN = ("generate", "{o}/g", "--classes", "2", "--min-frames", "3", "--max-frames", "4", "--size", "16")  # fmt: skip
+RERUNS = {
+    "discover-then-no-report": (_discover("good"), _discover("good", "--no-report"), _no_report),
+    "generate-fewer-videos": (
+        _raw(*_GEN, "--videos-per-class", "3"),
+        _raw(*_GEN, "--videos-per-class", "1", "--seed", "1"),
+        _videos_match_labels,
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("rerun", sorted(RERUNS))
+def test_rerun_leaves_nothing_stale(
+    rerun: str, world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, second, check = RERUNS[rerun]
+    out = tmp_path / "out"
+    for argv in (first, second):
+        code = main(argv(world, out))
+        assert code == 0, capsys.readouterr().err
+    check(out)
+    assert _stat_tree(world) == _BEFORE["stat"], "a file outside the output folder changed"
+
+
 # -- the -q column: every command hides its progress bars ---------------------------------------
 #: command line -> the library function its handler calls (and passes ``progress`` to)
 QUIET = {

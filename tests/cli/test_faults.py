@@ -188,6 +188,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (feats / "random.npz").write_bytes(np.random.default_rng(5).bytes(3000))
     np.savez(feats / "no_video.npz", features=np.zeros((4, 3), np.float32))
     np.save(feats / "x.npy", np.zeros((4, 3), np.float32))
+    _blank_features(feats)
 
     # -- things that are not what an option wants
     (w / "small.yaml").write_text(yaml.safe_dump(SMALL_TRAIN))
@@ -210,6 +211,23 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (w / "mine.npz").write_bytes(b"the user's own archive")
     _BEFORE["stat"], _BEFORE["hash"] = _stat_tree(w), _hash_tree(w)
     return w
+
+
+def _blank_features(feats: Path) -> None:
+    """Feature files that carry no information (every row the same), in two row orders, and one
+    of two distinct rows only (K=3 leaves a cluster empty)."""
+    from tcdn.features.featureset import FeatureSet
+
+    n = 24
+    label = np.array(["a", "b"] * (n // 2))
+    video = np.array([f"v{i % 6}" for i in range(n)])
+    order = np.random.default_rng(6).permutation(n)
+    for name, rows in (("const", np.arange(n)), ("const-shuffled", order)):
+        FeatureSet(np.ones((n, 5), np.float32), video[rows], np.arange(n)[rows], label[rows]).save(
+            feats / f"{name}.npz"
+        )
+    two = np.repeat(np.eye(2, 5, dtype=np.float32), n // 2, axis=0)
+    FeatureSet(two, video, np.arange(n), label).save(feats / "two-points.npz")
 
 
 #: the world as it was built: what every case must leave as it found
@@ -681,6 +699,36 @@ def test_rerun_leaves_nothing_stale(
         assert code == 0, capsys.readouterr().err
     check(out)
     assert _stat_tree(world) == _BEFORE["stat"], "a file outside the output folder changed"
+
+
+# -- the warning column: a result that is right, and says what it could not do -----------------
+def _discover_features(name: str, *extra: str) -> Callable[[Path, Path], list[str]]:
+    return _raw("discover", "--features", f"{{w}}/features/{name}.npz", "--out", "{o}/res", "--repeats", "2", *extra)  # fmt: skip
+
+
+WARNED = {
+    "discover-constant-features": (_discover_features("const", "--k", "2"), ("carry no information", "one cluster")),
+    "discover-empty-cluster": (_discover_features("two-points", "--k", "3", "--methods", "kmeans"), ("of the K=3 clusters are empty",)),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(WARNED))
+def test_warned(case: str, world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv, needles = WARNED[case]
+    code = main(argv(world, tmp_path / "out"))
+    stderr = capsys.readouterr().err
+    assert code == 0, stderr
+    for needle in needles:
+        assert needle in stderr, f"{needle!r} not in {stderr!r}"
+
+
+def test_blank_features_score_the_same_in_any_row_order(world: Path, tmp_path: Path) -> None:
+    scores = []
+    for name in ("const", "const-shuffled"):
+        assert main(_discover_features(name, "--k", "2")(world, tmp_path / name)) == 0
+        results = json.loads((tmp_path / name / "res" / "results.json").read_text())["results"]
+        scores.append({m: results["given"][m]["ce_values"] for m in ("kmeans", "spectral")})
+    assert scores[0] == scores[1]
 
 
 # -- the -q column: every command hides its progress bars ---------------------------------------

@@ -259,7 +259,7 @@ def test_pair_sampler_skips_single_frame_videos(caplog):
 def test_skipped_video_is_never_a_negative(make):
     """A video too short for a tuple is skipped: none of its frames is drawn, as a negative
     either, and it does not count as the second video a negative needs."""
-    with pytest.raises(TcdnError, match="one video long enough for a tuple .*1 shorter one"):
+    with pytest.raises(TcdnError, match=r"one video long enough for a tuple .*1 shorter one"):
         make(np.array([1, 30]))
     lengths = np.array([1, 30, 40])
     idx = make(lengths).sample(3000).indices

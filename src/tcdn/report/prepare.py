@@ -75,8 +75,12 @@ def tsne_map(features: np.ndarray, *, max_points: int, seed: int) -> tuple[np.nd
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
+    from tcdn.discovery.evaluate import no_information
+
     n = len(features)
-    if n < 5 or features.shape[1] == 0:
+    # no map for features that carry no information (every row the same): scikit-learn's
+    # Barnes-Hut t-SNE crashes the process on them
+    if n < 5 or features.shape[1] == 0 or no_information(features):
         return np.zeros(0, np.int64), np.zeros((0, 2))
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(n, size=min(n, max_points), replace=False))

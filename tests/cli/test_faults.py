@@ -731,6 +731,36 @@ def test_blank_features_score_the_same_in_any_row_order(world: Path, tmp_path: P
     assert scores[0] == scores[1]
 
 
+# -- the unclear column: what tcdn says must be true ---------------------------------------------
+def test_train_help_defaults_are_the_default_recipes(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every "(default: ...)" of ``tcdn train --help`` is read from the recipe a plain
+    ``tcdn train`` uses, so the help cannot claim a loss or a model that is not the default."""
+    import re
+
+    from tcdn.training.recipes import DEFAULT_RECIPE, recipe
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    cfg = recipe(DEFAULT_RECIPE).resolved()
+    shown = {}
+    for chunk in re.split(r" (?=--[a-z])", text):  # one flag and its help per chunk
+        found = re.search(r"\(default: ([^,()]+), as in the", chunk)
+        if found:
+            shown[chunk.split()[0].removeprefix("--")] = found.group(1)
+    assert {"loss", "model", "lr", "steps", "image-size"} <= set(shown), shown
+    for flag, value in shown.items():
+        assert value == str(getattr(cfg, flag.replace("-", "_"))), flag
+    assert "lq: quadruplet (default" not in text
+
+
+def test_demo_help_names_no_loss_it_does_not_train(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert "train Lq" not in text and "train the default recipe" in text
+
+
 # -- the -q column: every command hides its progress bars ---------------------------------------
 #: command line -> the library function its handler calls (and passes ``progress`` to)
 QUIET = {

@@ -230,6 +230,10 @@ class TrainConfig:
         from tcdn.models import MODELS  # the registry needs torch: checked when a config is made
 
         need(self.model in MODELS, "model", f"choose one of {', '.join(sorted(MODELS))}")
+        from tcdn.models.base import model_options_problem
+
+        problem = model_options_problem(self.model, self.model_options)
+        need(problem is None, "model_options", problem or "")
         from tcdn.models import HEAD_MODELS, MULTICHANNEL_MODELS
 
         need(self.head in HEADS, "head", f"choose one of {', '.join(HEADS)}")

@@ -189,6 +189,16 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     np.savez(feats / "no_video.npz", features=np.zeros((4, 3), np.float32))
     np.save(feats / "x.npy", np.zeros((4, 3), np.float32))
     _blank_features(feats)
+    (feats / "text.npz").write_text("a text file, not an archive\n")
+    np.save(feats / "objects.npy", np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    np.savez(feats / "objects.npz", features=np.array([{"a": 1}, None], dtype=object),
+             video=np.array(["v", "w"]), frame=np.zeros(2), label=np.array(["a", "b"]))  # fmt: skip
+    (feats / "index.csv").write_text("video,frame\nv,0\nw,0\n")
+    from tcdn.features.featureset import FeatureSet
+
+    FeatureSet(
+        np.ones((1, 3), np.float32), np.array(["v"]), np.zeros(1, np.int64), np.array([""])
+    ).save(feats / "one-row.npz")
 
     # -- things that are not what an option wants
     (w / "small.yaml").write_text(yaml.safe_dump(SMALL_TRAIN))
@@ -265,6 +275,7 @@ class Case:
     id: str
     argv: Callable[[Path, Path], list[str]]
     needles: tuple[str, ...]
+    absent: tuple[str, ...] = ()  # advice the message must not give (numpy's, a wrong option)
 
 
 def _train(videos: str, *extra: str) -> Callable[[Path, Path], list[str]]:
@@ -475,6 +486,11 @@ CASES += [
     Case("discover-features-random", _raw("discover", "--features", "{w}/features/random.npz", "--out", "{o}/r"), ("random.npz",)),
     Case("discover-features-arrays", _raw("discover", "--features", "{w}/features/no_video.npz", "--out", "{o}/r"), ("no_video.npz",)),
     Case("discover-features-missing", _raw("discover", "--features", "{o}/none.npz", "--out", "{o}/r"), ("none.npz",)),
+    Case("discover-features-not-a-zip", _raw("discover", "--features", "{w}/features/text.npz", "--out", "{o}/r"), ("text.npz", "not a numpy .npz archive"), ("allow_pickle", "pickle.load")),
+    Case("discover-features-objects", _raw("discover", "--features", "{w}/features/objects.npz", "--out", "{o}/r"), ("objects.npz", "Python objects"), ("allow_pickle", "pickle.load")),
+    Case("discover-npy-objects", _raw("discover", "--features-npy", "{w}/features/objects.npy", "--index", "{w}/features/index.csv", "--out", "{o}/r"), ("objects.npy", "Python objects"), ("allow_pickle", "save it with numpy.save")),
+    Case("discover-features-one-row", _raw("discover", "--features", "{w}/features/one-row.npz", "--out", "{o}/r"), ("1 frame to cluster", "at least 2"), ("--k",)),
+    Case("discover-features-one-row-k", _raw("discover", "--features", "{w}/features/one-row.npz", "--out", "{o}/r", "--k", "2"), ("1 frame to cluster",), ("change --k",)),
     Case("discover-npy-without-index", _raw("discover", "--features-npy", "{w}/features/x.npy", "--out", "{o}/r"), ("--index",)),
     Case("ingest-quality-0", _ingest("good", "--storage", "jpeg", "--quality", "0"), ("--quality",)),
     Case("ingest-split-without-dataset", _ingest("good", "--split", "test"), ("--split",)),
@@ -502,6 +518,8 @@ def test_fault(case: Case, world: Path, tmp_path: Path, capsys: pytest.CaptureFi
     assert "Traceback" not in text
     for needle in case.needles:
         assert needle.format(w=world) in text, f"{needle!r} not in {text!r}"
+    for wrong in case.absent:
+        assert wrong not in text, f"{wrong!r} in {text!r}"
     errors = [
         line for line in stderr.splitlines() if line.startswith("ERROR") or ": error:" in line
     ]

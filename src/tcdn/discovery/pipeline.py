@@ -129,6 +129,12 @@ def _number_of_clusters(
     number of classes when the rows are scored (``primary_space`` is ``None``), else chosen on
     the primary features' working space. A K the rows cannot take is a user error."""
     k_choice = None
+    if len(clustered) < 2:  # no K helps: say what would
+        more = " (or use --level frame)" if config.level == "video" else ""
+        raise TcdnError(
+            f"{len(clustered)} {unit[:-1] if len(clustered) == 1 else unit} to cluster: clustering "
+            f"needs at least 2; give more videos or frames{more}"
+        )
     if config.k is not None:
         k, k_rule = config.k, "given (--k)"
     elif primary_space is None:

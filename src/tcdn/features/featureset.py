@@ -49,6 +49,43 @@ def is_feature_file(path: str | Path) -> bool:
     return isinstance(meta, dict) and str(meta.get("format", "")).startswith("tcdn-features")
 
 
+#: how a numpy file begins: a .npy array, and a .npz archive (a zip file)
+_NPY_MAGIC, _ZIP_MAGIC = b"\x93NUMPY", b"PK\x03\x04"
+
+
+def numpy_read_problem(path: Path, exc: BaseException, kind: str) -> str:
+    """What a user needs to hear when numpy cannot read ``path`` (a ``kind`` of ``.npy`` or
+    ``.npz``), in tcdn's words: numpy's own text suggests loading the file with pickle, which
+    tcdn never does (``allow_pickle=False``: a pickle can run code)."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(6)
+    except OSError as err:
+        return f"cannot open it ({err.strerror})"
+    if "pickled" in str(exc) or "Python objects" in str(exc) or "Object arrays" in str(exc):
+        if head.startswith(_NPY_MAGIC) or head.startswith(_ZIP_MAGIC):
+            return (
+                "it holds Python objects (an object array), which tcdn never loads (they could "
+                "run code): save the features as numbers, e.g. numpy.save(path, "
+                "features.astype(numpy.float32))"
+            )
+    if not head:
+        return "the file is empty: write it again"
+    if kind == ".npz" and not head.startswith(_ZIP_MAGIC):
+        if head.startswith(_NPY_MAGIC):
+            return "it is a single .npy array, not a feature set: give it with --features-npy"
+        return (
+            "it is not a numpy .npz archive (not a zip file): give a .npz written by "
+            "`tcdn features` or FeatureSet.save"
+        )
+    if kind == ".npy" and not head.startswith(_NPY_MAGIC):
+        return "it is not a numpy .npy array: write it with numpy.save"
+    return (
+        f"it is truncated or damaged ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}): "
+        "write it again"
+    )
+
+
 @dataclass
 class FeatureSet:
     """Features of any origin, one row per frame (or per video), with the index that joins each row
@@ -248,8 +285,7 @@ class FeatureSet:
             raise
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise TcdnError(
-                f"cannot read feature file {path}: {exc}. It is not a .npz written by "
-                "`tcdn features`, or it is truncated or corrupt: write it again"
+                f"cannot read feature file {path}: {numpy_read_problem(path, exc, '.npz')}"
             ) from exc
         try:
             meta = json.loads(meta_text)
@@ -282,7 +318,7 @@ class FeatureSet:
             loaded = np.load(npy, allow_pickle=False, mmap_mode="r")
         except (OSError, ValueError, EOFError) as exc:
             raise TcdnError(
-                f"cannot read feature array {npy}: {exc}; save it with numpy.save"
+                f"cannot read feature array {npy}: {numpy_read_problem(npy, exc, '.npy')}"
             ) from exc
         if not isinstance(loaded, np.ndarray):
             loaded.close()

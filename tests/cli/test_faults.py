@@ -782,6 +782,28 @@ def test_demo_help_names_no_loss_it_does_not_train(capsys: pytest.CaptureFixture
     assert "train Lq" not in text and "train the default recipe" in text
 
 
+def test_full_disk_while_decoding_says_what_helps(
+    world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A folder of videos is decoded through a temporary store, removed when the command stops:
+    a full disk there must point at the temporary folder's disk, not at the deleted store nor at
+    rerunning an ingest the user never ran."""
+    import errno
+
+    import tcdn.data.store.writer as writer
+
+    def full(fh: object, data: object, crc: int, final: Path) -> int:  # as a full disk fails it
+        raise writer._write_error(final, OSError(errno.ENOSPC, "No space left on device"))
+
+    monkeypatch.setattr(writer, "_write", full)
+    code = main(_discover("good")(world, tmp_path / "out"))
+    err = capsys.readouterr().err
+    assert code == EXIT_USER_ERROR, err
+    assert "the disk is full" in err and "TMPDIR" in err and "tcdn ingest" in err
+    assert "tcdn-store-" not in err and "the same `tcdn ingest`" not in err
+    assert _stat_tree(world) == _BEFORE["stat"]
+
+
 # -- the -q column: every command hides its progress bars ---------------------------------------
 #: command line -> the library function its handler calls (and passes ``progress`` to)
 QUIET = {

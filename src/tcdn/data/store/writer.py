@@ -82,13 +82,18 @@ class IngestReport:
 
 class StoreWriteError(TcdnError):
     """A store's file could not be written (full disk, file-size limit, permissions): the ingest
-    stops, unlike a bad video, which is skipped."""
+    stops, unlike a bad video, which is skipped. ``hint`` says why, in a user's words."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint or message
 
 
 def _write_error(path: Path, exc: OSError) -> StoreWriteError:
     return StoreWriteError(
         f"cannot write {path} of the frame store: {os_error_hint(exc)}; the videos already "
-        "done are kept, and the same `tcdn ingest` finishes the rest once there is room"
+        "done are kept, and the same `tcdn ingest` finishes the rest once there is room",
+        os_error_hint(exc),
     )
 
 

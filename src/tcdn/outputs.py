@@ -251,17 +251,20 @@ def guard_file(
     return path
 
 
-def open_new(path: str | Path, mode: str = "wb", **open_kwargs: Any) -> IO[Any]:
+def open_new(
+    path: str | Path, mode: str = "wb", *, error: type[TcdnError] = TcdnError, **open_kwargs: Any
+) -> IO[Any]:
     """Open ``path`` (a temporary name of tcdn's) for writing from empty, never through a
-    symbolic link (``O_NOFOLLOW``): a link there is refused with a :class:`TcdnError`."""
+    symbolic link (``O_NOFOLLOW``): a link there, or a place that cannot be written, raises
+    ``error`` (a :class:`TcdnError`) naming it."""
     path = Path(path)
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
     try:
         fd = os.open(path, flags, 0o644)
     except OSError as exc:
         if path.is_symlink():
-            raise _link_error(path) from None
-        raise TcdnError(f"cannot write {path}: {os_error_hint(exc)}") from exc
+            raise error(str(_link_error(path))) from None
+        raise error(f"cannot write {path}: {os_error_hint(exc)}") from exc
     return os.fdopen(fd, mode, **open_kwargs)
 
 

@@ -68,7 +68,7 @@ def load_frames(
         except StoreWriteError as exc:  # the store is temporary: neither it nor a rerun of it helps
             raise TcdnError(
                 f"cannot decode {root}: its frames are decoded through a temporary frame store in "
-                f"{tempfile.gettempdir()}, and writing it failed ({exc.hint}); free space there "
+                f"{tempfile.gettempdir()}, and writing it failed ({exc.hint or exc}); free space there "
                 "or set TMPDIR to a folder on a disk with room, or decode the videos once with "
                 f"`tcdn ingest {root} --out STORE` on such a disk and give STORE instead"
             ) from None

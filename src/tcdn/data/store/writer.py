@@ -13,7 +13,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -84,25 +84,16 @@ class StoreWriteError(TcdnError):
     """A store's file could not be written (full disk, file-size limit, permissions): the ingest
     stops, unlike a bad video, which is skipped. ``hint`` says why, in a user's words."""
 
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.hint = hint or message
+    hint = ""
 
 
 def _write_error(path: Path, exc: OSError) -> StoreWriteError:
-    return StoreWriteError(
+    error = StoreWriteError(
         f"cannot write {path} of the frame store: {os_error_hint(exc)}; the videos already "
-        "done are kept, and the same `tcdn ingest` finishes the rest once there is room",
-        os_error_hint(exc),
+        "done are kept, and the same `tcdn ingest` finishes the rest once there is room"
     )
-
-
-def _open_tmp(path: Path) -> IO[bytes]:
-    """A temporary data file, opened from empty, never through a symbolic link."""
-    try:
-        return open_new(path, "wb")
-    except TcdnError as exc:  # a link, or a place that cannot be written: the ingest stops
-        raise StoreWriteError(str(exc)) from None
+    error.hint = os_error_hint(exc)
+    return error
 
 
 def _encode_video(
@@ -134,7 +125,7 @@ def _encode_video(
 
     def write_whole(i: int, data: bytes) -> None:
         try:
-            with _open_tmp(tmps[i]) as wfh:
+            with open_new(tmps[i], "wb", error=StoreWriteError) as wfh:
                 wfh.write(data)
         except OSError as exc:
             raise _write_error(final[i], exc) from None
@@ -143,7 +134,7 @@ def _encode_video(
     try:
         frames = frames_of(src)
         try:
-            fh = _open_tmp(tmps[0])
+            fh = open_new(tmps[0], "wb", error=StoreWriteError)
         except OSError as exc:
             raise _write_error(final[0], exc) from None
         with fh:

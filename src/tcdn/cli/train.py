@@ -209,7 +209,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     for action in p._actions:  # each "(default: ...)" is read from the default recipe itself
         if action.help and "%(recipe_default)" in action.help:
-            action.recipe_default = RecipeDefault(action.dest)  # type: ignore[attr-defined]
+            action.recipe_default = RecipeDefault(action.dest)
     p.set_defaults(run=run, interrupted=interrupted)
 
 

@@ -251,6 +251,20 @@ def guard_file(
     return path
 
 
+def sub_folder(parent: str | Path, name: str) -> Path:
+    """``parent/name``, a folder tcdn makes inside an output folder (a report's, a store's data),
+    created if missing; a symbolic link there is refused (:class:`TcdnError`), since tcdn would
+    write into a folder it may not own."""
+    path = Path(parent) / name
+    if path.is_symlink():
+        raise _link_error(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TcdnError(f"cannot create {path}: {os_error_hint(exc)}") from None
+    return path
+
+
 def open_new(
     path: str | Path, mode: str = "wb", *, error: type[TcdnError] = TcdnError, **open_kwargs: Any
 ) -> IO[Any]:

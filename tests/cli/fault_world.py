@@ -282,6 +282,27 @@ def linked(folder: str, name: str, prepare: Callable[[Path, Path], None] | None 
     return setup
 
 
+def linked_folder(folder: str, name: str, prepare: Callable[[Path, Path], None] | None = None):  # type: ignore[no-untyped-def]
+    """``out/folder`` (made by ``prepare``, else empty) with ``name`` a link to the folder of the
+    user's file."""
+
+    def setup(w: Path, o: Path, mine: Path) -> None:
+        d = o / folder
+        d.mkdir(parents=True, exist_ok=True)
+        if prepare is not None:
+            prepare(w, d)
+        (d / name).symlink_to(mine.parent, target_is_directory=True)
+
+    return setup
+
+
+def store_marker(w: Path, d: Path) -> None:
+    """A frame store as tcdn claims it, before its first video."""
+    from tcdn.data.store.manifest import STORE_KIND
+
+    claim_folder(d, STORE_KIND)
+
+
 def foreign(folder: str, name: str, prepare: Callable[[Path, Path], None] | None = None):  # type: ignore[no-untyped-def]
     """``out/folder`` holding the user's own file under ``name`` (the user's file is moved
     there, so it is the one watched)."""

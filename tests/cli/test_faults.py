@@ -32,8 +32,10 @@ from tests.cli.fault_world import (
     discovery_folder,
     foreign,
     linked,
+    linked_folder,
     run_folder,
     run_marker,
+    store_marker,
     tiny_features,
 )
 from tests.cli.fault_world import hash_tree as _hash_tree
@@ -351,6 +353,10 @@ OUT_CASES = [
     OutCase("features-partial-link", linked(".", ".f.npz.partial"), _features("good"), (".f.npz.partial", LINK)),
     OutCase("finetune-results-link", linked("res", "results.json"), _raw(*_FT), ("results.json", LINK)),
     OutCase("demo-results-link", linked("res", "results.json"), _raw(*_DEMO), ("results.json", LINK)),
+    OutCase("discover-report-folder-link", linked_folder("res", "report"), _discover("good"), ("report", LINK)),
+    OutCase("ingest-data-folder-link", linked_folder("store", "data", store_marker), _ingest("good"), ("data", LINK)),
+    OutCase("demo-run-folder-link", linked_folder("res", "run"), _raw(*_DEMO), ("run", LINK)),
+    OutCase("search-montage-link", linked(".", "m.png"), _raw("search", "--features", "{w}/features/two-points.npz", "--row", "0", "--out", "{o}/m.png"), ("m.png", LINK)),
     # files of the user's where a command writes
     OutCase("finetune-over-foreign-results", foreign("res", "results.json"), _raw(*_FT), ("results.json", "not a fine-tuning's")),
     OutCase("finetune-over-a-discovery", foreign("res", "notes.txt", discovery_folder), _raw(*_FT), ("results.json", "a discovery's")),
@@ -376,6 +382,7 @@ def test_output_fault(
     mine.write_text(PRECIOUS)
     case.setup(world, out, mine)
     links = {p: p.readlink() for p in out.rglob("*") if p.is_symlink()}
+    theirs = sorted(mine.parent.iterdir())  # a link to the user's folder must add nothing there
     if case.call is not None:
         with pytest.raises(TcdnError) as info:
             case.call(world, out)
@@ -390,6 +397,7 @@ def test_output_fault(
     for needle in case.needles:
         assert needle in text, f"{needle!r} not in {text!r}"
     assert mine.read_text() == PRECIOUS, "the user's file changed"
+    assert sorted(mine.parent.iterdir()) == theirs, "a file appeared in the user's folder"
     assert {p: p.readlink() for p in out.rglob("*") if p.is_symlink()} == links
     assert _stat_tree(world) == _BEFORE["stat"], "a file outside the output folder changed"
 

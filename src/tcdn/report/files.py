@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tcdn.errors import TcdnError
-from tcdn.outputs import atomic_writer, write_atomic
+from tcdn.outputs import atomic_writer, sub_folder, write_atomic
 
 REPORT_DIR = "report"
 PAGE = "report.html"
@@ -26,7 +26,7 @@ def claim_report_dir(results_dir: Path) -> Path:
     one (tcdn did not write it, so it is left alone), or if ``RESULTS/report.html`` is not
     tcdn's (:func:`check_report_dir`)."""
     report = check_report_dir(results_dir)
-    report.mkdir(parents=True, exist_ok=True)
+    sub_folder(results_dir, REPORT_DIR)
     write_atomic(report / MARKER, "written by tcdn: its files are replaced by the next report\n")
     return report
 
@@ -46,6 +46,11 @@ def check_report_dir(results_dir: str | Path) -> Path:
                 f"{page} exists and was not written by tcdn: move it, or choose another folder"
             )
     report = results_dir / REPORT_DIR
+    if report.is_symlink():
+        raise TcdnError(
+            f"{report} is a symbolic link: tcdn never writes its report through a link (into a "
+            "folder it may not own): remove the link, or choose another folder"
+        )
     if report.exists():
         if not report.is_dir():
             raise TcdnError(

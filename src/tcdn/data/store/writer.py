@@ -49,6 +49,7 @@ from tcdn.outputs import (
     open_new,
     os_error_hint,
     partial_name,
+    sub_folder,
 )
 
 log = logging.getLogger(__name__)
@@ -359,10 +360,7 @@ class _StoreWriter:
 
     def plan(self, verify: bool = False) -> list[VideoEntry]:
         """Record the videos already in the store unchanged; return the ones to decode."""
-        try:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise TcdnError(f"cannot create {self.data_dir}: {os_error_hint(exc)}") from None
+        sub_folder(self.out, self.data_dir.name)  # never a link to a folder tcdn may not own
         _remove_partials(self.data_dir)
         done = self._previous()
         todo: list[VideoEntry] = []

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tcdn.cli import EXIT_USER_ERROR, main
@@ -97,6 +98,12 @@ def _discover(videos: str, *extra: str) -> Callable[[Path, Path], list[str]]:
 def _raw(*argv: str) -> Callable[[Path, Path], list[str]]:
     return lambda w, o: [a.format(w=w, o=o) for a in argv]
 
+
+_DEMO = ("demo", "--out", "{o}/res", "--steps", "1", "--repeats", "1", "--no-progress")
+_FT = (
+    "finetune", "{w}/good", "--dataset", "videos", "--checkpoint", "{w}/ckpt/good.pt",
+    "--out", "{o}/res", "--repeats", "1", "--epochs", "1", "--no-progress",
+)  # fmt: skip
 
 ON_COLLECTIONS = {"ingest": _ingest, "train": _train, "features": _features, "discover": _discover}
 
@@ -246,6 +253,8 @@ CASES += [
     Case("train-size-huge", _train("good", "--size", str(HUGE)), ("--size", "GiB")),
     Case("train-config-size-huge", _train("good", "--set", f"image_size={HUGE}"), ("image_size", "GiB")),
     Case("features-size-huge", _features("good", "--size", str(HUGE)), ("--size", "GiB")),
+    Case("generate-size-huge", _raw("generate", "{o}/g", "--size", str(HUGE)), ("--size", "GiB")),
+    Case("finetune-size-huge", _raw(*_FT, "--size", str(HUGE)), ("--size", "GiB")),
     Case("discover-size-huge", _discover("good", "--size", str(HUGE)), ("--size", "GiB")),
     Case("train-steps-0", _train("good", "--steps", "0"), ("--steps", ">= 1")),
     Case("train-lr-text", _train("good", "--lr", "fast"), ("--lr",)),
@@ -333,11 +342,6 @@ class OutCase:
     call: Callable[[Path, Path], object] | None = None
 
 
-_DEMO = ("demo", "--out", "{o}/res", "--steps", "1", "--repeats", "1", "--no-progress")
-_FT = (
-    "finetune", "{w}/good", "--dataset", "videos", "--checkpoint", "{w}/ckpt/good.pt",
-    "--out", "{o}/res", "--repeats", "1", "--epochs", "1", "--no-progress",
-)  # fmt: skip
 LINK = "symbolic link"
 OUT_CASES = [
     # links where a command writes
@@ -416,7 +420,22 @@ def _videos_match_labels(o: Path) -> None:
 
 
 _GEN = ("generate", "{o}/g", "--classes", "2", "--min-frames", "3", "--max-frames", "4", "--size", "16")  # fmt: skip
+
+
+def _no_stale_summary(o: Path) -> None:
+    assert (o / "res" / "clusters.csv").is_file() and not (o / "res" / "videos.csv").exists()
+
+
+def _write_unanswered(w: Path, o: Path) -> None:
+    """Results that name no answer, written with the Python API into a discovery's folder."""
+    import tcdn
+
+    results = {"format": "tcdn-results-1"}
+    tcdn.write_results(o / "res", tiny_features(), results, {"raw/kmeans": np.array([0, 0, 1, 1])})
+
+
 RERUNS = {
+    "discover-then-api-without-answer": (_discover("good", "--no-report"), _write_unanswered, _no_stale_summary),
     "discover-then-no-report": (_discover("good"), _discover("good", "--no-report"), _no_report),
     "generate-fewer-videos": (
         _raw(*_GEN, "--videos-per-class", "3"),
@@ -432,9 +451,10 @@ def test_rerun_leaves_nothing_stale(
 ) -> None:
     first, second, check = RERUNS[rerun]
     out = tmp_path / "out"
-    for argv in (first, second):
-        code = main(argv(world, out))
-        assert code == 0, capsys.readouterr().err
+    for step in (first, second):
+        argv = step(world, out)  # a command line, or None for a step done with the Python API
+        if argv is not None:
+            assert main(argv) == 0, capsys.readouterr().err
     check(out)
     assert _stat_tree(world) == _BEFORE["stat"], "a file outside the output folder changed"
 

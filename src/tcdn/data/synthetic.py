@@ -65,6 +65,9 @@ class SyntheticConfig:
             raise TcdnError(f"hue_spread (--hue-spread) must be in [0, 0.5], got {self.hue_spread}")
         if self.size < 16 or self.size % 2:
             raise TcdnError(f"size (--size) must be an even number >= 16, got {self.size}")
+        from tcdn.data.decode import check_frame_size
+
+        check_frame_size(self.size, "size (--size)")  # a video's frames are held at once
 
 
 @dataclass(frozen=True)

@@ -271,7 +271,10 @@ def write_results(
         )
     )
     _atomic_csv(out / "clusters.csv", header, body)
-    if answer is not None:
+    if answer is None:  # no answer, no summary: an earlier one (tcdn's) would describe others
+        if is_result_file(out / "videos.csv"):
+            (out / "videos.csv").unlink()
+    else:
         summary = video_summary(index, answer)
         _atomic_csv(
             out / "videos.csv",

@@ -206,6 +206,8 @@ def build_world(w: Path) -> Path:
     (foreign / "notes.txt").write_text("the user's notes\n")
     (w / "results-foreign").mkdir()
     (w / "results-foreign" / "results.json").write_text('{"mine": true}\n')
+    (w / "finetuned").mkdir()  # a fine-tuning's results, which `tcdn report` does not report
+    (w / "finetuned" / "results.json").write_text('{"format": "tcdn-transfer-results-1"}\n')
     (w / "mine.npz").write_bytes(b"the user's own archive")
     return w
 

@@ -295,6 +295,7 @@ CASES += [
     Case("sweep-dataset-dotdot", _raw("sweep", "{w}/sweep-dataset-dotdot.yaml", "--out", "{o}/sw"), ("dataset name '..'",)),
     Case("run-name-dotdot", _raw("run", PAPER_CONFIG, "--data-root", "{w}", "--out", "{o}/x", "--set", "train.run=.."), ("train.run name '..'",)),
     Case("run-set-malformed", _raw("run", PAPER_CONFIG, "--data-root", "{w}", "--out", "{o}/x", "--set", "garbage"), ("garbage", "SECTION.OPTION=VALUE")),
+    Case("report-on-finetune-results", _raw("report", "{w}/finetuned"), ("results of `tcdn finetune`",), ("older tcdn",)),
     Case("generate-size-too-small", _raw("generate", "{o}/g", "--size", "15"), ("--size",)),
     Case("generate-into-foreign-folder", _raw("generate", "{w}/foreign"), ("foreign", "not a tcdn synthetic collection")),
 ]  # fmt: skip

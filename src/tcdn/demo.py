@@ -11,8 +11,7 @@ from tcdn.data.synthetic import SYNTHETIC_KIND, SyntheticConfig, generate
 from tcdn.discovery.config import DiscoverConfig
 from tcdn.discovery.pipeline import discover_collection
 from tcdn.discovery.results import RESULT_FILES, is_result_file, write_results
-from tcdn.errors import TcdnError
-from tcdn.outputs import check_output_files, check_output_folder
+from tcdn.outputs import check_output_files, check_output_folder, refuse_links
 from tcdn.report.files import check_report_dir, remove_report
 from tcdn.report.prepare import write_report
 from tcdn.training.checkpoint import check_run_folder, list_checkpoints, load_checkpoint
@@ -81,11 +80,7 @@ def _check_demo_out(out: Path, report: bool) -> None:
     check_output_files(out, dict.fromkeys(RESULT_FILES, is_result_file))
     if report:
         check_report_dir(out)
-    for sub in ("run", "videos", "report"):  # tcdn's own folders: never a link elsewhere
-        if (out / sub).is_symlink():
-            raise TcdnError(
-                f"{out / sub} is a symbolic link, which tcdn never writes into: remove it"
-            )
+    refuse_links(out, ("run", "videos", "report"))  # tcdn's own folders: never a link elsewhere
     check_run_folder(out / "run")
     check_output_folder(
         out / "videos",

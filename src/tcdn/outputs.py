@@ -251,6 +251,14 @@ def guard_file(
     return path
 
 
+def refuse_links(folder: str | Path, names: tuple[str, ...], option: str = "--out") -> None:
+    """Before any work: none of tcdn's own sub-folders ``names`` of ``folder`` is a symbolic link
+    (tcdn would write into a folder it may not own); :class:`TcdnError` naming it otherwise."""
+    for name in names:
+        if (Path(folder) / name).is_symlink():
+            raise _link_error(Path(folder) / name, f"{option} {folder}: ")
+
+
 def sub_folder(parent: str | Path, name: str) -> Path:
     """``parent/name``, a folder tcdn makes inside an output folder (a report's, a store's data),
     created if missing; a symbolic link there is refused (:class:`TcdnError`), since tcdn would

@@ -298,6 +298,11 @@ def linked_folder(folder: str, name: str, prepare: Callable[[Path, Path], None] 
     return setup
 
 
+def marked(kind: str) -> Callable[[Path, Path], None]:
+    """Prepares a folder as tcdn claims one of ``kind``, before it writes anything else."""
+    return lambda w, d: claim_folder(d, kind)
+
+
 def store_marker(w: Path, d: Path) -> None:
     """A frame store as tcdn claims it, before its first video."""
     from tcdn.data.store.manifest import STORE_KIND

@@ -34,6 +34,7 @@ from tests.cli.fault_world import (
     foreign,
     linked,
     linked_folder,
+    marked,
     run_folder,
     run_marker,
     store_marker,
@@ -361,6 +362,8 @@ OUT_CASES = [
     OutCase("discover-report-folder-link", linked_folder("res", "report"), _discover("good"), ("report", LINK)),
     OutCase("ingest-data-folder-link", linked_folder("store", "data", store_marker), _ingest("good"), ("data", LINK)),
     OutCase("demo-run-folder-link", linked_folder("res", "run"), _raw(*_DEMO), ("run", LINK)),
+    OutCase("finetune-runs-folder-link", linked_folder("res", "runs", marked("finetune")), _raw(*_FT), ("runs", LINK)),
+    OutCase("sweep-cells-folder-link", linked_folder("sw", "cells", marked("sweep")), _raw("sweep", "{w}/sweep-ok.yaml", "--out", "{o}/sw"), ("cells", LINK)),
     OutCase("search-montage-link", linked(".", "m.png"), _raw("search", "--features", "{w}/features/two-points.npz", "--row", "0", "--out", "{o}/m.png"), ("m.png", LINK)),
     # files of the user's where a command writes
     OutCase("finetune-over-foreign-results", foreign("res", "results.json"), _raw(*_FT), ("results.json", "not a fine-tuning's")),

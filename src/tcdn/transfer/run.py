@@ -70,7 +70,7 @@ def finetune(
     """
     from tcdn import runlock
     from tcdn.device import resolve_device
-    from tcdn.outputs import check_output_folder, claim_folder
+    from tcdn.outputs import check_output_folder, claim_folder, refuse_links
     from tcdn.transfer.results import check_results_dir, is_transfer_results
 
     if config.dataset != "videos":
@@ -85,6 +85,7 @@ def finetune(
         recognise=lambda p: is_transfer_results(p / "results.json"),
         what="fine-tuning folder",
     )
+    refuse_links(folder, ("runs",))  # the fine-tuning runs: never into a linked folder
     with runlock.hold(folder):
         claim_folder(folder, FINETUNE_KIND)
         return _finetune(

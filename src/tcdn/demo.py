@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from tcdn.data.load import load_frames
-from tcdn.data.synthetic import SyntheticConfig, generate
+from tcdn.data.synthetic import SYNTHETIC_KIND, SyntheticConfig, generate
 from tcdn.discovery.config import DiscoverConfig
 from tcdn.discovery.pipeline import discover_collection
-from tcdn.discovery.results import write_results
+from tcdn.discovery.results import RESULT_FILES, is_result_file, write_results
+from tcdn.outputs import check_output_files, check_output_folder, refuse_links
+from tcdn.report.files import check_report_dir, remove_report
 from tcdn.report.prepare import write_report
-from tcdn.training.checkpoint import list_checkpoints, load_checkpoint
+from tcdn.training.checkpoint import check_run_folder, list_checkpoints, load_checkpoint
 from tcdn.training.config import TrainConfig
 from tcdn.training.recipes import SIZE_64, best
 from tcdn.training.run import train
@@ -45,6 +47,7 @@ def run_demo(
     """
     out = Path(out_dir)
     videos = out / "videos"
+    _check_demo_out(out, report)  # before any work: no file of the user's is replaced
     generate(videos, SyntheticConfig(seed=seed), progress=progress)
     frames = load_frames(videos, size=DEMO_SIZE, progress=progress)
     ckpt_path = train(
@@ -66,4 +69,22 @@ def run_demo(
     write_results(out, found.clustered, found.results, found.assignments)
     if report:
         write_report(out, found, frames, seed=seed)
+    else:
+        remove_report(out)  # an earlier demo's report described other results
     return found.results
+
+
+def _check_demo_out(out: Path, report: bool) -> None:
+    """Every file and folder the demo writes in ``out`` is absent or tcdn's: the results files
+    (:func:`~tcdn.discovery.results.is_result_file`), the report, ``run/`` and ``videos/``."""
+    check_output_files(out, dict.fromkeys(RESULT_FILES, is_result_file))
+    if report:
+        check_report_dir(out)
+    refuse_links(out, ("run", "videos", "report"))  # tcdn's own folders: never a link elsewhere
+    check_run_folder(out / "run")
+    check_output_folder(
+        out / "videos",
+        SYNTHETIC_KIND,
+        recognise=lambda p: (p / ".tcdn-synthetic").is_file(),
+        what="synthetic collection",
+    )

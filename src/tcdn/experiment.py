@@ -122,7 +122,10 @@ class Experiment:
                 raise TcdnError(f"{where} has no {key!r}")
         train = dict(data["train"] or {})
         disc = dict(data["discover"] or {})
-        run = str(train.pop("run", data["name"]))
+        from tcdn.outputs import check_folder_name
+
+        check_folder_name(data["name"], f"{where}: experiment")
+        run = check_folder_name(str(train.pop("run", data["name"])), f"{where}: train.run")
         try:
             train_data = DataSpec(**{k: train.pop(k) for k in DATA_KEYS if k in train})
             discover_data = DataSpec(**{k: disc.pop(k) for k in DATA_KEYS if k in disc})
@@ -166,7 +169,8 @@ def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Exp
         raise TcdnError(f"cannot read the experiment {path}: {exc}") from exc
     if not isinstance(data, dict):
         raise TcdnError(f"{path} must hold a mapping with {', '.join(TOP_KEYS)}")
-    for key, value in parse_overrides(overrides or []).items():
+    form = "SECTION.OPTION=VALUE, e.g. --set train.steps=2 or --set discover.k=5"
+    for key, value in parse_overrides(overrides or [], form).items():
         section, dot, option = key.partition(".")
         if not dot or section not in ("train", "discover") or not option:
             raise TcdnError(f"--set {key}=...: write train.OPTION=VALUE or discover.OPTION=VALUE")

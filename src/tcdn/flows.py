@@ -351,6 +351,11 @@ def _write_discovery(
 
         page = write_report(out, found, frames, seed=seed)
         log.info("the report: open %s", page.resolve().as_uri())
+    else:
+        from tcdn.report.files import remove_report
+
+        if remove_report(out):  # it described the results just replaced
+            log.info("removed the earlier report in %s (it described other results)", out)
 
 
 @dataclass

@@ -90,6 +90,7 @@ def check_output_file(
             f"{option} {path} is a folder: give the file to write, e.g. {path / 'features.npz'}"
         )
     _check_parent(path, option)
+    guard_file(path, what=f"{option} ")
     if path.exists():
         if ours is not None and not ours(path):
             raise TcdnError(
@@ -115,12 +116,32 @@ def check_output_files(
         raise TcdnError(f"{option} {folder}: cannot write in it (permission denied)")
     for name, ours in files.items():
         path = folder / name
-        if path.is_dir() or (path.exists() and not ours(path)):
+        guard_file(path, what=f"{option} {folder}: ")
+        if path.exists() and not ours(path):
             raise TcdnError(
                 f"{option} {folder} holds a {name} that tcdn did not write: tcdn does not "
                 "overwrite it; choose another folder or move that file"
             )
     return folder
+
+
+def check_folder_name(name: object, where: str) -> str:
+    """``name``, which becomes a folder inside an output folder (a sweep's recipe or data set,
+    an experiment's name or run), must be one plain name that stays inside it: letters, digits,
+    ``-``, ``_`` and ``.``, not beginning with ``.`` (so never ``.``, ``..`` nor one of tcdn's
+    hidden files). Returns it; :class:`TcdnError` naming ``where`` otherwise."""
+    ok = (
+        isinstance(name, str)
+        and bool(name)
+        and not name.startswith(".")
+        and all(c.isalnum() or c in "-_." for c in name)
+    )
+    if not ok:
+        raise TcdnError(
+            f"{where} name {name!r}: a name becomes a folder in the output, so use letters, "
+            "digits, '-', '_' or '.', not beginning with '.'"
+        )
+    return str(name)
 
 
 def read_marker(folder: Path) -> dict[str, Any] | None:
@@ -199,18 +220,98 @@ def partial_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.partial")
 
 
-@contextlib.contextmanager
-def atomic_writer(path: str | Path, mode: str = "wb", **open_kwargs: Any) -> Iterator[IO[Any]]:
-    """Open a temporary file beside ``path``; when the block ends without error, flush it to
-    disk and rename it to ``path``. On any error (or interruption) the temporary file is removed;
-    an OS error becomes a :class:`TcdnError` naming ``path``."""
+def _link_error(path: Path, what: str = "") -> TcdnError:
+    return TcdnError(
+        f"{what}{path} is a symbolic link, which tcdn never writes through or replaces (it could "
+        "change the file it points to): remove the link, or choose another folder"
+    )
+
+
+def guard_file(
+    path: str | Path, ours: Callable[[Path], bool] | None = None, *, what: str = ""
+) -> Path:
+    """The one check before tcdn writes the named file ``path`` (every writer calls it, through
+    :func:`atomic_writer` or before any work): neither ``path`` nor its temporary name is a
+    symbolic link, ``path`` is not a folder, and when it exists ``ours(path)`` says tcdn wrote
+    it (without ``ours``, an existing file is not checked). Raises :class:`TcdnError` naming the
+    file and what to do."""
     path = Path(path)
-    tmp = partial_name(path)
+    for p in (path, partial_name(path)):
+        if p.is_symlink():
+            raise _link_error(p, what)
+    if path.is_dir():
+        raise TcdnError(
+            f"{what}{path} is a folder, not a file tcdn wrote: move it, or choose another place"
+        )
+    if ours is not None and path.exists() and not ours(path):
+        raise TcdnError(
+            f"{what}{path} exists and was not written by tcdn: tcdn does not overwrite it; "
+            "move that file, or choose another place"
+        )
+    return path
+
+
+def refuse_links(folder: str | Path, names: tuple[str, ...], option: str = "--out") -> None:
+    """Before any work: none of tcdn's own sub-folders ``names`` of ``folder`` is a symbolic link
+    (tcdn would write into a folder it may not own); :class:`TcdnError` naming it otherwise."""
+    for name in names:
+        if (Path(folder) / name).is_symlink():
+            raise _link_error(Path(folder) / name, f"{option} {folder}: ")
+
+
+def sub_folder(parent: str | Path, name: str) -> Path:
+    """``parent/name``, a folder tcdn makes inside an output folder (a report's, a store's data),
+    created if missing; a symbolic link there is refused (:class:`TcdnError`), since tcdn would
+    write into a folder it may not own."""
+    path = Path(parent) / name
+    if path.is_symlink():
+        raise _link_error(path)
     try:
-        with tmp.open(mode, **open_kwargs) as fh:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TcdnError(f"cannot create {path}: {os_error_hint(exc)}") from None
+    return path
+
+
+def open_new(
+    path: str | Path, mode: str = "wb", *, error: type[TcdnError] = TcdnError, **open_kwargs: Any
+) -> IO[Any]:
+    """Open ``path`` (a temporary name of tcdn's) for writing from empty, never through a
+    symbolic link (``O_NOFOLLOW``): a link there, or a place that cannot be written, raises
+    ``error`` (a :class:`TcdnError`) naming it."""
+    path = Path(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        if path.is_symlink():
+            raise error(str(_link_error(path))) from None
+        raise error(f"cannot write {path}: {os_error_hint(exc)}") from exc
+    return os.fdopen(fd, mode, **open_kwargs)
+
+
+@contextlib.contextmanager
+def atomic_writer(
+    path: str | Path,
+    mode: str = "wb",
+    *,
+    ours: Callable[[Path], bool] | None = None,
+    **open_kwargs: Any,
+) -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``path``; when the block ends without error, flush it to
+    disk and rename it to ``path``. :func:`guard_file` first: no symbolic link at either name,
+    and (with ``ours``) an existing file must be tcdn's. On any error (or interruption) the
+    temporary file is removed; an OS error becomes a :class:`TcdnError` naming ``path``."""
+    path = guard_file(path, ours)
+    tmp = partial_name(path)
+    fh = open_new(tmp, mode, **open_kwargs)
+    try:
+        with fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+        if path.is_symlink():  # made meanwhile: rename would drop the user's link
+            raise _link_error(path)
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
@@ -220,13 +321,15 @@ def atomic_writer(path: str | Path, mode: str = "wb", **open_kwargs: Any) -> Ite
         raise
 
 
-def write_atomic(path: str | Path, data: bytes | str) -> None:
+def write_atomic(
+    path: str | Path, data: bytes | str, *, ours: Callable[[Path], bool] | None = None
+) -> None:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_writer`)."""
     if isinstance(data, str):
-        with atomic_writer(path, "w", encoding="utf-8") as fh:
+        with atomic_writer(path, "w", ours=ours, encoding="utf-8") as fh:
             fh.write(data)
     else:
-        with atomic_writer(path, "wb") as fh:
+        with atomic_writer(path, "wb", ours=ours) as fh:
             fh.write(data)
 
 
@@ -240,9 +343,6 @@ def open_append(path: str | Path) -> IO[str]:
         fd = os.open(path, flags, 0o644)
     except OSError as exc:
         if path.is_symlink():
-            raise TcdnError(
-                f"{path} is a symbolic link, which tcdn never writes through (it could change "
-                "the file it points to): remove the link, or choose another folder"
-            ) from None
+            raise _link_error(path) from None
         raise TcdnError(f"cannot write {path}: {os_error_hint(exc)}") from None
     return os.fdopen(fd, "a", encoding="utf-8")

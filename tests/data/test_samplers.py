@@ -49,7 +49,7 @@ def _stream_position(stream: np.ndarray) -> np.ndarray:
 def test_quadruplet_properties(lengths, seed, window, extra, batch, data):
     far = window + extra
     lengths = np.array(lengths)
-    assume((lengths >= window + 2).any())
+    assume((lengths >= window + 2).sum() >= 2)  # two usable videos: a negative exists
     sampler = QuadrupletSampler(lengths, window=window, far=far, seed=seed)
     for _ in range(data.draw(st.integers(1, 3), label="calls")):
         out = sampler.sample(batch).indices
@@ -65,6 +65,7 @@ def test_quadruplet_properties(lengths, seed, window, extra, batch, data):
         assert (f - q == np.minimum(far, lengths[vq] - 1)).all()
         assert (f > p).all()
         assert (_video_of(lengths, o) != vq).all()
+        assert (lengths[_video_of(lengths, o)] >= window + 2).all()  # never from a skipped video
 
 
 def test_quadruplet_far_frame_exact_in_long_videos():
@@ -92,7 +93,7 @@ def test_quadruplet_far_frame_exact_in_long_videos():
 )
 def test_pair_properties(lengths, seed, window, batch, share):
     lengths = np.array(lengths)
-    assume((lengths >= window + 1).any())
+    assume((lengths >= window + 1).sum() >= 2)  # two usable videos: a negative exists
     sampler = PairSampler(lengths, window=window, negative_share=share, seed=seed)
     drawn = sampler.sample(batch)
     pairs, y = drawn.indices, drawn.labels
@@ -245,6 +246,24 @@ def test_pair_sampler_skips_single_frame_videos(caplog):
     drawn = sampler.sample(500)
     pairs, _ = drawn.indices, drawn.labels
     assert 0 not in set(_video_of(lengths, pairs[:, 0]))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda n: QuadrupletSampler(n, window=1, far=20, seed=0),
+        lambda n: TripletSampler(n, window=1, seed=0),
+        lambda n: PairSampler(n, window=1, seed=0),
+    ],
+)
+def test_skipped_video_is_never_a_negative(make):
+    """A video too short for a tuple is skipped: none of its frames is drawn, as a negative
+    either, and it does not count as the second video a negative needs."""
+    with pytest.raises(TcdnError, match=r"one video long enough for a tuple .*1 shorter one"):
+        make(np.array([1, 30]))
+    lengths = np.array([1, 30, 40])
+    idx = make(lengths).sample(3000).indices
+    assert 0 not in set(_video_of(lengths, idx.ravel()))
 
 
 def test_clamped_videos_are_reported(caplog):
@@ -431,7 +450,7 @@ def test_sfa_invalid_options():
 @given(lengths_st, seeds_st, st.integers(1, 3), st.integers(1, 50))
 def test_triplet_properties(lengths, seed, window, batch):
     lengths = np.array(lengths)
-    assume((lengths >= window + 1).any())
+    assume((lengths >= window + 1).sum() >= 2)  # two usable videos: a negative exists
     out = TripletSampler(lengths, window=window, seed=seed).sample(batch).indices
     assert out.shape == (batch, 3)
     q, p, o = out.T

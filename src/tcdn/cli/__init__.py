@@ -113,6 +113,8 @@ def _one_line(text: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.verbose, args.quiet)
+    if getattr(args, "quiet", False):  # -q hides every command's progress bars, decided here once
+        args.no_progress = True
     try:
         return int(args.run(args))
     except TcdnError as exc:

@@ -31,6 +31,11 @@ def frame_side(text: str) -> int:
         raise argparse.ArgumentTypeError(
             f"expected a frame side >= {MIN_FRAME_SIDE} pixels, got {value} (the paper uses 227)"
         )
+    from tcdn.data.decode import frame_size_problem
+
+    problem = frame_size_problem(value)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"{value}: {problem}")
     return value
 
 

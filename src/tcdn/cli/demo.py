@@ -1,4 +1,5 @@
-"""``tcdn demo``: synthetic videos, a short Lq run, the discovery of their classes."""
+"""``tcdn demo``: synthetic videos, a short run of the default recipe, the discovery of their
+classes."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ log = logging.getLogger("tcdn")
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
-        help="generate synthetic videos, train Lq, discover their classes, print the table, "
-        "write the report",
+        help="generate synthetic videos, train the default recipe (as a plain `tcdn train` does), "
+        "discover their classes, print the table, write the report",
     )
     p.add_argument(
         "--out", type=Path, default=Path("demo_out"), help="output folder (default: demo_out)"

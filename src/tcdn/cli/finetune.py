@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tcdn.cli.common import add_common_args, positive_float, positive_int
+from tcdn.cli.common import add_common_args, frame_side, positive_float, positive_int, progress
 from tcdn.transfer.config import AUGMENTS, DATASETS, PROTOCOLS, SCHEDULES, FinetuneConfig
 
 #: the flags that set a FinetuneConfig field of the same name
@@ -175,7 +175,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--size",
-        type=positive_int,
+        type=frame_side,
         default=None,
         help="image side (default: the checkpoint's image_size)",
     )
@@ -225,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         resume=args.resume,
         device=args.device,
-        progress=not args.no_progress,
+        progress=progress(args),
     )
     sys.stdout.write(format_table(results) + "\n")
     return 0

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from tcdn.cli.common import add_common_args, device, positive_int
+from tcdn.cli.common import add_common_args, device, positive_int, progress
 
 log = logging.getLogger("tcdn")
 
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         args.out,
         device=device(args.device),
         workers=args.workers,
-        progress=not args.no_progress,
+        progress=progress(args),
         report=not args.no_report,
     )
     paper = exp.paper

@@ -89,34 +89,46 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--loss",
         choices=LOSSES,
         default=None,
-        help="lq: quadruplet (default, the paper's best); ls: siamese pairs; sfa: contrastive "
-        "baseline (non-contiguous frames of one video as negatives); ld: cosine ranking triplets",
+        help="nce: temporal InfoNCE; lq: quadruplet (the paper's best); ls: siamese pairs; sfa: "
+        "contrastive baseline (non-contiguous frames of one video as negatives); ld: cosine "
+        "ranking triplets (default: %(recipe_default)s)",
     )
-    p.add_argument("--model", default=None, help="backbone (default: alexnet)")
+    p.add_argument("--model", default=None, help="backbone (default: %(recipe_default)s)")
     p.add_argument(
-        "--steps", type=positive_int, default=None, help="training iterations (paper: 30000)"
+        "--steps",
+        type=positive_int,
+        default=None,
+        help="training iterations (paper: 30000) (default: %(recipe_default)s)",
     )
     p.add_argument(
         "--batch-size",
         type=positive_int,
         default=None,
-        help="tuples per step (default: 40 quadruplets / 120 pairs)",
+        help="tuples per step (default: %(recipe_default)s)",
     )
-    p.add_argument("--lr", type=positive_float, default=None, help="learning rate (paper: 0.001)")
     p.add_argument(
-        "--image-size", type=positive_int, default=None, help="network input size (paper: 227)"
+        "--lr",
+        type=positive_float,
+        default=None,
+        help="learning rate (paper: 0.001) (default: %(recipe_default)s)",
+    )
+    p.add_argument(
+        "--image-size",
+        type=positive_int,
+        default=None,
+        help="network input size (paper: 227) (default: %(recipe_default)s)",
     )
     p.add_argument(
         "--far",
         type=positive_int,
         default=None,
-        help="n: offset of the far frame for lq (default: 20)",
+        help="n: offset of the far frame for lq (default: %(recipe_default)s)",
     )
     p.add_argument(
         "--window",
         type=positive_int,
         default=None,
-        help="w: offset of the positive frame (default: 1)",
+        help="w: offset of the positive frame (default: %(recipe_default)s)",
     )
     p.add_argument(
         "--mu",
@@ -143,8 +155,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         choices=PRECISIONS,
         default=None,
         help="auto: bfloat16 autocast where the GPU or CPU has it natively (avx512_bf16, amx_bf16) "
-        "and a 3-step check agrees with fp32, else fp32; fp32 (default); bf16: always (emulated, "
-        "and many times slower, on CPUs without native support)",
+        "and a 3-step check agrees with fp32, else fp32; fp32; bf16: always (emulated, "
+        "and many times slower, on CPUs without native support) (default: %(recipe_default)s)",
     )
     p.add_argument(
         "--bf16",
@@ -176,13 +188,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--checkpoint-every",
         type=positive_int,
         default=None,
-        help="steps between checkpoints (default: 1000)",
+        help="steps between checkpoints (default: %(recipe_default)s)",
     )
     p.add_argument(
         "--seed",
         type=seed_int,
         default=None,
-        help="seed of initialisation and sampling (default: 0)",
+        help="seed of initialisation and sampling (default: %(recipe_default)s)",
     )
     p.add_argument(
         "--resume",
@@ -197,7 +209,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "on GPUs, gloo on CPUs); --batch-size is the global batch and must divide by the number "
         "of processes; rank 0 writes checkpoints and logs."
     )
+    for action in p._actions:  # each "(default: ...)" is read from the default recipe itself
+        if action.help and "%(recipe_default)" in action.help:
+            action.recipe_default = RecipeDefault(action.dest)
     p.set_defaults(run=run, interrupted=interrupted)
+
+
+class RecipeDefault:
+    """A flag's default as the help shows it: that option's value in the default recipe
+    (:data:`tcdn.training.recipes.DEFAULT_RECIPE`), worked out from the code when the help is
+    formatted (so the help never disagrees with what a plain ``tcdn train`` does)."""
+
+    def __init__(self, option: str) -> None:
+        self.option = option
+
+    def __str__(self) -> str:
+        from tcdn.training.recipes import DEFAULT_RECIPE, recipe
+
+        value = getattr(recipe(DEFAULT_RECIPE).resolved(), self.option)
+        return f"{value}, as in the {DEFAULT_RECIPE} recipe"
 
 
 def run(args: argparse.Namespace) -> int:

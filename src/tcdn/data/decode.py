@@ -8,6 +8,8 @@ is the one decoding routine of tcdn: :func:`decode_video` and the frame store's 
 from __future__ import annotations
 
 import logging
+import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,46 @@ RESIZE_MODES = ("squash", "crop")
 #: FFmpeg (libswscale) scaling algorithms offered; fast_bilinear is the default: measured faster
 #: than bilinear in one pass (benchmarks/bench_ingest.py), within ~1.3 grey levels of it
 SCALERS = ("fast_bilinear", "bilinear", "area", "bicubic")
+
+#: the fewest frames tcdn holds in memory at once (the frame store's write buffer; a batch of
+#: tuples is as many): a frame size is refused when this many frames exceed the machine's memory
+FRAMES_AT_ONCE = 16
+
+
+def memory_bytes() -> int | None:
+    """The machine's physical memory in bytes (``None`` where the OS does not say)."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def frame_size_problem(side: int | tuple[int, int]) -> str | None:
+    """Why frames of ``side`` (a square side or ``(height, width)``) cannot be held, or ``None``:
+    :data:`FRAMES_AT_ONCE` of them as RGB bytes must fit in the machine's memory. Checked before
+    any work wherever a size is decided (``--size``, a config's or checkpoint's ``image_size``,
+    :class:`DecodeSettings`), so that no decoding meets an allocation it cannot make."""
+    h, w = (side, side) if isinstance(side, int) else (int(side[0]), int(side[1]))
+    need = FRAMES_AT_ONCE * h * w * 3
+    total = memory_bytes()
+    if total is None or need <= total:
+        return None
+    fits = math.isqrt(total // (FRAMES_AT_ONCE * 3))
+    return (
+        f"{FRAMES_AT_ONCE} frames of {w}x{h} take {need / 2**30:,.0f} GiB, more than this "
+        f"machine's {total / 2**30:,.0f} GiB of memory: give a side of at most {fits} "
+        f"(the paper uses {DEFAULT_IMAGE_SIZE})"
+    )
+
+
+def check_frame_size(side: int | tuple[int, int], what: str) -> None:
+    """:class:`TcdnError` naming ``what`` (the option or field) when :func:`frame_size_problem`
+    finds one."""
+    problem = frame_size_problem(side)
+    if problem is not None:
+        raise TcdnError(
+            f"{what} {side if isinstance(side, int) else 'x'.join(map(str, side))}: {problem}"
+        )
 
 
 @dataclass(frozen=True)
@@ -65,6 +107,7 @@ class DecodeSettings:
             raise TcdnError(f"scaler {self.scaler!r} is unknown: use one of {', '.join(SCALERS)}")
         if min(self.size) < 1 or self.stride < 1:
             raise TcdnError(f"size {self.size} and stride {self.stride} must be >= 1")
+        check_frame_size(self.size, "the frame size")
         if self.fps is not None and self.stride != 1:
             raise TcdnError("give either a frame rate (--fps) or a stride (--stride), not both")
         if self.fps is not None and not self.fps > 0:

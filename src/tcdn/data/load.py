@@ -14,6 +14,7 @@ from tcdn.data.collection import VideoEntry, find_videos
 from tcdn.data.decode import DEFAULT_IMAGE_SIZE, DecodeSettings
 from tcdn.data.frameset import FrameSet, Positions
 from tcdn.data.store import StoreSettings, ingest, is_store, open_store
+from tcdn.data.store.writer import StoreWriteError
 from tcdn.errors import TcdnError
 
 log = logging.getLogger(__name__)
@@ -60,14 +61,22 @@ def load_frames(
     )
     entries = list(videos) if videos is not None else find_videos(root, labels_csv)
     with tempfile.TemporaryDirectory(prefix="tcdn-store-") as tmp:
-        report = ingest(
-            entries,
-            Path(tmp) / "store",
-            StoreSettings(decode=settings),
-            workers=workers,
-            source=str(root),
-            progress=progress,
-        )
+        try:
+            report = ingest(
+                entries,
+                Path(tmp) / "store",
+                StoreSettings(decode=settings),
+                workers=workers,
+                source=str(root),
+                progress=progress,
+            )
+        except StoreWriteError as exc:  # the store is temporary: neither it nor a rerun of it helps
+            raise TcdnError(
+                f"cannot decode {root}: its frames are decoded through a temporary frame store in "
+                f"{tempfile.gettempdir()}, and writing it failed ({exc.hint or exc}); free space there "
+                "or set TMPDIR to a folder on a disk with room, or decode the videos once with "
+                f"`tcdn ingest {root} --out STORE` on such a disk and give STORE instead"
+            ) from None
         if report.bad and not skip_bad:
             error = next(iter(report.bad.values()))
             raise TcdnError(f"{error} (or pass --skip-bad to go on without it)")

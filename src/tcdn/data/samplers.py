@@ -171,12 +171,18 @@ class _TupleSampler:
                 f"no video has the {self.min_length} frames a tuple needs "
                 f"(longest: {int(self.lengths.max())} frames): use longer videos"
             )
-        if self._needs_other_video and np.count_nonzero(self.lengths) < 2:
-            only = self.names[int(np.argmax(self.lengths))]
+        if self._needs_other_video and len(self.usable) < 2:
+            only = self.names[int(self.usable[0])]
+            skipped = f" ({len(short)} shorter one(s) skipped)" if len(short) else ""
             raise TcdnError(
-                f"the collection holds one video with frames ({only}), so no negative (a frame of another "
-                "video) exists: add videos, or pass --mu to treat the video as one untrimmed stream"
+                f"the collection holds one video long enough for a tuple ({only}){skipped}, so no "
+                "negative (a frame of another video) exists: add videos, or pass --mu to treat the "
+                "video as one untrimmed stream"
             )
+        # negatives come from the usable videos only: a skipped video is never drawn from
+        self.usable_offsets = np.concatenate([[0], np.cumsum(self.lengths[self.usable])])
+        self.compact = np.full(len(self.lengths), -1, dtype=np.int64)
+        self.compact[self.usable] = np.arange(len(self.usable))
         # Reach of each video: clamp to what the video has (SPEC §2).
         self.video_reach = np.minimum(self.reach, self.lengths - 1)
         clamped = np.flatnonzero(
@@ -218,9 +224,12 @@ class _TupleSampler:
 
     def _negatives_other_video(self, videos: np.ndarray) -> np.ndarray:
         """A frame drawn uniformly over all frames of the collection outside each query's video."""
-        lo, n = self.offsets[videos], self.lengths[videos]
-        r = (self.rng.random(len(videos)) * (self.n_frames - n)).astype(np.int64)
-        return np.where(r < lo, r, r + n)
+        lo, n = self.usable_offsets[self.compact[videos]], self.lengths[videos]
+        total = int(self.usable_offsets[-1])
+        r = (self.rng.random(len(videos)) * (total - n)).astype(np.int64)
+        pos = np.where(r < lo, r, r + n)  # among the usable videos' frames, end to end
+        k = np.searchsorted(self.usable_offsets, pos, side="right") - 1
+        return self.offsets[self.usable[k]] + (pos - self.usable_offsets[k])
 
     def _mu_queries(self, batch: int, reach: int) -> np.ndarray:
         """Positions in the MU stream of ``batch`` queries with ``pos + reach`` inside the stream."""

@@ -27,7 +27,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from tcdn.errors import TcdnError
-from tcdn.outputs import check_output_folder, claim_folder
+from tcdn.outputs import atomic_writer, check_output_folder, claim_folder, guard_file, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,9 @@ class SyntheticConfig:
             raise TcdnError(f"hue_spread (--hue-spread) must be in [0, 0.5], got {self.hue_spread}")
         if self.size < 16 or self.size % 2:
             raise TcdnError(f"size (--size) must be an even number >= 16, got {self.size}")
+        from tcdn.data.decode import check_frame_size
+
+        check_frame_size(self.size, "size (--size)")  # a video's frames are held at once
 
 
 @dataclass(frozen=True)
@@ -182,26 +185,60 @@ def write_video(path: Path, frames: np.ndarray, fps: int = 25) -> None:
     """Encode ``(T, H, W, 3)`` uint8 frames as an H.264 mp4 (MPEG-4 part 2 if x264 is missing).
 
     The file is written under a temporary name and renamed, so a crash never leaves a half-written
-    video that looks complete.
-    """
+    video that looks complete. The same frames give the same bytes (with one x264 build): they are
+    converted to YUV 4:2:0 here (:func:`rgb_to_yuv420`), each frame has its timestamp, and x264
+    runs in one thread (its bitstream depends on the number of threads, i.e. the machine's cores)
+    without its macroblock-tree rate control (``mbtree=0``): with it, identical frames encoded
+    twice in one process gave different bytes (measured: 5 of 5 encodes differed; none with
+    ``mbtree=0``, at 32, 64 and 128 pixels, on one core or two)."""
+    from fractions import Fraction
+
     import av
 
     codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
     tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    guard_file(path)  # never through, or over, a symbolic link
+    if tmp.is_symlink():
+        guard_file(tmp)
     with av.open(str(tmp), mode="w") as container:
         stream: Any = container.add_stream(codec, rate=fps)  # a VideoStream
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
+        stream.codec_context.thread_count = 1
         if codec == "libx264":
-            stream.options = {"crf": "18", "preset": "fast"}
-        for arr in frames:
-            for packet in stream.encode(
-                av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")
-            ):
+            stream.options = {"crf": "18", "preset": "fast", "x264-params": "threads=1:mbtree=0"}
+        even = frames.shape[1] % 2 == 0 and frames.shape[2] % 2 == 0
+        for i, arr in enumerate(frames):
+            frame = (
+                av.VideoFrame.from_ndarray(rgb_to_yuv420(arr), format="yuv420p")
+                if even
+                else av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")
+            )
+            frame.pts, frame.time_base = i, Fraction(1, fps)
+            for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
     os.replace(tmp, path)
+
+
+def rgb_to_yuv420(rgb: np.ndarray) -> np.ndarray:
+    """One ``(H, W, 3)`` uint8 RGB frame (``H``, ``W`` even) as the ``(3H/2, W)`` planes of a
+    ``yuv420p`` frame (Y, then U and V): BT.601 at limited range, as swscale converts by
+    default, chroma averaged over each 2x2 block; the same input always gives the same output."""
+    x = rgb.astype(np.float64)
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    y = 16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255
+    u = 128 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255
+    v = 128 + (112.0 * r - 93.786 * g - 18.214 * b) / 255
+    h, w = y.shape
+
+    def half(c: np.ndarray) -> np.ndarray:
+        return c.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+
+    planes = [y.ravel(), half(u).ravel(), half(v).ravel()]
+    out = np.clip(np.rint(np.concatenate(planes)), 0, 255).astype(np.uint8)
+    return out.reshape(h * 3 // 2, w)
 
 
 #: the kind of folder :func:`generate` writes, in its marker file
@@ -232,6 +269,8 @@ def generate(
         what="synthetic collection",
     )
     claim_folder(out, SYNTHETIC_KIND)
+    stale = _listed_videos(out) if stamp.is_file() else set()
+    stamp.unlink(missing_ok=True)  # the folder is not a complete collection until it is back
     rng = np.random.default_rng(cfg.seed)
     cats = _categories(cfg.n_classes, rng)
     rows = []
@@ -245,12 +284,37 @@ def generate(
         (out / label).mkdir(exist_ok=True)
         write_video(out / rel, frames, fps=cfg.fps)
         rows.append((rel.as_posix(), label, n_frames))
-    tmp = labels_path.with_suffix(".csv.partial")
-    with tmp.open("w", newline="") as fh:
+    _remove_videos(out, stale - {r[0] for r in rows})
+    with atomic_writer(labels_path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["video", "label", "frames"])
         writer.writerows(rows)
-    os.replace(tmp, labels_path)
-    stamp.write_text(repr(cfg))
+    write_atomic(stamp, repr(cfg))
     log.info("wrote %d synthetic videos (%d classes) to %s", len(rows), cfg.n_classes, out)
     return labels_path
+
+
+def _listed_videos(out: Path) -> set[str]:
+    """The videos the ``labels.csv`` of an earlier :func:`generate` into ``out`` lists."""
+    try:
+        with (out / "labels.csv").open(newline="", encoding="utf-8") as fh:
+            return {row["video"] for row in csv.DictReader(fh) if row.get("video")}
+    except (OSError, UnicodeDecodeError, KeyError, csv.Error):
+        return set()
+
+
+def _remove_videos(out: Path, names: set[str]) -> None:
+    """Remove the videos an earlier :func:`generate` wrote that this one did not (so that the
+    folder holds exactly what ``labels.csv`` lists), and their category folders once empty. Only
+    names of the form ``classNN/classNN_vNN.mp4`` are removed: those are tcdn's."""
+    import re
+
+    pattern = re.compile(r"class\d+/class\d+_v\d+\.mp4")
+    for name in sorted(names):
+        path = out / name
+        if pattern.fullmatch(name) and path.is_file() and not path.is_symlink():
+            path.unlink()
+            if not any(path.parent.iterdir()):
+                path.parent.rmdir()
+    if names:
+        log.info("removed %d videos of an earlier collection from %s", len(names), out)

@@ -108,9 +108,12 @@ def choose_k(
     Raises :class:`TcdnError` with fewer than 4 rows.
     """
     n = len(features)
+    if n < 2:
+        raise TcdnError(f"{n} row(s) cannot be clustered: clustering needs at least 2 rows")
     if n < 4:
         raise TcdnError(
-            f"{n} row(s) are too few to choose the number of clusters without labels: give --k"
+            f"{n} rows are too few to choose the number of clusters without labels: give --k "
+            f"(from 2 to {n})"
         )
     top = default_max_k(n) if max_k is None else int(min(max_k, n - 1))
     if top < min_k:

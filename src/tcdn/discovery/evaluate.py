@@ -3,6 +3,7 @@ repeats (SPEC §5: each experiment is repeated 10 times)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -22,6 +23,8 @@ from tcdn.discovery.cluster import (
 from tcdn.discovery.config import METHODS
 from tcdn.discovery.metrics import cluster_scores
 from tcdn.errors import TcdnError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -69,6 +72,26 @@ class Score:
         }
 
 
+def no_information(features: np.ndarray) -> bool:
+    """Whether every row of ``features`` is the same (to float precision): such features carry
+    no information, every partition of them is as good as any other, and spectral clustering's
+    would depend on the order of the rows."""
+    f = np.asarray(features, dtype=np.float64)
+    if len(f) < 2:
+        return False
+    spread = float(np.max(np.ptp(f.reshape(len(f), -1), axis=0)))
+    return not spread > 1e-12 * max(1.0, float(np.max(np.abs(f))))
+
+
+def _warn_no_information(features: np.ndarray, what: str) -> None:
+    log.warning(
+        "%s carry no information (all %d rows are the same): every row is put in one cluster, "
+        "whatever the method; the scores are those of a single cluster",
+        what,
+        len(features),
+    )
+
+
 def cluster_once(
     features: np.ndarray,
     k: int,
@@ -81,7 +104,10 @@ def cluster_once(
     """``(N,)`` clusters of ``features`` by ``method``, exactly as repeat 0 of
     :func:`score_clusterings` seeded ``random_state`` makes them (no labels needed).
     ``embedding``: a spectral embedding of ``features`` already computed; ``videos``: the video
-    of each row, where known (spectral clustering then cuts the video graph)."""
+    of each row, where known (spectral clustering then cuts the video graph). Features with
+    :func:`no_information` are put in one cluster (0), whatever the method and row order."""
+    if no_information(features):
+        return np.zeros(len(features), dtype=np.int64)
     if method == "kmeans":
         return kmeans(features, k, random_state=random_state)
     if method != "spectral":
@@ -105,6 +131,7 @@ def score_clusterings(
     estimate_k: bool = True,
     groups: dict[str, np.ndarray] | None = None,
     videos: np.ndarray | None = None,
+    what: str = "the features",
 ) -> dict[str, Score]:
     """Cluster ``repeats`` times per method into ``k`` clusters and score each run with
     :func:`~tcdn.discovery.metrics.cluster_scores`; repeat ``r`` is seeded by ``random_state + r``.
@@ -120,6 +147,9 @@ def score_clusterings(
     ``max(2K, 10)``, is reported beside the scores at ``k``. ``videos``: the video of each row,
     where known: the spectral embedding and the eigengap then use the video graph
     (:func:`~tcdn.discovery.graph.video_affinity`).
+
+    Features with :func:`no_information` (``what`` names them in the warning) are put in one
+    cluster, without a decomposition or an estimate of K.
     """
     for m in methods:
         if m not in METHODS:
@@ -133,18 +163,22 @@ def score_clusterings(
     spectrum: Spectrum | None = None
     graph: Graph | None = None
     k_est: dict[str, int] = {}
+    blank = False
     for r in range(repeats):
         feats = features_for_repeat(r)
         if feats is not last_feats:  # a new feature set: reduce it (at scale), graph and embed once
             space, last_feats, spectrum, graph = working_space(feats), feats, None, None
-        if estimate_k and r == 0 and len(feats) > 4:
+            blank = no_information(feats)
+            if blank:
+                _warn_no_information(feats, f"{what} (repeat {r})" if r else what)
+        if estimate_k and r == 0 and len(feats) > 4 and not blank:
             graph = graph or affinity_graph(space, videos=videos)
             k_est["eigengap"] = estimate_k_eigengap(space, max_k=max(2 * k, 10), graph=graph)[0]
             k_est["silhouette"] = estimate_k_silhouette(
                 space, max_k=max(2 * k, 10), random_state=random_state
             )[0]
         for m in methods:
-            if m == "spectral" and spectrum is None:
+            if m == "spectral" and spectrum is None and not blank:
                 graph = graph or affinity_graph(space, videos=videos)
                 spectrum = spectral_decomposition(space, k, graph=graph)  # features only
                 if r == 0:

@@ -30,7 +30,9 @@ from tcdn.discovery.cluster import working_space
 from tcdn.discovery.config import GIVEN_SOURCES, RANDOM_ASSIGNMENT, DiscoverConfig
 from tcdn.discovery.evaluate import (
     Score,
+    _warn_no_information,
     cluster_once,
+    no_information,
     random_assignment_scores,
     score_clusterings,
 )
@@ -131,6 +133,12 @@ def _number_of_clusters(
     number of classes when the rows are scored (``primary_space`` is ``None``), else chosen on
     the primary features' working space (on the video graph when ``videos`` are given). A K the rows cannot take is a user error."""
     k_choice = None
+    if len(clustered) < 2:  # no K helps: say what would
+        more = " (or use --level frame)" if config.level == "video" else ""
+        raise TcdnError(
+            f"{len(clustered)} {unit[:-1] if len(clustered) == 1 else unit} to cluster: clustering "
+            f"needs at least 2; give more videos or frames{more}"
+        )
     if config.k is not None:
         k, k_rule = config.k, "given (--k)"
     elif primary_space is None:
@@ -209,6 +217,8 @@ def _score_sources(
         t0 = time.perf_counter()
         if unscored is not None:
             assert primary_space is not None and name == primary
+            if no_information(primary_space):
+                _warn_no_information(primary_space, f"the {name} features")
             for m in config.methods:  # spectral's decomposition (and its warning) happens once
                 first[f"{name}/{m}"] = cluster_once(
                     primary_space, k, m, random_state=config.seed, videos=videos
@@ -219,9 +229,13 @@ def _score_sources(
                 scores[name] = random_assignment_scores(labels, **common)
             elif sources[name].per_repeat:  # a new network per repeat: fewer by default
                 options = {**common, "repeats": config.random_init_repeats}
-                scores[name] = score_clusterings(features, labels, videos=videos, **options)
+                scores[name] = score_clusterings(
+                    features, labels, videos=videos, **options, what=f"the {name} features"
+                )
             else:
-                scores[name] = score_clusterings(features, labels, videos=videos, **common)
+                scores[name] = score_clusterings(
+                    features, labels, videos=videos, **common, what=f"the {name} features"
+                )
         timings[name] = time.perf_counter() - t0
         log.info(
             "%s: %s in %.1f s",
@@ -233,6 +247,7 @@ def _score_sources(
         for m, sc in per.items():
             if sc.first_assignment is not None:
                 first[f"{s}/{m}"] = sc.first_assignment
+    _warn_empty_clusters(first, k)
     discovered: dict[str, Any] = {
         "source": primary,
         "method": config.primary_method,
@@ -244,6 +259,22 @@ def _score_sources(
         "assignments": first,
     }
     return replace(clustered, features=primary_features(0)), scores, timings, discovered
+
+
+def _warn_empty_clusters(assignments: dict[str, np.ndarray], k: int) -> None:
+    """A warning for each clustering (``source/method``) that left some of its K clusters empty:
+    it found fewer groups than asked for, and its table row says less than it seems."""
+    for name, clusters in assignments.items():
+        used = len(np.unique(clusters))
+        if used < k:
+            log.warning(
+                "%s: %d of the K=%d clusters are empty (the rows fall into %d); fewer groups "
+                "than asked for were found: the features may not separate them, or K is too large",
+                name,
+                k - used,
+                k,
+                used,
+            )
 
 
 def _discovery(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import platform
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,9 @@ import torch
 from tcdn import __version__
 from tcdn.discovery.config import METHODS, DiscoverConfig
 from tcdn.discovery.evaluate import Score
+from tcdn.errors import TcdnError
 from tcdn.features.featureset import FeatureSet, group_means
+from tcdn.outputs import atomic_writer, check_output_files, os_error_hint, write_atomic
 from tcdn.training.recipes import recipe_name
 
 RESULTS_FORMAT = "tcdn-results-2"
@@ -206,12 +207,10 @@ def primary_assignment(
 
 
 def _atomic_csv(path: Path, header: list[str], rows: Any) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
+    with atomic_writer(path, "w", ours=is_result_file, newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(header)
         w.writerows(rows)
-    os.replace(tmp, path)
 
 
 def _seconds(value: float) -> str:
@@ -233,6 +232,10 @@ def write_results(
     the answer, its ``cluster`` and the row's ``distance`` to that cluster's centre (the mean of
     its rows' features); then one column per ``source/method`` (``/`` written ``_``), the first
     repeat of each. ``videos.csv`` summarises the answer per video (:func:`video_summary`).
+
+    Checked first, for callers from Python as for ``tcdn discover``: each of those files that is
+    there already must be one tcdn wrote (:func:`is_result_file`), and none may be a symbolic
+    link (:func:`tcdn.outputs.check_output_files`); otherwise :class:`TcdnError`, nothing written.
     """
     cols = list(assignments)
     for c in cols:
@@ -240,11 +243,12 @@ def write_results(
             raise ValueError(
                 f"{c} assigns {len(assignments[c])} rows but the index has {len(index)}"
             )
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".results.json.partial"
-    tmp.write_text(json.dumps(results, indent=2))
-    os.replace(tmp, out / "results.json")
+    out = check_output_files(out_dir, dict.fromkeys(RESULT_FILES, is_result_file), "out_dir")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TcdnError(f"cannot create {out}: {os_error_hint(exc)}") from None
+    write_atomic(out / "results.json", json.dumps(results, indent=2), ours=is_result_file)
 
     answer = primary_assignment(results, assignments)
     extra: list[str] = []
@@ -270,7 +274,10 @@ def write_results(
         )
     )
     _atomic_csv(out / "clusters.csv", header, body)
-    if answer is not None:
+    if answer is None:  # no answer, no summary: an earlier one (tcdn's) would describe others
+        if is_result_file(out / "videos.csv"):
+            (out / "videos.csv").unlink()
+    else:
         summary = video_summary(index, answer)
         _atomic_csv(
             out / "videos.csv",

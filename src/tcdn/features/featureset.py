@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -49,6 +48,43 @@ def is_feature_file(path: str | Path) -> bool:
     finally:
         loaded.close()
     return isinstance(meta, dict) and str(meta.get("format", "")).startswith("tcdn-features")
+
+
+#: how a numpy file begins: a .npy array, and a .npz archive (a zip file)
+_NPY_MAGIC, _ZIP_MAGIC = b"\x93NUMPY", b"PK\x03\x04"
+
+
+def numpy_read_problem(path: Path, exc: BaseException, kind: str) -> str:
+    """What a user needs to hear when numpy cannot read ``path`` (a ``kind`` of ``.npy`` or
+    ``.npz``), in tcdn's words: numpy's own text suggests loading the file with pickle, which
+    tcdn never does (``allow_pickle=False``: a pickle can run code)."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(6)
+    except OSError as err:
+        return f"cannot open it ({err.strerror})"
+    if "pickled" in str(exc) or "Python objects" in str(exc) or "Object arrays" in str(exc):
+        if head.startswith(_NPY_MAGIC) or head.startswith(_ZIP_MAGIC):
+            return (
+                "it holds Python objects (an object array), which tcdn never loads (they could "
+                "run code): save the features as numbers, e.g. numpy.save(path, "
+                "features.astype(numpy.float32))"
+            )
+    if not head:
+        return "the file is empty: write it again"
+    if kind == ".npz" and not head.startswith(_ZIP_MAGIC):
+        if head.startswith(_NPY_MAGIC):
+            return "it is a single .npy array, not a feature set: give it with --features-npy"
+        return (
+            "it is not a numpy .npz archive (not a zip file): give a .npz written by "
+            "`tcdn features` or FeatureSet.save"
+        )
+    if kind == ".npy" and not head.startswith(_NPY_MAGIC):
+        return "it is not a numpy .npy array: write it with numpy.save"
+    return (
+        f"it is truncated or damaged ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}): "
+        "write it again"
+    )
 
 
 @dataclass
@@ -193,29 +229,29 @@ class FeatureSet:
     def save(self, path: str | Path) -> Path:
         """Write one ``.npz`` (arrays :data:`FEATURE_ARRAYS` and ``meta`` as JSON text), atomically:
         to a temporary name in the same folder, then renamed. Returns the path."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.partial")
+        from tcdn.outputs import atomic_writer, check_output_file
+
+        # a file there must be a feature file tcdn wrote; never a symbolic link
+        path = check_output_file(path, "path", ours=is_feature_file)
         try:
             meta = json.dumps({**self.meta, "format": FEATURES_FORMAT})
         except (TypeError, ValueError) as exc:
             raise TcdnError(f"the feature set's meta is not JSON-serialisable: {exc}") from None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with tmp.open("wb") as fh:
-                write_npz(
-                    fh,
-                    features=self.features,
-                    video=self.video,
-                    frame=self.frame,
-                    label=self.label,
-                    time=self.seconds,
-                    meta=np.array(meta),
-                )
-            os.replace(tmp, path)
         except OSError as exc:
             raise TcdnError(f"cannot write feature file {path}: {exc}") from exc
-        finally:
-            tmp.unlink(missing_ok=True)
+        # a file object: np.savez would append '.npz' to a name
+        with atomic_writer(path, "wb", ours=is_feature_file) as fh:
+            write_npz(  # fixed dates: the same features, the same bytes
+                fh,
+                features=self.features,
+                video=self.video,
+                frame=self.frame,
+                label=self.label,
+                time=self.seconds,
+                meta=np.array(meta),
+            )
         return path
 
     @classmethod
@@ -256,8 +292,7 @@ class FeatureSet:
             raise
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise TcdnError(
-                f"cannot read feature file {path}: {exc}. It is not a .npz written by "
-                "`tcdn features`, or it is truncated or corrupt: write it again"
+                f"cannot read feature file {path}: {numpy_read_problem(path, exc, '.npz')}"
             ) from exc
         try:
             meta = json.loads(meta_text)
@@ -297,7 +332,7 @@ class FeatureSet:
             loaded = np.load(npy, allow_pickle=False, mmap_mode="r")
         except (OSError, ValueError, EOFError) as exc:
             raise TcdnError(
-                f"cannot read feature array {npy}: {exc}; save it with numpy.save"
+                f"cannot read feature array {npy}: {numpy_read_problem(npy, exc, '.npy')}"
             ) from exc
         if not isinstance(loaded, np.ndarray):
             loaded.close()

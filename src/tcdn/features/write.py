@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from tcdn.data.decode import DEFAULT_IMAGE_SIZE
+from tcdn.data.decode import DEFAULT_IMAGE_SIZE, check_frame_size
 from tcdn.errors import TcdnError
 from tcdn.features.featureset import FeatureSet
 
@@ -25,7 +25,9 @@ def frame_size(size: int | None, checkpoint: dict[str, Any] | None) -> int:
     if size is not None:
         return size
     if checkpoint is not None:
-        return int(checkpoint["config"]["image_size"])
+        side = int(checkpoint["config"]["image_size"])
+        check_frame_size(side, "the checkpoint's image_size")  # before any decoding
+        return side
     return DEFAULT_IMAGE_SIZE
 
 

@@ -261,3 +261,73 @@ def caffe_xavier_(module: nn.Module, bias: float = 0.0) -> None:
 def count_parameters(model: nn.Module) -> int:
     """Number of learnable values (buffers such as BatchNorm's running statistics excluded)."""
     return sum(p.numel() for p in model.parameters())
+
+
+def _fits(value: object, hint: object) -> bool:
+    """Whether ``value`` (as read from YAML) has the type ``hint`` names; types this does not
+    know are left to the model."""
+    import types
+    import typing
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is typing.Any or hint is object:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin is typing.Literal:
+        return value in args
+    if hint in (tuple, list) or origin in (tuple, list):
+        if not isinstance(value, tuple | list):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_fits(v, args[0]) for v in value)
+        if args and origin is tuple:
+            return len(value) == len(args) and all(
+                _fits(v, a) for v, a in zip(value, args, strict=False)
+            )
+        return not args or all(_fits(v, args[0]) for v in value)
+    return True
+
+
+def model_options_problem(name: str, options: object) -> str | None:
+    """What is wrong with ``options`` (a config's ``model_options``) for the model ``name``: not
+    a mapping, an option the network does not take, or a value of the wrong type; ``None`` when
+    nothing is. Checked when a config is made, before any frame is decoded."""
+    import inspect
+    import typing
+
+    if not isinstance(options, dict):
+        return f"must be a mapping of option: value, got {type(options).__name__}"
+    factory = MODELS.get(name)
+    if factory is None:
+        return None
+    target: Callable[..., object] = factory
+    returned = inspect.signature(factory).return_annotation
+    if isinstance(returned, str):  # a factory function: its options are its class's
+        target = getattr(factory, "__globals__", {}).get(returned, factory)
+    init = target.__init__ if isinstance(target, type) else target  # type: ignore[misc]
+    try:
+        hints = typing.get_type_hints(init)
+        params = inspect.signature(init).parameters
+    except (NameError, TypeError, ValueError):
+        return None
+    taken = sorted(p for p in params if p not in ("self", "embed_dim", "kwargs"))
+    for key, value in options.items():
+        if key not in params:
+            return f"{name} takes no option {key!r}; it takes {', '.join(taken)}"
+        if key in hints and not _fits(value, hints[key]):
+            want = getattr(hints[key], "__name__", None) or str(hints[key])
+            return (
+                f"{key}={value!r} must be of type {want}, like its default {params[key].default!r}"
+            )
+    return None

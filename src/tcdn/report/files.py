@@ -5,11 +5,11 @@
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 from typing import Any
 
 from tcdn.errors import TcdnError
+from tcdn.outputs import atomic_writer, sub_folder, write_atomic
 
 REPORT_DIR = "report"
 PAGE = "report.html"
@@ -26,8 +26,8 @@ def claim_report_dir(results_dir: Path) -> Path:
     one (tcdn did not write it, so it is left alone), or if ``RESULTS/report.html`` is not
     tcdn's (:func:`check_report_dir`)."""
     report = check_report_dir(results_dir)
-    report.mkdir(parents=True, exist_ok=True)
-    (report / MARKER).write_text("written by tcdn: its files are replaced by the next report\n")
+    sub_folder(results_dir, REPORT_DIR)
+    write_atomic(report / MARKER, "written by tcdn: its files are replaced by the next report\n")
     return report
 
 
@@ -46,6 +46,11 @@ def check_report_dir(results_dir: str | Path) -> Path:
                 f"{page} exists and was not written by tcdn: move it, or choose another folder"
             )
     report = results_dir / REPORT_DIR
+    if report.is_symlink():
+        raise TcdnError(
+            f"{report} is a symbolic link: tcdn never writes its report through a link (into a "
+            "folder it may not own): remove the link, or choose another folder"
+        )
     if report.exists():
         if not report.is_dir():
             raise TcdnError(
@@ -59,14 +64,46 @@ def check_report_dir(results_dir: str | Path) -> Path:
     return report
 
 
+def remove_report(results_dir: str | Path) -> bool:
+    """Remove the report tcdn wrote in ``results_dir``, if any: ``report.html`` when it carries
+    tcdn's generator tag, and in ``report/`` (only with its marker) the page's pictures, the
+    samples, the map and the sample frames; any other file is left, and a folder is removed only
+    once empty. Called when new results are written without a report, so that an old report never
+    sits beside results it does not describe. Returns whether anything was removed."""
+    results_dir = Path(results_dir)
+    removed = False
+    page = results_dir / PAGE
+    if page.is_file() and not page.is_symlink():
+        try:
+            ours = GENERATOR in page.read_text(encoding="utf-8", errors="replace")[:2000]
+        except OSError:
+            ours = False
+        if ours:
+            page.unlink()
+            removed = True
+    report = results_dir / REPORT_DIR
+    if report.is_dir() and not report.is_symlink() and (report / MARKER).is_file():
+        frames = report / FRAMES_DIR
+        known = [*report.glob("*.png"), report / SAMPLES_CSV, report / MAP_CSV]
+        if frames.is_dir() and not frames.is_symlink():
+            known += list(frames.glob("*.png"))
+        for f in known:
+            if f.is_file() and not f.is_symlink():
+                f.unlink()
+                removed = True
+        for d in (frames, report):
+            if d.is_dir() and not any(p.name != MARKER for p in d.iterdir()):
+                (d / MARKER).unlink(missing_ok=True)
+                d.rmdir()
+    return removed
+
+
 def write_csv(path: Path, header: list[str], rows: Any) -> None:
     """A CSV written to a temporary name beside ``path``, then renamed."""
-    tmp = path.with_name(f".{path.name}.partial")
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
+    with atomic_writer(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(header)
         w.writerows(rows)
-    os.replace(tmp, path)
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -79,6 +116,5 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    """``data`` written whole to ``path``, never through a symbolic link (:mod:`tcdn.outputs`)."""
+    write_atomic(path, data)

@@ -14,10 +14,22 @@ from tcdn.errors import TcdnError
 SOFTWARE = "tcdn"
 
 
-def check_writable(path: Path) -> None:
-    """:class:`TcdnError` unless ``path`` is free or a PNG tcdn wrote (its ``Software`` text)."""
+def is_montage(path: Path) -> bool:
+    """Whether ``path`` is a PNG tcdn wrote (its ``Software`` text says so)."""
     from PIL import Image
 
+    try:
+        with Image.open(path) as img:
+            return img.format == "PNG" and img.info.get("Software") == SOFTWARE
+    except OSError:
+        return False
+
+
+def check_writable(path: Path) -> None:
+    """:class:`TcdnError` unless ``path`` is free or a PNG tcdn wrote (its ``Software`` text)."""
+    from tcdn.outputs import guard_file
+
+    guard_file(path)  # no symbolic link at the montage or its temporary name
     if path.is_dir():
         raise TcdnError(
             f"{path} is a folder: give the PNG file to write (e.g. {path / 'search.png'})"
@@ -26,12 +38,7 @@ def check_writable(path: Path) -> None:
         if not path.parent.is_dir():
             raise TcdnError(f"the folder of {path} does not exist: create it or give another path")
         return
-    try:
-        with Image.open(path) as img:
-            ours = img.format == "PNG" and img.info.get("Software") == SOFTWARE
-    except OSError:
-        ours = False
-    if not ours:
+    if not is_montage(path):
         raise TcdnError(f"{path} exists and was not written by tcdn: give another path (--out)")
 
 
@@ -70,7 +77,8 @@ def save_montage(
         draw.multiline_text((x, y + tile + 3), text, fill=(20, 20, 20), spacing=2)
     info = PngImagePlugin.PngInfo()
     info.add_text("Software", SOFTWARE)
-    tmp = path.with_name(f".{path.name}.partial")
-    sheet.save(tmp, format="PNG", pnginfo=info)
-    tmp.replace(path)
+    from tcdn.outputs import atomic_writer
+
+    with atomic_writer(path, "wb", ours=is_montage) as fh:  # never through a link
+        sheet.save(fh, format="PNG", pnginfo=info)
     return path

@@ -79,8 +79,16 @@ def _read_results(results_dir: Path) -> dict[str, Any]:
         results = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise TcdnError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(results, dict) or "results" not in results:
+    if not isinstance(results, dict):
         raise TcdnError(f"{path} is not a tcdn results file")
+    fmt = str(results.get("format", ""))
+    if fmt.startswith("tcdn-transfer"):
+        raise TcdnError(
+            f"{path} holds the results of `tcdn finetune`, not of a discovery: `tcdn report` "
+            "reports a discovery; give the --out folder of `tcdn discover`"
+        )
+    if "results" not in results or (fmt and not fmt.startswith("tcdn-results")):
+        raise TcdnError(f"{path} is not the results of `tcdn discover`")
     return results
 
 

@@ -25,6 +25,7 @@ from tcdn.discovery.pipeline import Discovery
 from tcdn.discovery.results import primary_assignment
 from tcdn.errors import TcdnError
 from tcdn.features.featureset import FeatureSet
+from tcdn.outputs import atomic_writer, sub_folder
 from tcdn.report.files import (
     FRAMES_DIR,
     MAP_CSV,
@@ -75,8 +76,12 @@ def tsne_map(features: np.ndarray, *, max_points: int, seed: int) -> tuple[np.nd
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
+    from tcdn.discovery.evaluate import no_information
+
     n = len(features)
-    if n < 5 or features.shape[1] == 0:
+    # no map for features that carry no information (every row the same): scikit-learn's
+    # Barnes-Hut t-SNE crashes the process on them
+    if n < 5 or features.shape[1] == 0 or no_information(features):
         return np.zeros(0, np.int64), np.zeros((0, 2))
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(n, size=min(n, max_points), replace=False))
@@ -135,8 +140,7 @@ def _write_samples(
     per_cluster: int,
     seed: int,
 ) -> None:
-    folder = report / FRAMES_DIR
-    folder.mkdir(exist_ok=True)
+    folder = sub_folder(report, FRAMES_DIR)
     for old in folder.glob("*.png"):  # this folder is tcdn's (its parent holds the marker)
         old.unlink()
     picks = sample_rows(answer, clustered.video, per_cluster, seed)
@@ -159,7 +163,8 @@ def _write_samples(
         name = ""
         if i in image_of:
             name = f"c{c:03d}_{i:05d}.png"
-            _thumbnail(images[image_of[i]]).save(folder / name)
+            with atomic_writer(folder / name, "wb") as fh:  # never through a link
+                _thumbnail(images[image_of[i]]).save(fh, format="PNG")
         rows.append(
             [
                 f"{FRAMES_DIR}/{name}" if name else "",

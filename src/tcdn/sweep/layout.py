@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tcdn.outputs import write_atomic
 from tcdn.sweep.spec import SweepSpec, recipe_key
 
 SPEC_FILE = "spec.json"
@@ -41,9 +41,7 @@ def is_done(path: Path, key: str) -> bool:
 
 def write_json(path: Path, obj: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(obj, indent=1))
 
 
 def iter_cell_results(

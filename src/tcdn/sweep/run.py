@@ -32,7 +32,7 @@ from tcdn.data.synthetic import generate
 from tcdn.discovery.config import RANDOM_ASSIGNMENT
 from tcdn.discovery.pipeline import discover_collection
 from tcdn.errors import TcdnError
-from tcdn.outputs import check_output_folder, claim_folder
+from tcdn.outputs import check_output_folder, claim_folder, refuse_links
 from tcdn.sweep.layout import SPEC_FILE, Cell, baseline_path, is_done, write_json
 from tcdn.sweep.spec import DatasetSpec, SweepSpec, architecture_key, recipe_key
 from tcdn.sweep.table import write_outputs
@@ -53,6 +53,7 @@ def run_sweep(
     out = check_output_folder(
         out_dir, SWEEP_KIND, recognise=lambda p: (p / SPEC_FILE).is_file(), what="sweep"
     )
+    refuse_links(out, ("cells", "baselines"))  # tcdn's own folders: never a link elsewhere
     with runlock.hold(out):
         claim_folder(out, SWEEP_KIND)
         return _run_sweep(spec, out, device, progress)

@@ -204,8 +204,9 @@ def _mapping(value: Any, where: str) -> dict[str, Any]:
 
 
 def _check_name(name: Any, where: str) -> None:
-    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_." for c in name):
-        raise TcdnError(f"{where} name {name!r}: use letters, digits, '-', '_' or '.'")
+    from tcdn.outputs import check_folder_name
+
+    check_folder_name(name, where)
 
 
 def _dataset(name: str, data: Any, root: Path, where: str) -> DatasetSpec:

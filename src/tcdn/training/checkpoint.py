@@ -30,7 +30,7 @@ import torch
 from tcdn.errors import TcdnError
 from tcdn.models import Backbone
 from tcdn.models.input import InputTransform
-from tcdn.outputs import check_output_folder, os_error_hint, partial_name
+from tcdn.outputs import check_output_folder, guard_file, open_new, os_error_hint, partial_name
 from tcdn.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,9 @@ def atomic_save(obj: Any, path: Path) -> None:
     tmp = partial_name(path)
     rec: _Recording | None = None
     try:
-        with tmp.open("wb") as fh:
+        if path.is_symlink():
+            raise TcdnError(f"{path} is a symbolic link, which tcdn never replaces: remove it")
+        with open_new(tmp, "wb") as fh:
             rec = _Recording(fh)
             torch.save(obj, rec)  # type: ignore[arg-type]
             fh.flush()
@@ -119,7 +121,12 @@ def looks_like_run(path: Path) -> bool:
 def check_run_folder(run: str | Path, option: str = "--out") -> Path:
     """Check, before any work, that ``run`` can be a run folder: missing, empty, or a tcdn run
     (never a file, nor a folder of other files)."""
-    return check_output_folder(run, RUN_KIND, option, recognise=looks_like_run, what="training run")
+    folder = check_output_folder(
+        run, RUN_KIND, option, recognise=looks_like_run, what="training run"
+    )
+    for name in ("log.jsonl", "config.yaml"):  # written later: a link there is refused now
+        guard_file(folder / name, what=f"{option} {folder}: ")
+    return folder
 
 
 def remove_partials(run: Path) -> None:

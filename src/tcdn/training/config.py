@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from tcdn.data.decode import DEFAULT_IMAGE_SIZE
+from tcdn.data.decode import DEFAULT_IMAGE_SIZE, frame_size_problem
 from tcdn.errors import TcdnError
 
 if TYPE_CHECKING:
@@ -231,6 +231,10 @@ class TrainConfig:
         from tcdn.models import MODELS  # the registry needs torch: checked when a config is made
 
         need(self.model in MODELS, "model", f"choose one of {', '.join(sorted(MODELS))}")
+        from tcdn.models.base import model_options_problem
+
+        problem = model_options_problem(self.model, self.model_options)
+        need(problem is None, "model_options", problem or "")
         from tcdn.models import HEAD_MODELS, MULTICHANNEL_MODELS
 
         need(self.head in HEADS, "head", f"choose one of {', '.join(HEADS)}")
@@ -269,6 +273,8 @@ class TrainConfig:
         need(self.batch_size is None or self.batch_size >= 1, "batch_size", "must be >= 1")
         need(self.embed_dim is None or self.embed_dim >= 1, "embed_dim", "must be >= 1")
         need(self.image_size >= 32, "image_size", "must be >= 32 pixels")
+        problem = frame_size_problem(self.image_size) if self.image_size >= 32 else None
+        need(problem is None, "image_size", problem or "")
         need(self.lr > 0 and math.isfinite(self.lr), "lr", "must be a positive number")
         need(0 <= self.momentum < 1, "momentum", "must be in [0, 1)")
         need(self.weight_decay >= 0, "weight_decay", "must be >= 0")
@@ -359,13 +365,16 @@ class TrainConfig:
         return cls.from_dict(options)
 
 
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``["key=value", ...]`` (values read as YAML) -> ``{key: value}``, for ``tcdn train --set``."""
+def parse_overrides(
+    items: list[str], form: str = "option=value, e.g. --set lr=0.01"
+) -> dict[str, Any]:
+    """``["key=value", ...]`` (values read as YAML) -> ``{key: value}``, for ``tcdn train --set``
+    (``form`` is the form the command wants, for the message of a malformed item)."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
-            raise TcdnError(f"--set {item!r}: write option=value, e.g. --set lr=0.01")
+            raise TcdnError(f"--set {item!r}: write {form}")
         try:
             out[key.strip()] = yaml.safe_load(text)
         except yaml.YAMLError as exc:

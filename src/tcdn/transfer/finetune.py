@@ -21,7 +21,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from tqdm.auto import tqdm
 
 from tcdn.augment import AppearanceAugment
 from tcdn.errors import TcdnError
+from tcdn.outputs import open_append
 from tcdn.training.checkpoint import atomic_save
 from tcdn.transfer.config import FinetuneConfig
 
@@ -318,9 +318,9 @@ def load_run_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def _write_json(path: Path, record: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(record, indent=2))
-    os.replace(tmp, path)
+    from tcdn.outputs import write_atomic
+
+    write_atomic(path, json.dumps(record, indent=2))
 
 
 def read_result(run_dir: Path) -> RunResult | None:
@@ -391,7 +391,7 @@ def finetune(
             leave=False,
         )
         try:
-            with (run / LOG).open("a") as log_fh:
+            with open_append(run / LOG) as log_fh:
                 pending: list[dict[str, Any]] = []  # epochs not yet in a checkpoint or the log
                 while state.epoch < config.epochs:
                     t_epoch = time.perf_counter()

@@ -11,7 +11,6 @@ repeat by repeat (the two saw the same images).
 from __future__ import annotations
 
 import json
-import os
 import platform
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 
 from tcdn import __version__
+from tcdn.errors import TcdnError
 from tcdn.transfer.classifier import TransferReport
 from tcdn.transfer.config import PROTOCOLS, SOURCES, FinetuneConfig
 from tcdn.transfer.images import LabelledData
@@ -168,12 +168,47 @@ def format_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def is_transfer_results(path: Path) -> bool:
+    """Whether ``path`` is a ``results.json`` as :func:`write_results` writes it (its
+    ``format`` is :data:`RESULTS_FORMAT`): the only one a fine-tuning may replace."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("format") == RESULTS_FORMAT
+
+
+def check_results_dir(out_dir: str | Path, option: str = "--out") -> Path:
+    """Check, before any work, that ``out_dir/results.json`` can be written: absent, or a
+    fine-tuning's results (never a discovery's or a user's file), and not a symbolic link."""
+    from tcdn.outputs import check_output_files, guard_file
+
+    folder = check_output_files(out_dir, {}, option)
+    path = guard_file(folder / "results.json", what=f"{option} {folder}: ")
+    if path.exists() and not is_transfer_results(path):
+        whose = "a discovery's" if _is_discovery(path) else "a file tcdn did not write"
+        raise TcdnError(
+            f"{option} {folder} holds a results.json that is {whose}, not a fine-tuning's: tcdn "
+            "does not replace it; choose another folder for the fine-tuning"
+        )
+    return check_output_files(out_dir, {"results.json": is_transfer_results}, option)
+
+
+def _is_discovery(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and str(data.get("format", "")).startswith("tcdn-results")
+
+
 def write_results(out_dir: str | Path, results: dict[str, Any]) -> Path:
-    """``out_dir/results.json``, written atomically."""
-    out = Path(out_dir)
+    """``out_dir/results.json``, written atomically; a ``results.json`` there that is not a
+    fine-tuning's (:func:`is_transfer_results`) is refused with a :class:`TcdnError`."""
+    from tcdn.outputs import write_atomic
+
+    out = check_results_dir(out_dir, "out_dir")
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".results.json.partial"
-    tmp.write_text(json.dumps(results, indent=2))
     path = out / "results.json"
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(results, indent=2), ours=is_transfer_results)
     return path

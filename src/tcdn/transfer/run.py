@@ -70,19 +70,22 @@ def finetune(
     """
     from tcdn import runlock
     from tcdn.device import resolve_device
-    from tcdn.outputs import check_output_folder, claim_folder
+    from tcdn.outputs import check_output_folder, claim_folder, refuse_links
+    from tcdn.transfer.results import check_results_dir, is_transfer_results
 
     if config.dataset != "videos":
         for flag, value in (("--labels", labels), ("--max-frames", max_frames)):
             if value is not None:
                 raise TcdnError(f"{flag} applies to --dataset videos only: drop it")
     dev = str(resolve_device(device or "auto"))
+    check_results_dir(out)  # a results.json there must be a fine-tuning's, and not a link
     folder = check_output_folder(  # before any work: a folder of the user's own files is refused
         Path(out),
         FINETUNE_KIND,
-        recognise=lambda p: (p / "results.json").is_file() or (p / "runs").is_dir(),
+        recognise=lambda p: is_transfer_results(p / "results.json"),
         what="fine-tuning folder",
     )
+    refuse_links(folder, ("runs",))  # the fine-tuning runs: never into a linked folder
     with runlock.hold(folder):
         claim_folder(folder, FINETUNE_KIND)
         return _finetune(

@@ -42,7 +42,15 @@ from tcdn.data.store.manifest import (
     write_json_atomic,
 )
 from tcdn.errors import TcdnError
-from tcdn.outputs import check_output_folder, claim_folder, os_error_hint, partial_name
+from tcdn.outputs import (
+    check_output_folder,
+    claim_folder,
+    open_append,
+    open_new,
+    os_error_hint,
+    partial_name,
+    sub_folder,
+)
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +83,18 @@ class IngestReport:
 
 class StoreWriteError(TcdnError):
     """A store's file could not be written (full disk, file-size limit, permissions): the ingest
-    stops, unlike a bad video, which is skipped."""
+    stops, unlike a bad video, which is skipped. ``hint`` says why, in a user's words."""
+
+    hint = ""
 
 
 def _write_error(path: Path, exc: OSError) -> StoreWriteError:
-    return StoreWriteError(
+    error = StoreWriteError(
         f"cannot write {path} of the frame store: {os_error_hint(exc)}; the videos already "
         "done are kept, and the same `tcdn ingest` finishes the rest once there is room"
     )
+    error.hint = os_error_hint(exc)
+    return error
 
 
 def _encode_video(
@@ -113,7 +125,8 @@ def _encode_video(
 
     def write_whole(i: int, data: bytes) -> None:
         try:
-            tmps[i].write_bytes(data)
+            with open_new(tmps[i], "wb", error=StoreWriteError) as wfh:
+                wfh.write(data)
         except OSError as exc:
             raise _write_error(final[i], exc) from None
         crcs[i] = zlib.crc32(data)
@@ -121,7 +134,7 @@ def _encode_video(
     try:
         frames = frames_of(src)
         try:
-            fh = tmps[0].open("wb")
+            fh = open_new(tmps[0], "wb", error=StoreWriteError)
         except OSError as exc:
             raise _write_error(final[0], exc) from None
         with fh:
@@ -354,10 +367,7 @@ class _StoreWriter:
 
     def plan(self, verify: bool = False) -> list[VideoEntry]:
         """Record the videos already in the store unchanged; return the ones to decode."""
-        try:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise TcdnError(f"cannot create {self.data_dir}: {os_error_hint(exc)}") from None
+        sub_folder(self.out, self.data_dir.name)  # never a link to a folder tcdn may not own
         _remove_partials(self.data_dir)
         done = self._previous()
         todo: list[VideoEntry] = []
@@ -419,7 +429,7 @@ class _StoreWriter:
         try:
             if self.journal is None:
                 new = not (self.out / JOURNAL).is_file()
-                self.journal = (self.out / JOURNAL).open("a", encoding="utf-8")
+                self.journal = open_append(self.out / JOURNAL)
                 if new:
                     self.journal.write(json.dumps({"settings": self.settings.to_dict()}) + "\n")
             self.journal.write(json.dumps(record) + "\n")

@@ -158,7 +158,16 @@ def test_run_learns_and_writes_its_files(four_epochs: tuple[Path, Any]) -> None:
 def test_fine_tuning_learns(
     cifar_ckpt: dict[str, Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    cfg = FinetuneConfig(dataset="cifar10", epochs=20, batch_size=6, lr=0.05, augment="none")
+    cfg = FinetuneConfig(
+        dataset="cifar10",
+        epochs=20,
+        batch_size=6,
+        lr=0.05,
+        augment="none",
+        head_init="random",
+        min_steps=0,
+        eval_every=1,
+    )
     with caplog.at_level("WARNING"):
         result = run(cfg, tmp_path, cifar_ckpt)
     assert "did not learn" not in caplog.text

@@ -69,7 +69,8 @@ class FinetuneConfig:
     lr_step: int = 10
     lr_gamma: float = 0.1
     warmup: int = 0  # epochs of linear warm-up
-    eval_every: int = 1  # epochs between evaluations (and checkpoints); the last is always one
+    # epochs between evaluations (and checkpoints); the last is always one; None: about 10 a run
+    eval_every: int | None = None
     augment: str = "auto"
     head_dropout: float = 0.0  # dropout before the new classification layer
     upto: str | None = None  # the last layer whose weights are transferred; None: every layer
@@ -99,6 +100,11 @@ class FinetuneConfig:
         per_epoch = max(math.ceil(n_train / self.batch_size), 1)
         return max(self.epochs, math.ceil(self.min_steps / per_epoch))
 
+    def eval_interval(self, epochs: int) -> int:
+        """Epochs between evaluations of a run of ``epochs`` epochs: ``eval_every``, or (None)
+        a tenth of them (each evaluation reads every test image)."""
+        return self.eval_every or max(1, math.ceil(epochs / 10))
+
     def validate(self) -> None:
         def need(ok: bool, option: str, what: str) -> None:
             if not ok:
@@ -125,7 +131,7 @@ class FinetuneConfig:
         need(self.lr_step >= 1, "lr_step", "must be >= 1")
         need(0 < self.lr_gamma <= 1, "lr_gamma", "must be in (0, 1]")
         need(0 <= self.warmup < self.epochs, "warmup", "must be >= 0 and less than --epochs")
-        need(self.eval_every >= 1, "eval_every", "must be >= 1")
+        need(self.eval_every is None or self.eval_every >= 1, "eval_every", "must be >= 1")
         need(self.augment in AUGMENTS, "augment", f"choose one of {', '.join(AUGMENTS)}")
         need(0 <= self.transferred_lr <= 1, "transferred_lr", "must be in [0, 1]")
         need(self.bn in BN_MODES, "bn", f"choose one of {', '.join(BN_MODES)}")

@@ -1,9 +1,13 @@
 """Fine-tuning a classifier on labelled images: one run, with the hygiene of ``tcdn train``.
 
-A run trains every layer with SGD (momentum, weight decay) under a per-step learning-rate schedule
+A run first treats the transferred layers as pre-trained (:mod:`tcdn.transfer.warmstart`): their
+BatchNorm statistics re-estimated on the training images and then fixed (``bn``), the new layer
+started at the linear probe of the frozen features (``head_init``), the transferred layers given
+``transferred_lr`` times the learning rate. It then trains every layer with SGD (momentum, weight
+decay, gradient clipping) for at least ``min_steps`` steps under a per-step learning-rate schedule
 (cosine to 0, or step decay by epochs; optional linear warm-up), augments each training image on
-its own, evaluates the test images after every epoch (or every ``eval_every`` epochs, and after
-the last), and writes to its folder at each evaluation:
+its own, evaluates the test images every ``eval_every`` epochs (default: ten times a run) and
+after the last, and writes to its folder at each evaluation:
 
 - ``last.pt``: the state after that epoch (network, optimiser, schedule, every RNG, the epoch,
   the history), so that ``resume`` continues exactly as if the run had not stopped;
@@ -473,12 +477,13 @@ def finetune(
         try:
             with (run / LOG).open("a") as log_fh:
                 pending: list[dict[str, Any]] = []  # epochs not yet in a checkpoint or the log
+                interval = config.eval_interval(state.epochs)
                 while state.epoch < state.epochs:
                     t_epoch = time.perf_counter()
                     record: dict[str, Any] = {"epoch": state.epoch + 1}
                     record.update(state.train_epoch(bar))
                     record["lr"] = float(state.scheduler.get_last_lr()[0])
-                    evaluate = state.epoch % config.eval_every == 0 or state.epoch == state.epochs
+                    evaluate = state.epoch % interval == 0 or state.epoch == state.epochs
                     if evaluate:
                         record["test_accuracy"] = state.evaluate()
                     record["seconds"] = time.perf_counter() - t_epoch

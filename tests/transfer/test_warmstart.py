@@ -98,6 +98,10 @@ def test_the_probed_head_predicts_what_the_linear_probe_does() -> None:
     assert np.mean(pred == TRAIN[1]) > 0.8
     spread = (logits.max(1).values - logits.min(1).values).max()
     assert float(spread) <= MAX_LOGIT_SPREAD + 1e-4
+    # a random init: its BatchNorm layers are new; their running statistics are the training
+    # images' before the probe reads them, so that the probe fits what training sees
+    fresh = _run(FinetuneConfig(dataset="cifar10", batch_size=18, augment="none"), "random_init")
+    assert fresh.train_epoch()["train_loss"] < 1.5  # not the hundreds of a probe on (0, 1) stats
     rand = _run(FinetuneConfig(dataset="cifar10", batch_size=6, head_init="random"))
     assert not torch.equal(rand.model.head[-1].weight, run.model.head[-1].weight)  # type: ignore[index]
 

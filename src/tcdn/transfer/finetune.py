@@ -266,16 +266,26 @@ class FinetuneRun:
             yield self.net_input(to_batch(images[rows], self.device), _sign(sign, rows))
 
     def _warm_start(self) -> None:
-        """Before the first step: the transferred BatchNorm statistics re-estimated on the
-        training images (``bn: adapt``), and the new layer set to their linear probe
+        """Before the first step: the BatchNorm statistics re-estimated on the training images
+        (the new layers', and the transferred ones' with ``bn: adapt``), and the new layer set to
+        their linear probe
         (``head_init: probe``); see :mod:`tcdn.transfer.warmstart`. A resumed run overwrites both
         with its checkpoint's state."""
 
         def batches() -> Any:
             return self._inputs(self.train_x, self.train_s)
 
-        if self.cfg.bn == "adapt":
-            adapt_batchnorm(self.model, self.frozen_bn, batches)
+        # the new BatchNorm layers (all of a random init's) train on batch statistics; their
+        # running ones, which the probe below and any evaluation read, start at the training
+        # images' instead of (0, 1)
+        old = {id(m) for m in transferred_batchnorm(self.model, self.loaded)}
+        new_bn = [
+            m
+            for m in self.model.modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in old
+        ]
+        adapt = new_bn + (self.frozen_bn if self.cfg.bn == "adapt" else [])
+        adapt_batchnorm(self.model, adapt, batches)
         head, backbone = getattr(self.model, "head", None), getattr(self.model, "backbone", None)
         if self.cfg.head_init == "probe" and head is not None and backbone is not None:
             n_classes = int(getattr(self.model, "n_classes", int(self.train_y.max()) + 1))

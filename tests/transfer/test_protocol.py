@@ -217,7 +217,7 @@ def test_a_frame_difference_network_fine_tunes_on_video_frames(
     )
     theirs = extract_features(
         model.backbone,
-        train_frames.frames[:8],
+        train_frames.frames[:8].copy(),
         np.zeros(3),
         layer="fc6",
         transform=transform,

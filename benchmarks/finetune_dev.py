@@ -79,7 +79,12 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--protocols", default="finetune")
     p.add_argument("--set", action="append", default=[], help="NAME=key=value,key=value")
+    p.add_argument("--only-trained", action="store_true", help="skip the random init")
     a = p.parse_args()
+    if a.only_trained:  # transferred_lr and bn do not touch a random init: it need not run
+        import tcdn.transfer.protocol as protocol
+
+        protocol.INITS = ("trained",)
     logging.basicConfig(level=logging.WARNING)
     ckpt = checkpoint_of(a.checkpoint)
     assert ckpt is not None

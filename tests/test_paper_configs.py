@@ -107,3 +107,76 @@ def test_config_runs_a_few_steps(
     assert results["discovered"]["k"] == len(results["classes"])
     assert (where / "report.html").is_file()
     assert (out / "runs" / exp.run / "log.jsonl").is_file()
+
+
+TRANSFER = sorted((PAPER / "transfer").glob("*.yaml"))
+
+
+def test_there_is_a_transfer_config_per_table() -> None:
+    tables = {load_experiment(p).paper["table"] for p in TRANSFER}
+    assert tables == {"4", "5", "6"}
+
+
+@pytest.mark.parametrize("path", TRANSFER, ids=[p.stem for p in TRANSFER])
+def test_transfer_config_parses_and_documents_itself(path: Path) -> None:
+    exp = load_experiment(path)
+    assert exp.name == path.stem and exp.discover is None and exp.finetune is not None
+    assert re.fullmatch(r"\d+\.\d+", exp.paper["trained"])
+    assert re.fullmatch(r"\d+\.\d+", exp.paper["random_init"])
+    text = path.read_text().splitlines()
+    assert exp.paper["trained"] in text[1] and exp.paper["random_init"] in text[1]
+    assert f"tcdn run configs/paper/transfer/{path.name} --data-root" in "\n".join(text)
+    assert exp.train.steps == 30000 and exp.finetune.config.repeats >= 5
+
+
+def test_a_config_needs_something_to_do(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ntrain: {dataset: ucf101, root: u}\n")
+    with pytest.raises(TcdnError, match="neither 'discover' nor 'finetune'"):
+        load_experiment(bad)
+    bad.write_text("name: x\ntrain: {dataset: ucf101, root: u}\nfinetune: {dataset: cifar10}\n")
+    with pytest.raises(TcdnError, match="finetune: needs a dataset and its root"):
+        load_experiment(bad)
+    with pytest.raises(TcdnError, match="unknown transfer option"):
+        load_experiment(TRANSFER[0], ["finetune.shotz=1"])
+
+
+def test_a_transfer_table_runs_end_to_end(
+    data_root: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    restore_logging: None,
+) -> None:
+    # Table 4 on tiny fixtures: UCF101 videos to pre-train, PASCAL VOC action crops to fine-tune
+    from tcdn.cli import main
+    from tests.transfer.conftest import write_voc
+
+    write_voc(data_root)
+    path = PAPER / "transfer" / "pascal-ucf101-lq-alexnet.yaml"
+    tiny = [s for s in TINY if not s.startswith("discover.")] + [
+        "finetune.repeats=1",
+        "finetune.shots=1",
+        "finetune.test_size=6",
+        "finetune.epochs=1",
+        "finetune.min_steps=2",
+    ]
+    argv = [
+        "run",
+        str(path),
+        "--data-root",
+        str(data_root),
+        "--out",
+        str(tmp_path),
+        "--workers",
+        "1",
+    ]
+    code = main([*argv, *[a for s in tiny for a in ("--set", s)], "--no-progress"])
+    said = capsys.readouterr()
+    assert code == 0, said.err
+    assert "the paper (table 4, AlexNet, Lq (UCF101)): random_init 15.10, trained 18.15" in said.out
+    results = json.loads((tmp_path / "results" / path.stem / "results.json").read_text())
+    assert results["experiment"]["paper"]["trained"] == "18.15"
+    assert set(results["results"]) == {"trained", "random_init"}
+    assert results["results"]["trained"]["finetune"]["repeats"] == 1
+    assert results["transfer"]["layers"]  # the weights did come from the trained run
+    assert (tmp_path / "runs" / "ucf101-lq" / "log.jsonl").is_file()

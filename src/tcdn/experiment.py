@@ -21,6 +21,18 @@ A config has three sections::
       layer: fc6
       methods: [kmeans, spectral]
 
+Instead of ``discover`` (or besides it), a ``finetune`` section chains transfer (SPEC §6, Tables
+4-6): the trained network initialises a classifier fine-tuned on labelled images, against a
+random init (``tcdn finetune``)::
+
+    finetune:
+      dataset: voc_action       # a layout of tcdn.transfer.images (cifar10, voc_action, videos...)
+      root: VOCdevkit           # its folder under --data-root
+      shots: 5                  # then any FinetuneConfig field
+      test_size: 2000
+
+Its results go to ``OUT/results/NAME/`` (``OUT/results/NAME/finetune/`` beside discovery).
+
 Data keys of both sections: ``dataset``, ``root``, ``split``, ``fold``, ``clips``, ``stride``,
 ``fps``, ``max_frames``, ``storage``. Everything else under ``train`` is a
 :class:`~tcdn.training.TrainConfig` field; under ``discover``: ``sources``, ``methods``,
@@ -52,7 +64,36 @@ log = logging.getLogger(__name__)
 
 DATA_KEYS = ("dataset", "root", "split", "fold", "clips", "stride", "fps", "max_frames", "storage")
 DISCOVER_KEYS = tuple(f.name for f in dataclasses.fields(DiscoverConfig))
-TOP_KEYS = ("name", "paper", "hardware", "train", "discover")
+TOP_KEYS = ("name", "paper", "hardware", "train", "discover", "finetune")
+#: the data keys of a finetune section (the rest are FinetuneConfig fields)
+FINETUNE_DATA_KEYS = ("root", "labels", "max_frames")
+
+
+@dataclass(frozen=True)
+class FinetuneSpec:
+    """A ``finetune`` section: the labelled images (``config.dataset``'s layout at ``root``
+    under ``--data-root``) and the transfer options."""
+
+    root: str
+    config: Any  # a tcdn.transfer.config.FinetuneConfig
+    labels: str | None = None
+    max_frames: int | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str) -> FinetuneSpec:
+        from tcdn.transfer.config import FinetuneConfig
+
+        data = dict(data or {})
+        if "root" not in data or "dataset" not in data:
+            raise TcdnError(f"{where}, finetune: needs a dataset and its root folder")
+        spec = {k: data.pop(k) for k in FINETUNE_DATA_KEYS if k in data}
+        if "protocols" in data:
+            data["protocols"] = tuple(data["protocols"])
+        try:
+            config = FinetuneConfig.from_dict(data)
+        except TcdnError as exc:
+            raise TcdnError(f"{where}, finetune: {exc}") from None
+        return cls(config=config, **spec)
 
 
 @dataclass(frozen=True)
@@ -105,8 +146,9 @@ class Experiment:
     train_data: DataSpec
     run: str
     train: TrainConfig
-    discover_data: DataSpec
-    discover: DiscoverConfig
+    discover_data: DataSpec | None
+    discover: DiscoverConfig | None
+    finetune: FinetuneSpec | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "config") -> Experiment:
@@ -117,18 +159,24 @@ class Experiment:
             raise TcdnError(
                 f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(TOP_KEYS)}"
             )
-        for key in ("name", "train", "discover"):
+        for key in ("name", "train"):
             if key not in data:
                 raise TcdnError(f"{where} has no {key!r}")
+        if "discover" not in data and "finetune" not in data:
+            raise TcdnError(f"{where} has neither 'discover' nor 'finetune': name what to do")
         train = dict(data["train"] or {})
-        disc = dict(data["discover"] or {})
+        disc = dict(data.get("discover") or {})
         from tcdn.outputs import check_folder_name
 
         check_folder_name(data["name"], f"{where}: experiment")
         run = check_folder_name(str(train.pop("run", data["name"])), f"{where}: train.run")
         try:
             train_data = DataSpec(**{k: train.pop(k) for k in DATA_KEYS if k in train})
-            discover_data = DataSpec(**{k: disc.pop(k) for k in DATA_KEYS if k in disc})
+            discover_data = (
+                DataSpec(**{k: disc.pop(k) for k in DATA_KEYS if k in disc})
+                if "discover" in data
+                else None
+            )
         except TypeError as exc:
             raise TcdnError(
                 f"{where}: train and discover each need a dataset and its root folder ({exc})"
@@ -155,7 +203,10 @@ class Experiment:
             run=run,
             train=config,
             discover_data=discover_data,
-            discover=DiscoverConfig(**disc),
+            discover=DiscoverConfig(**disc) if discover_data is not None else None,
+            finetune=(
+                FinetuneSpec.from_dict(data["finetune"], where) if "finetune" in data else None
+            ),
         )
 
 
@@ -169,11 +220,14 @@ def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Exp
         raise TcdnError(f"cannot read the experiment {path}: {exc}") from exc
     if not isinstance(data, dict):
         raise TcdnError(f"{path} must hold a mapping with {', '.join(TOP_KEYS)}")
-    form = "SECTION.OPTION=VALUE, e.g. --set train.steps=2 or --set discover.k=5"
+    form = "SECTION.OPTION=VALUE (SECTION: train, discover or finetune), e.g. --set train.steps=2"
     for key, value in parse_overrides(overrides or [], form).items():
         section, dot, option = key.partition(".")
-        if not dot or section not in ("train", "discover") or not option:
-            raise TcdnError(f"--set {key}=...: write train.OPTION=VALUE or discover.OPTION=VALUE")
+        if not dot or section not in ("train", "discover", "finetune") or not option:
+            raise TcdnError(
+                f"--set {key}=...: write train.OPTION=VALUE, discover.OPTION=VALUE or "
+                "finetune.OPTION=VALUE"
+            )
         data.setdefault(section, {})[option] = value
     return Experiment.from_dict(data, str(path))
 
@@ -234,14 +288,57 @@ def run_experiment(
     if resume:
         log.info("%s: continuing the run %s", exp.name, run)
     ckpt = train(frames, exp.train, run, resume=resume, device=device, progress=progress)
+    results_dir = out / "results" / exp.name
+    tuned = None
+    if exp.finetune is not None:
+        where = results_dir / "finetune" if exp.discover is not None else results_dir
+        tuned = _finetune(exp, ckpt, data_root, where, device=device, progress=progress)
+    if exp.discover is None or exp.discover_data is None:
+        assert tuned is not None
+        return tuned
     test = _store(exp.discover_data, data_root, stores, size, workers, progress)
     found = discover_collection(
         test, load_checkpoint(ckpt), exp.discover, device=device, progress=progress
     )
     found.results["collection"] = str(data_root / exp.discover_data.root)
     found.results["experiment"] = {"name": exp.name, "paper": exp.paper, "hardware": exp.hardware}
-    results_dir = out / "results" / exp.name
+    if tuned is not None:
+        found.results["finetune"] = str(results_dir / "finetune" / "results.json")
     write_results(results_dir, found.clustered, found.results, found.assignments)
     if report:
         write_report(results_dir, found, test, seed=exp.discover.seed)
     return found.results
+
+
+def _finetune(
+    exp: Experiment, ckpt: Path, data_root: Path, where: Path, *, device: str, progress: bool
+) -> dict[str, Any]:
+    """The ``finetune`` section: ``tcdn finetune`` of the trained network, resumed where its
+    runs stopped; ``results.json`` with the paper's numbers beside."""
+    from tcdn.transfer.results import write_results
+    from tcdn.transfer.run import finetune
+
+    spec = exp.finetune
+    assert spec is not None
+    root = data_root / spec.root
+    if not root.exists():
+        raise TcdnError(
+            f"{root} does not exist: --data-root must hold the {spec.config.dataset} folder "
+            f"{spec.root!r} in its official layout"
+        )
+    labels = data_root / spec.labels if spec.labels else None
+    log.info("%s: fine-tuning on %s (%s)", exp.name, root, spec.config.dataset)
+    results = finetune(
+        root,
+        ckpt,
+        spec.config,
+        where,
+        labels=labels,
+        max_frames=spec.max_frames,
+        resume=(where / "runs").is_dir(),
+        device=device,
+        progress=progress,
+    )
+    results["experiment"] = {"name": exp.name, "paper": exp.paper, "hardware": exp.hardware}
+    write_results(where, results)
+    return results

@@ -133,12 +133,3 @@ def test_weights_digest_sees_any_change(cifar_ckpt: dict[str, Any]) -> None:
     assert d == weights_digest(cifar_ckpt["model"])
     state["stages.ip2.bias"][0] += 1e-6
     assert weights_digest(state) != d
-
-
-def test_a_motion_input_network_is_refused_by_name() -> None:
-    # diffonly keeps 3 input channels (the difference alone): the shapes would fit, the input not
-    ckpt = cifar_checkpoint(motion="diffonly")
-    with pytest.raises(
-        TcdnError, match=r"cifar\.pt was trained on motion input \(motion: diffonly"
-    ):
-        build_classifier(ckpt["config"], 10, init="trained", state=ckpt["model"], source="cifar.pt")

@@ -128,7 +128,9 @@ def run(cfg: FinetuneConfig, out: Path, ckpt: dict[str, Any], **kwargs: Any) -> 
     )
 
 
-CFG = FinetuneConfig(dataset="cifar10", epochs=4, batch_size=5, lr=0.05, head_dropout=0.5)
+CFG = FinetuneConfig(
+    dataset="cifar10", epochs=4, batch_size=5, lr=0.05, head_dropout=0.5, min_steps=0
+)
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +158,16 @@ def test_run_learns_and_writes_its_files(four_epochs: tuple[Path, Any]) -> None:
 def test_fine_tuning_learns(
     cifar_ckpt: dict[str, Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    cfg = FinetuneConfig(dataset="cifar10", epochs=20, batch_size=6, lr=0.05, augment="none")
+    cfg = FinetuneConfig(
+        dataset="cifar10",
+        epochs=20,
+        batch_size=6,
+        lr=0.05,
+        augment="none",
+        head_init="random",
+        min_steps=0,
+        eval_every=1,
+    )
     with caplog.at_level("WARNING"):
         result = run(cfg, tmp_path, cifar_ckpt)
     assert "did not learn" not in caplog.text
@@ -254,7 +265,9 @@ def test_resume_with_other_options_or_data(
     four_epochs: tuple[Path, Any], cifar_ckpt: dict[str, Any]
 ) -> None:
     out, _ = four_epochs
-    other = FinetuneConfig(dataset="cifar10", epochs=4, batch_size=5, lr=0.1, head_dropout=0.5)
+    other = FinetuneConfig(
+        dataset="cifar10", epochs=4, batch_size=5, lr=0.1, head_dropout=0.5, min_steps=0
+    )
     with pytest.raises(TcdnError, match=r"cannot resume .*config\.lr"):
         run(other, out, cifar_ckpt, resume=True)
     model, _ = build_classifier(cifar_ckpt["config"], 3, init="random_init", dropout=0.5)
@@ -266,7 +279,9 @@ def test_resume_with_other_options_or_data(
 
 
 def test_non_finite_loss_is_a_user_error(cifar_ckpt: dict[str, Any], tmp_path: Path) -> None:
-    cfg = FinetuneConfig(dataset="cifar10", epochs=2, batch_size=6, lr=1e6, weight_decay=0)
+    cfg = FinetuneConfig(
+        dataset="cifar10", epochs=2, batch_size=6, lr=1e6, weight_decay=0, grad_clip=0
+    )
     with pytest.raises(TcdnError, match="lower --lr"):
         run(cfg, tmp_path, cifar_ckpt)
 
@@ -275,7 +290,13 @@ def test_eval_every_evaluates_and_checkpoints_less_often_and_resumes_exactly(
     cifar_ckpt: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cfg = FinetuneConfig(
-        dataset="cifar10", epochs=5, batch_size=6, lr=0.05, head_dropout=0.5, eval_every=2
+        dataset="cifar10",
+        epochs=5,
+        batch_size=6,
+        lr=0.05,
+        head_dropout=0.5,
+        eval_every=2,
+        min_steps=0,
     )
     full = run(cfg, tmp_path / "full", cifar_ckpt)
     assert [h["epoch"] for h in full.history if "test_accuracy" in h] == [2, 4, 5]
@@ -304,7 +325,9 @@ def test_eval_every_evaluates_and_checkpoints_less_often_and_resumes_exactly(
 def test_a_run_that_did_not_learn_is_named(
     cifar_ckpt: dict[str, Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    cfg = FinetuneConfig(dataset="cifar10", epochs=1, batch_size=18, lr=1e-6)
+    cfg = FinetuneConfig(
+        dataset="cifar10", epochs=1, batch_size=18, lr=1e-6, min_steps=0, head_init="random"
+    )
     with caplog.at_level("WARNING"):
         run(cfg, tmp_path / "slow", cifar_ckpt)
     assert "did not learn" in caplog.text and "ln(3)" in caplog.text

@@ -160,3 +160,73 @@ def test_config_validation() -> None:
     assert FinetuneConfig(dataset="voc_action", augment="flip").resolved_augment == "flip"
     cfg = FinetuneConfig(dataset="videos", shots=3)
     assert FinetuneConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_a_frame_difference_network_fine_tunes_on_video_frames(
+    train_frames: FrameSet, tmp_path: Path
+) -> None:
+    # the shipped recipe's input (motion: diffonly): each frame read with its successor, and the
+    # frozen features those of feature extraction with the checkpoint's own transform
+    import torch
+
+    from tcdn.features.extract import extract_features
+    from tcdn.models.input import InputTransform, successor_rows
+    from tcdn.training.config import TrainConfig
+    from tests.conftest import TRAIN_SIZE
+
+    cfg = TrainConfig(
+        image_size=TRAIN_SIZE,
+        model="alexnet_bn",
+        model_options={"fc6_dim": 64},
+        embed_dim=16,
+        motion="diffonly",
+        input_norm="meanstd",
+    )
+    transform = InputTransform.fit(
+        train_frames.frames, train_frames.offsets, norm="meanstd", motion="diffonly"
+    )
+    torch.manual_seed(0)
+    ckpt = {
+        "config": cfg.to_dict(),
+        "model": cfg.build_model().state_dict(),
+        "mean": np.zeros(3, np.float32),
+        "input": transform.state(),
+        "path": "diff.pt",
+    }
+    data = video_frames(train_frames, "synthetic")
+    cfg_ft = FinetuneConfig(
+        dataset="videos", shots=2, repeats=1, epochs=1, min_steps=2, protocols=("finetune", "knn")
+    )
+    res = run_transfer(data, ckpt, cfg_ft, tmp_path, progress=False)
+    assert "motion diffonly" in res["transfer"]["input"]
+    assert res["results"]["trained"]["finetune"]["repeats"] == 1
+    # the successor the protocol reads is the one training used
+    rows = np.arange(len(train_frames.frames))
+    after, sign = data.train.read_successors(rows)
+    nxt, want_sign = successor_rows(train_frames.offsets)
+    np.testing.assert_array_equal(after, train_frames.frames[nxt])
+    np.testing.assert_array_equal(sign, want_sign)
+    from tcdn.transfer.classifier import build_classifier
+    from tcdn.transfer.inputs import NetInput
+    from tcdn.transfer.protocol import _features
+
+    model, _ = build_classifier(ckpt["config"], 3, init="trained", state=ckpt["model"])
+    pairs = np.concatenate([train_frames.frames[:8], after[:8]], axis=3)
+    ours = _features(
+        model.backbone, pairs, sign[:8], NetInput(transform, np.zeros(3)), "fc6", 4, "cpu"
+    )
+    theirs = extract_features(
+        model.backbone,
+        train_frames.frames[:8].copy(),
+        np.zeros(3),
+        layer="fc6",
+        transform=transform,
+        successors=after[:8],
+        sign=sign[:8],
+        progress=False,
+    )
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
+    with pytest.raises(TcdnError, match="motion=none"):
+        from tcdn.transfer.inputs import plan_input
+
+        plan_input(ckpt, video=False)

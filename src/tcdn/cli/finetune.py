@@ -8,7 +8,15 @@ import sys
 from pathlib import Path
 
 from tcdn.cli.common import add_common_args, frame_side, positive_float, positive_int, progress
-from tcdn.transfer.config import AUGMENTS, DATASETS, PROTOCOLS, SCHEDULES, FinetuneConfig
+from tcdn.transfer.config import (
+    AUGMENTS,
+    BN_MODES,
+    DATASETS,
+    HEAD_INITS,
+    PROTOCOLS,
+    SCHEDULES,
+    FinetuneConfig,
+)
 
 #: the flags that set a FinetuneConfig field of the same name
 CONFIG_FLAGS = (
@@ -31,6 +39,11 @@ CONFIG_FLAGS = (
     "augment",
     "head_dropout",
     "upto",
+    "transferred_lr",
+    "bn",
+    "head_init",
+    "min_steps",
+    "grad_clip",
     "layer",
     "knn_k",
     "linear_c",
@@ -137,7 +150,38 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=positive_int,
         default=None,
         help="evaluate the test images and write last.pt/best.pt every N epochs and after the "
-        "last (default 1: every epoch); a run resumes from its latest evaluation",
+        "last (default: ten times a run); a run resumes from its latest evaluation",
+    )
+    p.add_argument(
+        "--transferred-lr",
+        type=float,
+        default=None,
+        help="factor on --lr for the layers whose weights came from the checkpoint (default "
+        "0.1; the new layer, and every layer of the random init, train at --lr)",
+    )
+    p.add_argument(
+        "--bn",
+        choices=BN_MODES,
+        default=None,
+        help="the transferred BatchNorm layers: adapt (default: statistics re-estimated on the "
+        "training images, then fixed), keep (the checkpoint's, fixed), train (batch statistics)",
+    )
+    p.add_argument(
+        "--head-init",
+        choices=HEAD_INITS,
+        default=None,
+        help="the new layer's start: probe (default: the logistic regression of the frozen "
+        "features, LP-FT) or random",
+    )
+    p.add_argument(
+        "--min-steps",
+        type=int,
+        default=None,
+        help="train at least this many SGD steps, raising --epochs on small training sets "
+        "(default 100)",
+    )
+    p.add_argument(
+        "--grad-clip", type=float, default=None, help="gradient norm clip (default 5; 0: none)"
     )
     p.add_argument(
         "--augment",

@@ -74,15 +74,20 @@ def run(args: argparse.Namespace) -> int:
         report=not args.no_report,
     )
     paper = exp.paper
-    said = ", ".join(f"{m} {paper[m]}" for m in ("kmeans", "spectral") if m in paper)
-    lines = [format_table(results)]
+    if exp.discover is None:  # a transfer experiment (Tables 4-6)
+        from tcdn.transfer.results import format_table as transfer_table
+
+        said = ", ".join(f"{m} {paper[m]}" for m in ("random_init", "trained") if m in paper)
+        lines = [transfer_table(results)]
+    else:
+        said = ", ".join(f"{m} {paper[m]}" for m in ("kmeans", "spectral") if m in paper)
+        lines = [format_table(results)]
     if said:
         lines.append(
             f"the paper (table {paper.get('table', '?')}, {paper.get('row', exp.name)}): {said}"
         )
     sys.stdout.write("\n".join(lines) + "\n")
     where = args.out / "results" / exp.name
-    log.info(
-        "wrote %s%s", where, "" if args.no_report else f"; open {(where / 'report.html').resolve()}"
-    )
+    report = not args.no_report and exp.discover is not None
+    log.info("wrote %s%s", where, f"; open {(where / 'report.html').resolve()}" if report else "")
     return 0

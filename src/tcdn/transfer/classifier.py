@@ -25,6 +25,8 @@ from tcdn.training.config import TrainConfig
 log = logging.getLogger(__name__)
 
 BACKBONE = "backbone."
+#: the part of a checkpoint's network a classifier is built on (tcdn.transfer.inputs)
+WHOLE, APPEARANCE = "whole", "appearance"
 
 
 class Classifier(nn.Module):
@@ -67,6 +69,8 @@ class TransferReport:
     new: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)
     unused: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)
     layers: list[str] = field(default_factory=list)  # the backbone stages with loaded weights
+    part: str = "the whole network"  # the part of the checkpoint's network the classifier is
+    input: str = ""  # what the network reads (tcdn.transfer.inputs.NetInput.describe)
 
     @staticmethod
     def _count(items: list[tuple[str, tuple[int, ...]]]) -> int:
@@ -83,7 +87,7 @@ class TransferReport:
         loaded = ", ".join(self.layers) or "nothing"
         new = ", ".join(f"{n} {list(s)}" for n, s in self.new)
         text = (
-            f"loaded {len(self.loaded)} tensors ({self._count(self.loaded):,} values) of {loaded}; "
+            f"{self.part}: loaded {len(self.loaded)} tensors ({self._count(self.loaded):,} values) of {loaded}; "
             f"new: {len(self.new)} tensors ({self._count(self.new):,} values): {new}"
         )
         if self.unused:
@@ -95,6 +99,8 @@ class TransferReport:
             return [{"name": n, "shape": list(s)} for n, s in items]
 
         return {
+            "part": self.part,
+            "input": self.input,
             "layers": list(self.layers),
             "loaded": rows(self.loaded),
             "new": rows(self.new),
@@ -177,27 +183,44 @@ def build_classifier(
     dropout: float = 0.0,
     upto: str | None = None,
     source: str = "the checkpoint",
+    part: str = WHOLE,
 ) -> tuple[Classifier, TransferReport | None]:
     """The classifier of a checkpoint's network (``train_config``, its ``config``).
 
     ``init="trained"`` copies ``state`` (its ``model``) with :func:`transfer_weights`;
     ``init="random_init"`` keeps the network's own initialisation. Both draw their initial
     weights from torch's RNG seeded with ``seed`` (the caller's RNG state is left as it was), so
-    the new layer of both starts the same."""
+    the new layer of both starts the same.
+
+    ``part`` is the network the classifier is built on: the checkpoint's whole network
+    (``whole``), or for a two-stream checkpoint its ``appearance`` stream alone (still images:
+    :func:`tcdn.transfer.inputs.plan_input` decides). Which input a checkpoint of motion input
+    can take is :func:`~tcdn.transfer.inputs.plan_input`'s business, not this function's."""
     cfg = TrainConfig.from_dict(train_config)
-    if cfg.motion != "none":
-        raise TcdnError(
-            f"{source} was trained on motion input (motion: {cfg.motion}: each frame with its "
-            "successor in the video), which a still image does not have: fine-tune from a "
-            "network trained with motion: none"
-        )
+    if part not in (WHOLE, APPEARANCE):
+        raise ValueError(f"unknown part {part!r}")
+    if part == APPEARANCE and cfg.streams != 2:
+        raise TcdnError(f"{source} has one network, no appearance stream")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = Classifier(cfg.build_model(), n_classes, dropout)
+        net = cfg.build_model()
+        backbone = net.appearance if part == APPEARANCE else net
+        assert isinstance(backbone, Backbone)
+        model = Classifier(backbone, n_classes, dropout)
     if init == "random_init":
         return model, None
     if init != "trained":
         raise ValueError(f"unknown init {init!r}")
     if state is None:
         raise ValueError("init='trained' needs the checkpoint's state")
-    return model, transfer_weights(model, state, upto=upto, source=source)
+    if part == WHOLE:
+        return model, transfer_weights(model, state, upto=upto, source=source)
+    prefix = APPEARANCE + "."
+    own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    report = transfer_weights(model, own, upto=upto, source=source)
+    report.unused = [(prefix + k, s) for k, s in report.unused]
+    report.unused += [(k, tuple(v.shape)) for k, v in state.items() if not k.startswith(prefix)]
+    report.part = (
+        "the appearance stream (appearance.* -> backbone.*; the motion stream needs video frames)"
+    )
+    return model, report

@@ -33,6 +33,13 @@ DATASET_AUGMENT = {
     "videos": "resized_crop_flip",
 }
 SCHEDULES = ("cosine", "step")
+#: the transferred BatchNorm layers while fine-tuning: ``adapt``: their statistics re-estimated on
+#: the training images before the first step, then fixed (AdaBN; the layers stay in eval mode);
+#: ``keep``: the checkpoint's statistics, fixed; ``train``: batch statistics, as a new layer
+BN_MODES = ("adapt", "keep", "train")
+#: the new classification layer's start: ``probe``: the logistic regression of the frozen
+#: network's features of the training images (LP-FT, Kumar et al. 2022); ``random``: random
+HEAD_INITS = ("probe", "random")
 
 
 @dataclass
@@ -62,10 +69,16 @@ class FinetuneConfig:
     lr_step: int = 10
     lr_gamma: float = 0.1
     warmup: int = 0  # epochs of linear warm-up
-    eval_every: int = 1  # epochs between evaluations (and checkpoints); the last is always one
+    # epochs between evaluations (and checkpoints); the last is always one; None: about 10 a run
+    eval_every: int | None = None
     augment: str = "auto"
     head_dropout: float = 0.0  # dropout before the new classification layer
     upto: str | None = None  # the last layer whose weights are transferred; None: every layer
+    transferred_lr: float = 0.1  # factor on lr for transferred layers (new ones train at lr)
+    bn: str = "adapt"  # the transferred BatchNorm layers: one of BN_MODES
+    head_init: str = "probe"  # the new layer's start: one of HEAD_INITS
+    min_steps: int = 100  # at least this many steps: epochs raised when the training set is small
+    grad_clip: float = 5.0  # the gradient's L2 norm is clipped to this (0: no clipping)
     # frozen features
     layer: str | None = None  # feature layer of linear/knn; None: the network's default layer
     knn_k: int = 5
@@ -80,6 +93,17 @@ class FinetuneConfig:
     def resolved_augment(self) -> str:
         """The augmentation this config applies (``auto`` resolved by the dataset)."""
         return DATASET_AUGMENT[self.dataset] if self.augment == "auto" else self.augment
+
+    def epochs_for(self, n_train: int) -> int:
+        """The epochs a run on ``n_train`` images trains: ``epochs``, raised so that the run takes
+        at least ``min_steps`` steps (5 shots of 4 classes are one step an epoch)."""
+        per_epoch = max(math.ceil(n_train / self.batch_size), 1)
+        return max(self.epochs, math.ceil(self.min_steps / per_epoch))
+
+    def eval_interval(self, epochs: int) -> int:
+        """Epochs between evaluations of a run of ``epochs`` epochs: ``eval_every``, or (None)
+        a tenth of them (each evaluation reads every test image)."""
+        return self.eval_every or max(1, math.ceil(epochs / 10))
 
     def validate(self) -> None:
         def need(ok: bool, option: str, what: str) -> None:
@@ -107,8 +131,13 @@ class FinetuneConfig:
         need(self.lr_step >= 1, "lr_step", "must be >= 1")
         need(0 < self.lr_gamma <= 1, "lr_gamma", "must be in (0, 1]")
         need(0 <= self.warmup < self.epochs, "warmup", "must be >= 0 and less than --epochs")
-        need(self.eval_every >= 1, "eval_every", "must be >= 1")
+        need(self.eval_every is None or self.eval_every >= 1, "eval_every", "must be >= 1")
         need(self.augment in AUGMENTS, "augment", f"choose one of {', '.join(AUGMENTS)}")
+        need(0 <= self.transferred_lr <= 1, "transferred_lr", "must be in [0, 1]")
+        need(self.bn in BN_MODES, "bn", f"choose one of {', '.join(BN_MODES)}")
+        need(self.head_init in HEAD_INITS, "head_init", f"choose one of {', '.join(HEAD_INITS)}")
+        need(self.min_steps >= 0, "min_steps", "must be >= 0")
+        need(self.grad_clip >= 0, "grad_clip", "must be >= 0 (0: no clipping)")
         need(0 <= self.head_dropout < 1, "head_dropout", "must be in [0, 1)")
         need(self.knn_k >= 1, "knn_k", "must be >= 1")
         need(self.linear_c > 0, "linear_c", "must be > 0")
@@ -143,6 +172,11 @@ class FinetuneConfig:
             "augment",
             "head_dropout",
             "upto",
+            "transferred_lr",
+            "bn",
+            "head_init",
+            "min_steps",
+            "grad_clip",
         )
         out = {k: getattr(self, k) for k in keys}
         out["augment"] = self.resolved_augment

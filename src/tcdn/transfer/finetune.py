@@ -1,9 +1,13 @@
 """Fine-tuning a classifier on labelled images: one run, with the hygiene of ``tcdn train``.
 
-A run trains every layer with SGD (momentum, weight decay) under a per-step learning-rate schedule
+A run first treats the transferred layers as pre-trained (:mod:`tcdn.transfer.warmstart`): their
+BatchNorm statistics re-estimated on the training images and then fixed (``bn``), the new layer
+started at the linear probe of the frozen features (``head_init``), the transferred layers given
+``transferred_lr`` times the learning rate. It then trains every layer with SGD (momentum, weight
+decay, gradient clipping) for at least ``min_steps`` steps under a per-step learning-rate schedule
 (cosine to 0, or step decay by epochs; optional linear warm-up), augments each training image on
-its own, evaluates the test images after every epoch (or every ``eval_every`` epochs, and after
-the last), and writes to its folder at each evaluation:
+its own, evaluates the test images every ``eval_every`` epochs (default: ten times a run) and
+after the last, and writes to its folder at each evaluation:
 
 - ``last.pt``: the state after that epoch (network, optimiser, schedule, every RNG, the epoch,
   the history), so that ``resume`` continues exactly as if the run had not stopped;
@@ -38,6 +42,8 @@ from tcdn.errors import TcdnError
 from tcdn.outputs import open_append
 from tcdn.training.checkpoint import atomic_save
 from tcdn.transfer.config import FinetuneConfig
+from tcdn.transfer.inputs import NetInput
+from tcdn.transfer.warmstart import adapt_batchnorm, param_groups, probe_head, transferred_batchnorm
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +53,8 @@ LAST, BEST, RESULT, LOG = "last.pt", "best.pt", "result.json", "log.jsonl"
 
 # -- augmentation -----------------------------------------------------------------------------------
 class TrainAugment:
-    """Per-image training augmentation of ``(B, 3, H, W)`` floats in [0, 1].
+    """Per-image training augmentation of ``(B, C, H, W)`` floats in [0, 1]; with ``C = 6`` (a
+    video frame and its successor) both halves get the same crop and flip.
 
     - ``flip``: horizontal flip with probability 1/2;
     - ``crop_flip``: zero-pad by ``H // 8`` pixels on every side (4 at 32x32), take a random
@@ -72,7 +79,11 @@ class TrainAugment:
         if self.kind == "none":
             return x
         if self.resized is not None:
-            return self.resized(x, gen)
+            params = self.resized.sample_params(x.shape[0], gen)
+            halves = [
+                self.resized.apply_params(x[:, c : c + 3], params) for c in range(0, x.shape[1], 3)
+            ]
+            return torch.cat(halves, dim=1)
         n, _, h, w = x.shape
         if self.kind == "crop_flip":
             pad = max(h // 8, 1)
@@ -89,10 +100,13 @@ class TrainAugment:
 
 
 # -- the schedule -------------------------------------------------------------------------------------
-def lr_factor(cfg: FinetuneConfig, steps_per_epoch: int) -> Callable[[int], float]:
+def lr_factor(
+    cfg: FinetuneConfig, steps_per_epoch: int, epochs: int | None = None
+) -> Callable[[int], float]:
     """The learning-rate factor at a step: cosine from 1 to 0 over every step after the warm-up,
-    or ``x lr_gamma`` every ``lr_step`` epochs; times a linear warm-up over ``warmup`` epochs."""
-    total = cfg.epochs * steps_per_epoch
+    or ``x lr_gamma`` every ``lr_step`` epochs; times a linear warm-up over ``warmup`` epochs.
+    ``epochs``: the run's (:meth:`FinetuneConfig.epochs_for`; default ``cfg.epochs``)."""
+    total = (epochs or cfg.epochs) * steps_per_epoch
     warm = cfg.warmup * steps_per_epoch
 
     def factor(step: int) -> float:
@@ -114,26 +128,35 @@ def digest(rows: np.ndarray) -> str:
 
 
 def to_batch(images: np.ndarray, device: torch.device) -> Tensor:
-    """``(B, H, W, 3)`` uint8 -> ``(B, 3, H, W)`` float in [0, 1]."""
+    """``(B, H, W, C)`` uint8 -> ``(B, C, H, W)`` float in [0, 1]."""
     x = torch.from_numpy(np.ascontiguousarray(images)).to(device)
     return x.permute(0, 3, 1, 2).float() / 255.0
+
+
+def _sign(sign: np.ndarray | None, rows: Any) -> Tensor | None:
+    return None if sign is None else torch.from_numpy(np.asarray(sign[rows], np.float32))
 
 
 @torch.inference_mode()
 def predict(
     model: nn.Module,
     images: np.ndarray,
-    mean: np.ndarray,
+    net_input: NetInput | np.ndarray,
     device: torch.device,
     batch_size: int = 256,
+    sign: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Class predictions of ``(N, H, W, 3)`` uint8 images (the network in eval mode)."""
+    """Class predictions of ``(N, H, W, C)`` uint8 images (the network in eval mode);
+    ``net_input``: a :class:`~tcdn.transfer.inputs.NetInput` or the paper's channel mean."""
+    if not isinstance(net_input, NetInput):  # the paper's input: a channel mean
+        net_input = NetInput(None, np.asarray(net_input, np.float32))
     was_training = model.training
     model.eval()
-    m = torch.as_tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1) / 255.0
     out = []
     for s in range(0, len(images), batch_size):
-        out.append(model(to_batch(images[s : s + batch_size], device) - m).argmax(1).cpu())
+        rows = slice(s, s + batch_size)
+        x = net_input(to_batch(images[rows], device), _sign(sign, rows))
+        out.append(model(x).argmax(1).cpu())
     model.train(was_training)
     return torch.cat(out).numpy() if out else np.zeros(0, np.int64)
 
@@ -169,11 +192,13 @@ class FinetuneRun:
     model
         The classifier; its weights are its initialisation (learned or random).
     train_images, train_labels, test_images, test_labels
-        ``(N, H, W, 3)`` uint8 images and their class indices.
+        ``(N, H, W, C)`` uint8 images (``C`` = 6: a video frame and its successor, for motion
+        input) and their class indices.
     config
         The options (:meth:`FinetuneConfig.training_dict` is what a resumed run must match).
-    mean
-        Per-channel input mean (0-255) subtracted from every image.
+    net_input
+        How images become the network's input (:class:`~tcdn.transfer.inputs.NetInput`), or a
+        per-channel input mean (0-255) subtracted from every image (the paper's input).
     seeds
         ``(order, augmentation, torch)``: the generators of the batch order, of the
         augmentation, and of torch's RNG (dropout).
@@ -190,10 +215,14 @@ class FinetuneRun:
         test_images: np.ndarray,
         test_labels: np.ndarray,
         config: FinetuneConfig,
-        mean: np.ndarray,
+        net_input: NetInput | np.ndarray,
         device: torch.device,
         seeds: tuple[int, int, int],
         meta: dict[str, Any],
+        *,
+        train_sign: np.ndarray | None = None,
+        test_sign: np.ndarray | None = None,
+        loaded: set[str] | None = None,
     ) -> None:
         if len(train_images) == 0 or len(test_images) == 0:
             raise TcdnError("fine-tuning needs at least one training and one test image")
@@ -201,19 +230,26 @@ class FinetuneRun:
         self.cfg, self.device = config, device
         self.train_x, self.train_y = train_images, np.asarray(train_labels, np.int64)
         self.test_x, self.test_y = test_images, np.asarray(test_labels, np.int64)
-        self.mean = np.asarray(mean, np.float32)
-        self._mean_t = torch.as_tensor(self.mean, device=device).view(1, 3, 1, 1) / 255.0
+        self.train_s, self.test_s = train_sign, test_sign
+        if not isinstance(net_input, NetInput):
+            net_input = NetInput(None, np.asarray(net_input, np.float32))
+        self.net_input = net_input
+        self.mean = np.asarray(net_input.mean, np.float32)
         self.meta = dict(meta)
         self.augment = TrainAugment(config.resolved_augment)
+        self.loaded = set(loaded or ())  # the names of the transferred tensors
+        self.frozen_bn = transferred_batchnorm(model, self.loaded) if config.bn != "train" else []
+        self.epochs = config.epochs_for(len(train_images))
+        self._warm_start()
         self.optimizer = torch.optim.SGD(
-            model.parameters(),
+            param_groups(model, self.loaded, config.lr, config.transferred_lr),
             lr=config.lr,
             momentum=config.momentum,
             weight_decay=config.weight_decay,
         )
         self.steps_per_epoch = math.ceil(len(train_images) / config.batch_size)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lr_factor(config, self.steps_per_epoch)
+            self.optimizer, lr_factor(config, self.steps_per_epoch, self.epochs)
         )
         self.order = np.random.default_rng(seeds[0])
         self.aug_gen = torch.Generator().manual_seed(seeds[1])
@@ -222,11 +258,50 @@ class FinetuneRun:
         self.history: list[dict[str, Any]] = []
         self.best_accuracy, self.best_epoch = -1.0, 0
 
+    def _inputs(self, images: np.ndarray, sign: np.ndarray | None) -> Any:
+        """The network inputs of ``images``, batch by batch, un-augmented."""
+        bs = self.cfg.eval_batch_size
+        for s in range(0, len(images), bs):
+            rows = slice(s, s + bs)
+            yield self.net_input(to_batch(images[rows], self.device), _sign(sign, rows))
+
+    def _warm_start(self) -> None:
+        """Before the first step: the BatchNorm statistics re-estimated on the training images
+        (the new layers', and the transferred ones' with ``bn: adapt``), and the new layer set to
+        their linear probe
+        (``head_init: probe``); see :mod:`tcdn.transfer.warmstart`. A resumed run overwrites both
+        with its checkpoint's state."""
+
+        def batches() -> Any:
+            return self._inputs(self.train_x, self.train_s)
+
+        # the new BatchNorm layers (all of a random init's) train on batch statistics; their
+        # running ones, which the probe below and any evaluation read, start at the training
+        # images' instead of (0, 1)
+        old = {id(m) for m in transferred_batchnorm(self.model, self.loaded)}
+        new_bn = [
+            m
+            for m in self.model.modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in old
+        ]
+        adapt = new_bn + (self.frozen_bn if self.cfg.bn == "adapt" else [])
+        adapt_batchnorm(self.model, adapt, batches)
+        head, backbone = getattr(self.model, "head", None), getattr(self.model, "backbone", None)
+        if self.cfg.head_init == "probe" and head is not None and backbone is not None:
+            n_classes = int(getattr(self.model, "n_classes", int(self.train_y.max()) + 1))
+            probe_head(head, backbone, batches, self.train_y, n_classes, self.cfg.linear_c)
+
+    def _train_mode(self) -> None:
+        """Train mode, except the transferred BatchNorm layers unless ``bn: train``."""
+        self.model.train()
+        for m in self.frozen_bn:
+            m.eval()
+
     # -- one epoch ------------------------------------------------------------------------------
     def train_epoch(self, bar: Any = None) -> dict[str, float]:
         """One pass over the training images in a fresh random order; returns the mean loss and
         the accuracy on the (augmented) training batches."""
-        self.model.train()
+        self._train_mode()
         perm = self.order.permutation(len(self.train_x))
         bs = self.cfg.batch_size
         loss_sum, correct = 0.0, 0
@@ -234,7 +309,7 @@ class FinetuneRun:
             rows = np.sort(perm[s : s + bs])  # sorted: a store reads faster; order is kept by perm
             x = self.augment(to_batch(self.train_x[rows], self.device), self.aug_gen)
             y = torch.from_numpy(self.train_y[rows]).to(self.device)
-            logits = self.model(x - self._mean_t)
+            logits = self.model(self.net_input(x, _sign(self.train_s, rows)))
             loss = F.cross_entropy(logits, y)
             if not torch.isfinite(loss):
                 raise TcdnError(
@@ -242,6 +317,8 @@ class FinetuneRun:
                 )
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if self.cfg.grad_clip > 0:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
             self.optimizer.step()
             self.scheduler.step()
             loss_sum += loss.item() * len(rows)
@@ -254,7 +331,14 @@ class FinetuneRun:
 
     def evaluate(self) -> float:
         """Accuracy (%) on the test images."""
-        pred = predict(self.model, self.test_x, self.mean, self.device, self.cfg.eval_batch_size)
+        pred = predict(
+            self.model,
+            self.test_x,
+            self.net_input,
+            self.device,
+            self.cfg.eval_batch_size,
+            self.test_s,
+        )
         return float(100.0 * np.mean(pred == self.test_y))
 
     # -- checkpoints ----------------------------------------------------------------------------
@@ -343,16 +427,23 @@ def finetune(
     config: FinetuneConfig,
     run_dir: str | Path,
     *,
-    mean: np.ndarray,
+    mean: np.ndarray | NetInput,
     seeds: tuple[int, int, int],
     meta: dict[str, Any] | None = None,
+    train_sign: np.ndarray | None = None,
+    test_sign: np.ndarray | None = None,
+    loaded: set[str] | None = None,
     resume: bool = False,
     device: str | torch.device = "cpu",
     progress: bool = True,
     desc: str = "fine-tuning",
 ) -> RunResult:
-    """Fine-tune ``model`` for ``config.epochs`` epochs, evaluating after each; see the module
-    docstring for what ``run_dir`` receives. With ``resume``, a complete run is read back and an
+    """Fine-tune ``model`` for ``config.epochs_for(len(train_images))`` epochs, evaluating after
+    each; see the module docstring for the run folder. ``mean``: the input (a
+    :class:`~tcdn.transfer.inputs.NetInput`, or the paper's channel mean); ``train_sign`` /
+    ``test_sign``: the successor signs of motion input; ``loaded``: the names of the tensors
+    transferred from a checkpoint (they train at ``transferred_lr``, and their BatchNorm layers
+    follow ``bn``). With ``resume``, a complete run is read back and an
     interrupted one continues from its ``last.pt``. Torch's global RNG is seeded inside
     :func:`torch.random.fork_rng`: the caller's RNG state is left as it was."""
     run = Path(run_dir)
@@ -375,15 +466,18 @@ def finetune(
             dev,
             seeds,
             meta,
+            train_sign=train_sign,
+            test_sign=test_sign,
+            loaded=loaded,
         )
         if resume and last.exists():
             state.restore(last)
             done = read_result(run)
-            if done is not None and state.epoch >= config.epochs:
+            if done is not None and state.epoch >= state.epochs:
                 return done
         run.mkdir(parents=True, exist_ok=True)
         bar = tqdm(
-            total=config.epochs * state.steps_per_epoch,
+            total=state.epochs * state.steps_per_epoch,
             initial=state.epoch * state.steps_per_epoch,
             desc=desc,
             unit="step",
@@ -393,12 +487,13 @@ def finetune(
         try:
             with open_append(run / LOG) as log_fh:
                 pending: list[dict[str, Any]] = []  # epochs not yet in a checkpoint or the log
-                while state.epoch < config.epochs:
+                interval = config.eval_interval(state.epochs)
+                while state.epoch < state.epochs:
                     t_epoch = time.perf_counter()
                     record: dict[str, Any] = {"epoch": state.epoch + 1}
                     record.update(state.train_epoch(bar))
                     record["lr"] = float(state.scheduler.get_last_lr()[0])
-                    evaluate = state.epoch % config.eval_every == 0 or state.epoch == config.epochs
+                    evaluate = state.epoch % interval == 0 or state.epoch == state.epochs
                     if evaluate:
                         record["test_accuracy"] = state.evaluate()
                     record["seconds"] = time.perf_counter() - t_epoch

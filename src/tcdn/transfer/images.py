@@ -91,6 +91,10 @@ class ImageSet:
         ``(N,)`` int64, the video each image comes from (``None``: independent images).
     group_names
         The name of each group.
+    successor
+        Video frames only: ``rows -> (images, sign)``, each row's successor in its video and the
+        sign of :func:`tcdn.models.input.successor_rows` (what motion input needs); use
+        :meth:`read_successors`.
     """
 
     labels: np.ndarray
@@ -100,6 +104,7 @@ class ImageSet:
     size: int
     groups: np.ndarray | None = None
     group_names: list[str] | None = None
+    successor: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -111,6 +116,20 @@ class ImageSet:
         if out.shape != (len(rows), self.size, self.size, 3) or out.dtype != np.uint8:
             raise AssertionError(f"reader returned {out.shape} {out.dtype}")  # a reader's bug
         return out
+
+    def read_successors(self, rows: np.ndarray | list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The successor of each of ``rows`` in its video, ``(n, size, size, 3)`` uint8, and the
+        ``(n,)`` float32 sign of the difference (-1 at a video's last frame, whose predecessor
+        stands in)."""
+        if self.successor is None:
+            raise TcdnError(
+                "these images are not video frames: they have no successor for motion input"
+            )
+        rows = np.asarray(rows, dtype=np.int64)
+        images, sign = self.successor(rows)
+        if images.shape != (len(rows), self.size, self.size, 3) or images.dtype != np.uint8:
+            raise AssertionError(f"successor reader returned {images.shape} {images.dtype}")
+        return images, np.asarray(sign, np.float32)
 
     def class_counts(self) -> np.ndarray:
         return np.bincount(self.labels, minlength=len(self.classes))
@@ -532,6 +551,12 @@ def video_frames(frames: FrameSet, source: str = "") -> LabelledData:
         out[order] = np.asarray(frames.frames[rows[order]])
         return out
 
+    def successor(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from tcdn.models.input import successor_rows  # torch: only for motion input
+
+        nxt, sign = successor_rows(frames.offsets)
+        return read(nxt[rows]), sign[rows]
+
     train = ImageSet(
         labels,
         frames.class_names,
@@ -540,6 +565,7 @@ def video_frames(frames: FrameSet, source: str = "") -> LabelledData:
         size,
         groups=vid.astype(np.int64),
         group_names=names,
+        successor=successor,
     )
     return LabelledData("videos", source, train, None)
 

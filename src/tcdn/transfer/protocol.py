@@ -25,12 +25,12 @@ import numpy as np
 import torch
 
 from tcdn.errors import TcdnError
-from tcdn.features.extract import extract_features
-from tcdn.models.input import channel_mean
+from tcdn.models.input import InputTransform, channel_mean
 from tcdn.transfer.classifier import TransferReport, build_classifier, weights_digest
 from tcdn.transfer.config import FinetuneConfig
 from tcdn.transfer.finetune import LAST, RunResult, digest, finetune
-from tcdn.transfer.images import LabelledData
+from tcdn.transfer.images import ImageSet, LabelledData
+from tcdn.transfer.inputs import NetInput, plan_input
 from tcdn.transfer.probe import accuracy, knn_predict, linear_probe
 from tcdn.transfer.results import build_results
 from tcdn.transfer.splits import AUGMENT, DROPOUT, INIT, ORDER, child_seed, plan_split
@@ -64,12 +64,15 @@ def run_transfer(
             f"{out} already holds fine-tuning runs ({existing[0].parent.name}...): pass --resume "
             "to continue them, or choose another --out"
         )
-    report, layer = _account(checkpoint, cfg, len(data.classes))
+    transform, part = plan_input(checkpoint, video=data.train.successor is not None)
+    report, layer = _account(checkpoint, cfg, len(data.classes), part)
     plan = _Plan(
         checkpoint,
         cfg,
         len(data.classes),
         layer,
+        transform,
+        part,
         weights_digest(checkpoint["model"]),
         runs,
         resume=resume,
@@ -78,14 +81,19 @@ def run_transfer(
     )
     tally = _Tally()
     for r in range(cfg.repeats):
-        arrays = _draw(data, cfg, r, tally)
-        mean = channel_mean(arrays[0], seed=cfg.seed)
+        arrays, signs = _draw(data, cfg, r, tally, motion=plan.motion)
+        net_input = NetInput(transform, channel_mean(arrays[0][..., :3], seed=cfg.seed), part)
+        if r == 0:
+            log.info("input: %s", net_input.describe())
+            report.input = net_input.describe()
         for source in INITS:
-            _run_init(plan, source, r, arrays, mean, tally)
+            _run_init(plan, source, r, arrays, signs, net_input, tally)
         if plan.frozen:
             t0 = time.perf_counter()
             train_x, train_y, test_x, test_y = arrays
-            pixels = [x.reshape(len(x), -1).astype(np.float32) / 255.0 for x in (train_x, test_x)]
+            pixels = [
+                x[..., :3].reshape(len(x), -1).astype(np.float32) / 255.0 for x in (train_x, test_x)
+            ]
             _probe(cfg, "raw_pixels", pixels[0], train_y, pixels[1], test_y, tally.add)
             tally.timed("raw_pixels/frozen", t0)
         summary = ", ".join(
@@ -117,11 +125,18 @@ class _Plan:
     cfg: FinetuneConfig
     n_classes: int
     layer: str
+    transform: InputTransform | None  # the checkpoint's input (None: the paper's)
+    part: str  # the part of its network the classifier uses (tcdn.transfer.inputs)
     weights: str  # a fingerprint of the checkpoint's network
     runs: Path  # OUT/runs: the fine-tuning runs
     resume: bool
     device: str
     progress: bool
+
+    @property
+    def motion(self) -> bool:
+        """Whether the input needs each frame's successor."""
+        return self.transform is not None and self.transform.needs_successor
 
     @property
     def frozen(self) -> list[str]:
@@ -148,7 +163,7 @@ class _Tally:
 
 
 def _account(
-    checkpoint: dict[str, Any], cfg: FinetuneConfig, n_classes: int
+    checkpoint: dict[str, Any], cfg: FinetuneConfig, n_classes: int, part: str
 ) -> tuple[TransferReport, str]:
     """The account of the weight transfer (logged) and the frozen-feature layer, worked out
     before the first image is read, so that a shape mismatch or a bad layer fails at once."""
@@ -160,6 +175,7 @@ def _account(
         dropout=cfg.head_dropout,
         upto=cfg.upto,
         source=str(checkpoint.get("path", "the checkpoint")),
+        part=part,
     )
     assert report is not None
     log.info("weight transfer from %s: %s", checkpoint.get("path"), report.summary())
@@ -169,11 +185,24 @@ def _account(
     return report, probe_model.backbone.check_layer(cfg.layer)
 
 
+def _read(images: ImageSet, rows: np.ndarray, motion: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """``rows`` as ``(n, H, W, 3)`` uint8, or with ``motion`` ``(n, H, W, 6)``: each frame, then
+    its successor; and the successors' signs (``None`` without ``motion``)."""
+    x = images.read(rows)
+    if not motion:
+        return x, None
+    after, sign = images.read_successors(rows)
+    return np.concatenate([x, after], axis=3), sign
+
+
+Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
 def _draw(
-    data: LabelledData, cfg: FinetuneConfig, r: int, tally: _Tally
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Repeat ``r``'s split, read: ``(train_x, train_y, test_x, test_y)``; its sizes and record
-    go to ``tally``."""
+    data: LabelledData, cfg: FinetuneConfig, r: int, tally: _Tally, *, motion: bool = False
+) -> tuple[Arrays, tuple[np.ndarray | None, np.ndarray | None]]:
+    """Repeat ``r``'s split, read: ``(train_x, train_y, test_x, test_y)`` and the successor
+    signs of train and test (motion input; else ``None``); its sizes and record go to ``tally``."""
     t0 = time.perf_counter()
     test_set = data.test if data.test is not None else data.train
     split = plan_split(
@@ -187,9 +216,9 @@ def _draw(
         repeat=r,
         classes=data.classes,
     )
-    train_x = data.train.read(split.train)
+    train_x, train_s = _read(data.train, split.train, motion)
     train_y = data.train.labels[split.train]
-    test_x = test_set.read(split.test)
+    test_x, test_s = _read(test_set, split.test, motion)
     test_y = test_set.labels[split.test]
     tally.timed("reading", t0)
     tally.sizes.append((len(split.train), len(split.test)))
@@ -215,21 +244,45 @@ def _draw(
         len(split.train),
         len(split.test),
     )
-    return train_x, train_y, test_x, test_y
+    return (train_x, train_y, test_x, test_y), (train_s, test_s)
+
+
+@torch.inference_mode()
+def _features(
+    backbone: torch.nn.Module,
+    images: np.ndarray,
+    sign: np.ndarray | None,
+    net_input: NetInput,
+    layer: str,
+    batch_size: int,
+    device: str,
+) -> np.ndarray:
+    """The frozen network's ``(N, D)`` features at ``layer`` (eval mode)."""
+    backbone.eval().to(device)
+    out = []
+    for s in range(0, len(images), batch_size):
+        rows = slice(s, s + batch_size)
+        x = torch.from_numpy(np.ascontiguousarray(images[rows])).to(device)
+        x = x.permute(0, 3, 1, 2).float() / 255.0
+        sg = None if sign is None else torch.from_numpy(np.asarray(sign[rows], np.float32))
+        feats = backbone.forward_features(net_input(x, sg), layer=layer)  # type: ignore[operator]
+        out.append(feats.float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
 def _run_init(
     plan: _Plan,
     source: str,
     r: int,
-    arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    mean: np.ndarray,
+    arrays: Arrays,
+    signs: tuple[np.ndarray | None, np.ndarray | None],
+    net_input: NetInput,
     tally: _Tally,
 ) -> None:
     """Repeat ``r`` of one init (``trained`` or ``random_init``): its frozen-feature probes and
     its fine-tuning run, as ``plan.cfg`` asks."""
     cfg = plan.cfg
-    model, _ = build_classifier(
+    model, report = build_classifier(
         plan.checkpoint["config"],
         plan.n_classes,
         init=source,
@@ -237,21 +290,15 @@ def _run_init(
         seed=child_seed(cfg.seed, r, INIT),
         dropout=cfg.head_dropout,
         upto=cfg.upto,
+        part=plan.part,
     )
+    loaded = {name for name, _ in report.loaded} if report is not None else set()
     train_x, train_y, test_x, test_y = arrays
     if plan.frozen:
         t0 = time.perf_counter()
         feats = [
-            extract_features(
-                model.backbone,
-                x,
-                mean,
-                layer=plan.layer,
-                batch_size=cfg.eval_batch_size,
-                device=plan.device,
-                progress=False,
-            )
-            for x in (train_x, test_x)
+            _features(model.backbone, x, s, net_input, plan.layer, cfg.eval_batch_size, plan.device)
+            for x, s in ((train_x, signs[0]), (test_x, signs[1]))
         ]
         _probe(cfg, source, feats[0], train_y, feats[1], test_y, tally.add)
         tally.timed(f"{source}/frozen", t0)
@@ -262,7 +309,9 @@ def _run_init(
             cfg,
             plan.runs / f"r{r:02d}-{source}",
             arrays,
-            mean,
+            signs,
+            net_input,
+            loaded,
             r,
             source,
             tally.splits[-1],
@@ -296,8 +345,10 @@ def _finetune(
     model: torch.nn.Module,
     cfg: FinetuneConfig,
     run_dir: Path,
-    arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    mean: np.ndarray,
+    arrays: Arrays,
+    signs: tuple[np.ndarray | None, np.ndarray | None],
+    net_input: NetInput,
+    loaded: set[str],
     repeat: int,
     source: str,
     split: dict[str, Any],
@@ -329,9 +380,12 @@ def _finetune(
         test_y,
         cfg,
         run_dir,
-        mean=mean,
+        mean=net_input,
         seeds=seeds,
         meta=meta,
+        train_sign=signs[0],
+        test_sign=signs[1],
+        loaded=loaded,
         resume=resume,
         device=device,
         progress=progress,

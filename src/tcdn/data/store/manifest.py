@@ -213,3 +213,42 @@ def describe(settings: dict[str, Any]) -> str:
         f"{settings['storage']}"
         + (f" q{settings['quality']}" if settings["storage"] == "jpeg" else "")
     )
+
+
+def read_journal(path: Path, settings: StoreSettings) -> list[dict[str, Any]] | None:
+    """The finished videos an interrupted ingest appended to its journal (a line cut short by a
+    kill is ignored); ``None`` for a journal of other settings or one that cannot be read."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not lines:
+        return None
+    try:
+        header = json.loads(lines[0])
+    except ValueError:
+        return None
+    if not isinstance(header, dict) or header.get("settings") != settings.to_dict():
+        return None
+    records = []
+    for line in lines[1:]:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue  # the last line, cut short by a kill
+        if isinstance(rec, dict) and {"name", "key", "n_frames", "files"} <= rec.keys():
+            records.append(rec)
+    return records
+
+
+def data_problem(
+    record: dict[str, Any], data_dir: Path, settings: StoreSettings, content: bool
+) -> str | None:
+    """What is wrong with the data files of a video already in the store (``None``: nothing)."""
+    for path, expected in expected_files(record, data_dir, settings).items():
+        problem = file_problem(path, expected, content=content)
+        if problem is not None:
+            return problem
+    return None

@@ -31,12 +31,12 @@ from tcdn.data.store.manifest import (
     StoreSettings,
     crc32_hex,
     data_files,
+    data_problem,
     describe,
-    expected_files,
-    file_problem,
     is_data_name,
     is_store,
     looks_like_store,
+    read_journal,
     read_manifest,
     video_key,
     write_json_atomic,
@@ -358,7 +358,7 @@ class _StoreWriter:
                         f"{self.out} to rebuild it"
                     )
                 done = {v["name"]: v for v in old["videos"]}
-        journal = _read_journal(self.out / JOURNAL, self.settings)
+        journal = read_journal(self.out / JOURNAL, self.settings)
         if journal is None:  # another ingest's (other settings): of no use to this one
             (self.out / JOURNAL).unlink(missing_ok=True)
         for record in journal or []:
@@ -383,7 +383,7 @@ class _StoreWriter:
             if prev is not None and all(
                 prev.get(k) == record[k] for k in ("source", "file_size", "mtime_ns")
             ):
-                problem = _data_problem(prev, self.data_dir, self.settings, verify)
+                problem = data_problem(prev, self.data_dir, self.settings, verify)
                 if problem is None:
                     self.records[e.name] = {**prev, "label": e.label}
                     if prev.get("warning"):
@@ -514,45 +514,6 @@ class _StoreWriter:
             len(self.bad),
         )
         return report
-
-
-def _read_journal(path: Path, settings: StoreSettings) -> list[dict[str, Any]] | None:
-    """The finished videos an interrupted ingest appended to its journal (a line cut short by a
-    kill is ignored); ``None`` for a journal of other settings or one that cannot be read."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return []
-    except (OSError, UnicodeDecodeError):
-        return None
-    if not lines:
-        return None
-    try:
-        header = json.loads(lines[0])
-    except ValueError:
-        return None
-    if not isinstance(header, dict) or header.get("settings") != settings.to_dict():
-        return None
-    records = []
-    for line in lines[1:]:
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue  # the last line, cut short by a kill
-        if isinstance(rec, dict) and {"name", "key", "n_frames", "files"} <= rec.keys():
-            records.append(rec)
-    return records
-
-
-def _data_problem(
-    record: dict[str, Any], data_dir: Path, settings: StoreSettings, content: bool
-) -> str | None:
-    """What is wrong with the data files of a video already in the store (``None``: nothing)."""
-    for path, expected in expected_files(record, data_dir, settings).items():
-        problem = file_problem(path, expected, content=content)
-        if problem is not None:
-            return problem
-    return None
 
 
 def _run(

@@ -485,36 +485,7 @@ def finetune(
             leave=False,
         )
         try:
-            with open_append(run / LOG) as log_fh:
-                pending: list[dict[str, Any]] = []  # epochs not yet in a checkpoint or the log
-                interval = config.eval_interval(state.epochs)
-                while state.epoch < state.epochs:
-                    t_epoch = time.perf_counter()
-                    record: dict[str, Any] = {"epoch": state.epoch + 1}
-                    record.update(state.train_epoch(bar))
-                    record["lr"] = float(state.scheduler.get_last_lr()[0])
-                    evaluate = state.epoch % interval == 0 or state.epoch == state.epochs
-                    if evaluate:
-                        record["test_accuracy"] = state.evaluate()
-                    record["seconds"] = time.perf_counter() - t_epoch
-                    state.history.append(record)
-                    pending.append(record)
-                    if not evaluate:
-                        continue
-                    improved = record["test_accuracy"] > state.best_accuracy
-                    if improved:
-                        state.best_accuracy, state.best_epoch = record["test_accuracy"], state.epoch
-                    ckpt = state.state_dict()
-                    atomic_save(ckpt, last)
-                    if improved:
-                        atomic_save(ckpt, run / BEST)
-                    # logged with the checkpoint that holds them: a resumed run logs no epoch twice
-                    log_fh.writelines(json.dumps(r) + "\n" for r in pending)
-                    log_fh.flush()
-                    pending = []
-                    bar.set_postfix(
-                        loss=f"{record['train_loss']:.3f}", test=f"{record['test_accuracy']:.1f}%"
-                    )
+            _epochs(state, run, last, bar)
         finally:
             bar.close()
     result = RunResult(
@@ -527,6 +498,42 @@ def finetune(
     _write_json(run / RESULT, {**result.to_dict(), "meta": meta})
     _warn_if_untrained(run, state.history, len(np.unique(train_labels)))
     return result
+
+
+def _epochs(state: FinetuneRun, run: Path, last: Path, bar: Any) -> None:
+    """Train ``state`` to its last epoch, evaluating every ``eval_interval`` epochs; each
+    evaluation writes ``last.pt`` (and ``best.pt`` when it improved) and logs the epochs since
+    the previous one, so a resumed run logs no epoch twice."""
+    with open_append(run / LOG) as log_fh:
+        pending: list[dict[str, Any]] = []  # epochs not yet in a checkpoint or the log
+        interval = state.cfg.eval_interval(state.epochs)
+        while state.epoch < state.epochs:
+            t_epoch = time.perf_counter()
+            record: dict[str, Any] = {"epoch": state.epoch + 1}
+            record.update(state.train_epoch(bar))
+            record["lr"] = float(state.scheduler.get_last_lr()[0])
+            evaluate = state.epoch % interval == 0 or state.epoch == state.epochs
+            if evaluate:
+                record["test_accuracy"] = state.evaluate()
+            record["seconds"] = time.perf_counter() - t_epoch
+            state.history.append(record)
+            pending.append(record)
+            if not evaluate:
+                continue
+            improved = record["test_accuracy"] > state.best_accuracy
+            if improved:
+                state.best_accuracy, state.best_epoch = record["test_accuracy"], state.epoch
+            ckpt = state.state_dict()
+            atomic_save(ckpt, last)
+            if improved:
+                atomic_save(ckpt, run / BEST)
+            # logged with the checkpoint that holds them: a resumed run logs no epoch twice
+            log_fh.writelines(json.dumps(r) + "\n" for r in pending)
+            log_fh.flush()
+            pending = []
+            bar.set_postfix(
+                loss=f"{record['train_loss']:.3f}", test=f"{record['test_accuracy']:.1f}%"
+            )
 
 
 #: a last-epoch training loss above this share of ln(K) counts as "did not learn"

@@ -279,8 +279,16 @@ def open_new(
     """Open ``path`` (a temporary name of tcdn's) for writing from empty, never through a
     symbolic link (``O_NOFOLLOW``): a link there, or a place that cannot be written, raises
     ``error`` (a :class:`TcdnError`) naming it."""
+    return _open_no_link(path, os.O_TRUNC, mode, error, **open_kwargs)
+
+
+def _open_no_link(
+    path: str | Path, flag: int, mode: str, error: type[TcdnError], **open_kwargs: Any
+) -> IO[Any]:
+    """Open ``path`` for writing (created if missing; ``flag``: ``O_TRUNC`` or ``O_APPEND``),
+    never through a symbolic link; a link or an OS error raises ``error`` naming ``path``."""
     path = Path(path)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    flags = os.O_WRONLY | os.O_CREAT | flag | getattr(os, "O_NOFOLLOW", 0)
     try:
         fd = os.open(path, flags, 0o644)
     except OSError as exc:
@@ -337,12 +345,4 @@ def open_append(path: str | Path) -> IO[str]:
     """Open a text file of tcdn's own (a run's ``log.jsonl``) for appending, never through a
     symbolic link: a link there could point at a user's file, which would get tcdn's lines. An
     OS error becomes a :class:`TcdnError` naming ``path``."""
-    path = Path(path)
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
-    try:
-        fd = os.open(path, flags, 0o644)
-    except OSError as exc:
-        if path.is_symlink():
-            raise _link_error(path) from None
-        raise TcdnError(f"cannot write {path}: {os_error_hint(exc)}") from None
-    return os.fdopen(fd, "a", encoding="utf-8")
+    return _open_no_link(path, os.O_APPEND, "a", TcdnError, encoding="utf-8")

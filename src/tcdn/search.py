@@ -93,6 +93,12 @@ def nearest(
     if exclude is not None:
         keep = rows != exclude
         rows, dist = rows[keep], dist[keep]
+    return ranked_answer(fs, rows, dist, k)
+
+
+def ranked_answer(fs: FeatureSet, rows: np.ndarray, dist: np.ndarray, k: int) -> Answer:
+    """The answer of rows already ranked by ``dist`` (ascending): the first ``k`` rows, and the
+    first ``k`` videos, each by its nearest row."""
     frames = [hit(fs, r, d) for r, d in zip(rows[:k].tolist(), dist[:k].tolist(), strict=True)]
     videos: list[Hit] = []
     seen: set[str] = set()

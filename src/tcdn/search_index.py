@@ -32,7 +32,7 @@ from tcdn.errors import TcdnError
 from tcdn.features.featureset import FeatureSet
 from tcdn.features.npzfile import npz_digest, write_npz
 from tcdn.outputs import atomic_writer, check_output_file
-from tcdn.search import Answer, hit
+from tcdn.search import Answer, ranked_answer
 
 log = logging.getLogger(__name__)
 
@@ -241,17 +241,7 @@ def approximate_nearest(
     diff = np.asarray(fs.features[rows], dtype=np.float64) - q.astype(np.float64)
     dist = np.sqrt(np.einsum("ij,ij->i", diff, diff))
     order = np.lexsort((rows, dist))  # by distance, then row: as the stable exact sort
-    rows, dist = rows[order], dist[order]
-    frames = [hit(fs, r, d) for r, d in zip(rows[:k].tolist(), dist[:k].tolist(), strict=True)]
-    videos, seen = [], set()
-    for r, d in zip(rows.tolist(), dist.tolist(), strict=True):
-        name = str(fs.video[r])
-        if name not in seen:
-            seen.add(name)
-            videos.append(hit(fs, r, d))
-            if len(videos) == k:
-                break
-    return Answer(frames, videos)
+    return ranked_answer(fs, rows[order], dist[order], k)
 
 
 def open_features(path: str | Path) -> FeatureSet:

@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from tcdn.data.frameset import FrameSet
 from tcdn.errors import TcdnError
 from tcdn.features.extract import BATCH_SIZE, FrameFeaturizer
 from tcdn.features.featureset import FeatureSet
@@ -106,6 +107,19 @@ class ShardOptions:
     device: str = "cpu"
     progress: bool = True
     dtype: str = "float32"
+
+    def open(self, collection: str | Path, progress: bool | None = None) -> FrameSet:
+        """The collection's frames read as these options say (``progress``: else :attr:`progress`)."""
+        from tcdn.data.load import open_collection
+
+        return open_collection(
+            collection,
+            self.size,
+            labels_csv=self.labels_csv,
+            max_frames=self.max_frames,
+            skip_bad=self.skip_bad,
+            progress=self.progress if progress is None else progress,
+        )
 
 
 @dataclass
@@ -226,17 +240,9 @@ def _single(
     options: ShardOptions,
 ) -> Extracted:
     """Rank 0 alone, as one process would: for the sources that need every frame at once."""
-    from tcdn.data.load import open_collection
     from tcdn.features.extract import frame_features
 
-    frames = open_collection(
-        collection,
-        options.size,
-        labels_csv=options.labels_csv,
-        max_frames=options.max_frames,
-        skip_bad=options.skip_bad,
-        progress=options.progress,
-    )
+    frames = options.open(collection)
     feats = frame_features(
         frames,
         source,
@@ -306,20 +312,13 @@ def _local_share(
     or take its rows of a frame store (cut on batch boundaries). ``cuts``: the videos' cut
     points, if the ranks worked them out together (:func:`_video_cuts`)."""
     from tcdn.data.collection import find_videos
-    from tcdn.data.load import load_frames, open_collection
+    from tcdn.data.load import load_frames
     from tcdn.data.store import is_store
 
     r, world = ddp.rank, ddp.world
     shown = options.progress and ddp.main
     if is_store(collection):
-        frames = open_collection(
-            collection,
-            options.size,
-            labels_csv=options.labels_csv,
-            max_frames=options.max_frames,
-            skip_bad=options.skip_bad,
-            progress=shown,
-        )
+        frames = options.open(collection, shown)
         rows = frames.rows(options.stride, options.max_per_video)
         n = len(rows)
         cuts = [min(n, align_up(n * q // world, BATCH_SIZE)) for q in range(world + 1)]

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tcdn.data.decode import DEFAULT_IMAGE_SIZE, check_frame_size
 from tcdn.errors import TcdnError
 from tcdn.features.featureset import FeatureSet
+
+if TYPE_CHECKING:
+    from tcdn.features.shards import ShardOptions
 
 #: the command's messages, under the logger name they have always had
 log = logging.getLogger("tcdn")
@@ -110,10 +113,10 @@ def write_features(
         The features saved, with the collection and the row selection in their ``meta``
         (``None`` on the ranks of a ``torchrun`` job other than 0).
     """
-    import numpy as np
 
     from tcdn.device import resolve_device
     from tcdn.features.featureset import is_feature_file
+    from tcdn.features.shards import ShardOptions
     from tcdn.outputs import check_output_file
 
     check_output_file(out, ours=is_feature_file)
@@ -126,10 +129,11 @@ def write_features(
     side = frame_size(size, ckpt)
     if source != "raw_pixels":
         check_layer(layer, ckpt, side)
-    dtype = np.float16 if float16 else np.float32
-    read = {"labels": labels, "max_frames": max_frames, "skip_bad": skip_bad}
-    rows = {"frame_stride": frame_stride, "max_per_video": max_per_video}
-    done = _compute(videos, source, ckpt, out, side, read, rows, layer, seed, dev, progress, dtype)
+    options = ShardOptions(
+        side, Path(labels) if labels is not None else None, max_frames, skip_bad, frame_stride,
+        max_per_video, layer, seed, dev, progress, "float16" if float16 else "float32",
+    )  # fmt: skip
+    done = _compute(videos, source, ckpt, out, options)
     if done is None:
         return None  # another rank of a torchrun job writes the file
     feats, skipped, n_videos = done
@@ -155,38 +159,20 @@ def _compute(
     source: str,
     ckpt: dict[str, Any] | None,
     out: PathLike,
-    side: int,
-    read: dict[str, Any],
-    rows: dict[str, Any],
-    layer: str | None,
-    seed: int,
-    dev: str,
-    progress: bool,
-    dtype: Any,
+    options: ShardOptions,
 ) -> tuple[FeatureSet, list[str], int] | None:
     """The features of :func:`write_features`, the videos skipped and the number of videos: in
     this process, or under torchrun shared by every rank (``None`` on ranks other than 0)."""
-    import numpy as np
-
-    from tcdn.data.load import open_collection
     from tcdn.features.extract import frame_features
-    from tcdn.features.shards import ShardOptions, sharded_frame_features, world_size
+    from tcdn.features.shards import sharded_frame_features, world_size
 
-    stride, most = rows["frame_stride"], rows["max_per_video"]
     if world_size() > 1:  # under torchrun: each process embeds its share, rank 0 writes the file
-        labels = read["labels"]
-        options = ShardOptions(
-            side, Path(labels) if labels is not None else None, read["max_frames"],
-            read["skip_bad"], stride, most, layer, seed, dev, progress, np.dtype(dtype).name,
-        )  # fmt: skip
         done = sharded_frame_features(videos, source, ckpt, out, options)
         return None if done is None else (done.features, done.skipped, done.n_videos)
-    frames = open_collection(
-        videos, side, labels_csv=read["labels"], max_frames=read["max_frames"],
-        skip_bad=read["skip_bad"], progress=progress,
-    )  # fmt: skip
+    frames = options.open(videos)
     feats = frame_features(
-        frames, source, ckpt, rows=frames.rows(stride, most), layer=layer, seed=seed,
-        device=dev, progress=progress, dtype=dtype,
+        frames, source, ckpt, rows=frames.rows(options.stride, options.max_per_video),
+        layer=options.layer, seed=options.seed, device=options.device,
+        progress=options.progress, dtype=options.dtype,
     )  # fmt: skip
     return feats, frames.skipped, len(frames.videos)

@@ -124,6 +124,55 @@ def test_a_killed_cell_resumes_from_its_checkpoint(
     assert [r["recipe"] for r in rows] == ["plain"]
 
 
+def test_a_learning_curve_continues_the_cells_run_exactly(
+    synthetic_collection: Path, tmp_path: Path
+) -> None:
+    import torch
+
+    from tcdn.data.load import open_collection
+    from tcdn.training.checkpoint import load_checkpoint
+    from tcdn.training.config import TrainConfig
+    from tcdn.training.run import train
+
+    spec = SweepSpec.from_yaml(
+        _spec(
+            tmp_path,
+            synthetic_collection,
+            train_seeds=1,
+            recipes={"plain": {}},
+            discover={"methods": ["kmeans"], "repeats": 1, "baselines": True},
+            curve={"steps": [3, 4]},
+        )
+    )
+    out = tmp_path / "sweep"
+    run_sweep(spec, out, progress=False)
+    cell = out / "cells" / "plain" / "tiny" / "seed0"
+    assert (cell / "curve" / "frame-step00000003.json").is_file()
+    assert (cell / "curve" / "frame-step00000004.json").is_file()
+    curve = json.loads((out / "table.json").read_text())["curve"]
+    assert sorted(r["steps"] for r in curve) == [2, 3, 4]  # the cell's own 2 steps first
+    per_step = {
+        n: json.loads((cell / "curve" / f"frame-step{n:08d}.json").read_text())["results"][
+            "trained"
+        ]["kmeans"]["ce_mean"]
+        for n in (3, 4)
+    }
+    assert {r["steps"]: r["ce_mean"] for r in curve if r["steps"] > 2} == pytest.approx(per_step)
+    assert "## Learning curve" in (out / "summary.md").read_text()
+    assert (out / "learning-curve.png").stat().st_size > 1000
+    # the curve is one run: its checkpoint at step 3 is a 3-step training from scratch
+    frames = open_collection(synthetic_collection, TRAIN_SIZE, progress=False)
+    cfg = TrainConfig.from_dict({**spec.recipes["plain"].to_dict(), "steps": 3})
+    alone = load_checkpoint(train(frames, cfg, tmp_path / "alone", progress=False))
+    continued = load_checkpoint(cell / "curve" / "run" / "step_00000003.pt")
+    for name, weight in alone["model"].items():
+        assert torch.equal(weight, continued["model"][name]), name
+    # run again: nothing is trained or scored twice
+    stamp = (cell / "curve" / "frame-step00000004.json").stat().st_mtime_ns
+    run_sweep(spec, out, progress=False)
+    assert (cell / "curve" / "frame-step00000004.json").stat().st_mtime_ns == stamp
+
+
 def test_mean_ranks_share_ties() -> None:
     rows = [
         {
@@ -160,6 +209,11 @@ def test_mean_ranks_share_ties() -> None:
         ({"discover": {"methods": ["dbscan"]}}, "unknown clustering method"),
         ({"train_seeds": 0}, "train_seeds"),
         ({"colour": 1}, "unknown key"),
+        ({"curve": {"steps": [5, 4]}}, "must rise"),
+        ({"curve": {"steps": [2, 5]}}, r"beyond the recipes' own steps \(2\)"),
+        ({"curve": {"steps": "5"}}, "list of step counts"),
+        ({"curve": {"steps": [5], "seeds": 3}}, "seeds must be a whole number from 1 to"),
+        ({"curve": {"steps": [5], "every": 1}}, "curve: unknown key"),
     ],
 )
 def test_bad_specs_are_refused(

@@ -25,6 +25,11 @@ class Cell:
     def folder(self, out: Path) -> Path:
         return out / "cells" / self.recipe / self.dataset / f"seed{self.seed}"
 
+    def curve_path(self, out: Path, level: str, steps: int) -> Path:
+        """The scores of the learning curve's checkpoint at ``steps`` (``curve/run`` continues
+        the cell's run)."""
+        return self.folder(out) / "curve" / f"{level}-step{steps:08d}.json"
+
 
 def baseline_path(out: Path, dataset: str, level: str, key: str) -> Path:
     return out / "baselines" / dataset / f"{level}-{key}.json"
@@ -56,3 +61,20 @@ def iter_cell_results(
                 path = cell.folder(out) / f"{level}.json"
                 if is_done(path, key):
                     yield cell, json.loads(path.read_text())
+
+
+def iter_curve_results(
+    out: Path, spec: SweepSpec, level: str
+) -> Iterator[tuple[Cell, int, dict[str, Any]]]:
+    """The learning curves' points finished so far at ``level``: (cell, steps, results), the
+    cell's own scores at the recipe's ``steps`` first."""
+    for d in spec.datasets:
+        for r, cfg in spec.recipes.items():
+            key = recipe_key(cfg)
+            for s in range(spec.curve_seeds if spec.curve_steps else 0):
+                cell = Cell(r, d, s)
+                points = [(cfg.steps, cell.folder(out) / f"{level}.json")]
+                points += [(n, cell.curve_path(out, level, n)) for n in spec.curve_steps]
+                for steps, path in points:
+                    if is_done(path, key):
+                        yield cell, steps, json.loads(path.read_text())

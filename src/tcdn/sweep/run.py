@@ -7,9 +7,12 @@ Layout of a sweep folder::
     DIR/data/<dataset>/                             synthetic videos, when a set is synthetic
     DIR/cells/<recipe>/<dataset>/seed<S>/run/       the training run (checkpoints, log.jsonl)
     DIR/cells/<recipe>/<dataset>/seed<S>/<level>.json   its discovery (results.json format)
+    DIR/cells/<recipe>/<dataset>/seed<S>/curve/     with ``curve:``, the run continued (run/)
+                                                    and scored at each step count
+                                                    (<level>-step<N>.json)
     DIR/baselines/<dataset>/<level>-<key>.json      random init (per architecture), raw pixels
                                                     and random assignment (per frame size)
-    DIR/table.csv, table.json, summary.md, curves-<dataset>.png
+    DIR/table.csv, table.json, summary.md, curves-<dataset>.png, learning-curve.png
 
 A cell is done when its results files exist; a killed sweep run again skips finished cells and
 resumes an interrupted training from its last checkpoint.
@@ -36,7 +39,7 @@ from tcdn.outputs import check_output_folder, claim_folder, refuse_links
 from tcdn.sweep.layout import SPEC_FILE, Cell, baseline_path, is_done, write_json
 from tcdn.sweep.spec import DatasetSpec, SweepSpec, architecture_key, recipe_key
 from tcdn.sweep.table import write_outputs
-from tcdn.training.checkpoint import list_checkpoints, load_checkpoint
+from tcdn.training.checkpoint import checkpoint_step, list_checkpoints, load_checkpoint
 from tcdn.training.config import TrainConfig
 from tcdn.training.run import train
 
@@ -65,7 +68,9 @@ def _run_sweep(spec: SweepSpec, out: Path, device: str, progress: bool) -> list[
         Cell(r, d, s) for d in spec.datasets for r in spec.recipes for s in range(spec.train_seeds)
     ]
     baselines = _baseline_jobs(spec)
-    bar = tqdm(total=len(cells) + len(baselines), desc="sweep", unit="cell", disable=not progress)
+    curves = [c for c in cells if c.seed < spec.curve_seeds] if spec.curve_steps else []
+    total = len(cells) + len(baselines) + len(curves)
+    bar = tqdm(total=total, desc="sweep", unit="cell", disable=not progress)
     try:
         for name, dataset in spec.datasets.items():
             loader = _Frames(dataset, out, progress)
@@ -76,6 +81,10 @@ def _run_sweep(spec: SweepSpec, out: Path, device: str, progress: bool) -> list[
             for job in (j for j in baselines if j.dataset == name):
                 bar.set_postfix_str(f"baselines / {name} / {job.key}")
                 _run_baseline(spec, job, dataset, loader, out, device)
+                bar.update(1)
+            for cell in (c for c in curves if c.dataset == name):
+                bar.set_postfix_str(f"curve / {cell.recipe} / {cell.dataset} / seed {cell.seed}")
+                _run_curve(spec, cell, dataset, loader, out, device)
                 bar.update(1)
     finally:
         bar.close()
@@ -166,6 +175,45 @@ def _run_cell(
         results = discover_collection(frames, ckpt, config, device=device, progress=False).results
         results["sweep"] = {**dataclasses.asdict(cell), "recipe_key": key}
         write_json(folder / f"{level}.json", results)
+
+
+def _run_curve(
+    spec: SweepSpec, cell: Cell, dataset: DatasetSpec, loader: _Frames, out: Path, device: str
+) -> None:
+    """The learning curve of one cell: its run continued (exactly, from its last checkpoint) to
+    each of ``spec.curve_steps`` in turn, each checkpoint scored as the cell is."""
+    key = recipe_key(spec.recipes[cell.recipe])
+    run = cell.folder(out) / "curve" / "run"
+    for steps in spec.curve_steps:
+        todo = [lv for lv in spec.levels if not is_done(cell.curve_path(out, lv, steps), key)]
+        if not todo:
+            continue
+        cfg = dataclasses.replace(_cell_config(spec, cell), steps=steps)
+        frames = loader.at(cfg.image_size)
+        existing = list_checkpoints(run)
+        at = checkpoint_step(existing[-1]) if existing else None
+        if at is not None and at > steps:
+            raise TcdnError(
+                f"{run} went past step {steps} (it is at {at}) before that step was scored: "
+                f"move {run} aside to train the curve again"
+            )
+        if at != steps:
+            log.info(
+                "sweep: learning curve of %s on %s, seed %d: training on to step %d",
+                *(cell.recipe, cell.dataset, cell.seed, steps),
+            )
+            start: bool | dict[str, Any] = True
+            if at is None:  # the first stretch continues the cell's own run
+                start = load_checkpoint(cell.folder(out) / "run")
+            train(frames, cfg, run, resume=start, device=device, progress=False)
+        ckpt = load_checkpoint(run)
+        for level in todo:
+            config = spec.discover_config(dataset, level, ("trained",))
+            results = discover_collection(
+                frames, ckpt, config, device=device, progress=False
+            ).results
+            results["sweep"] = {**dataclasses.asdict(cell), "recipe_key": key, "steps": steps}
+            write_json(cell.curve_path(out, level, steps), results)
 
 
 @dataclasses.dataclass(frozen=True)

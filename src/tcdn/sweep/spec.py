@@ -16,6 +16,11 @@ A sweep spec (``tcdn sweep SPEC.yaml --out DIR``)::
         frame_stride: 2
     train_seeds: 3                       # independently trained networks per recipe and set
     discover: {methods: [kmeans, spectral], repeats: 10, levels: [frame], baselines: true}
+    curve: {steps: [1000, 3000], seeds: 1}  # optional: a learning curve (below)
+
+``curve`` continues the run of each recipe's first ``seeds`` training seeds on every set to each
+step count in turn (the checkpoints of one run, resumed exactly) and scores every checkpoint as
+the cell is scored: the learning curve, at the recipe's own ``steps`` and at each count.
 
 Paths are relative to the spec file. This module imports no torch.
 """
@@ -72,6 +77,8 @@ class SweepSpec:
     repeats: int = 10
     levels: tuple[str, ...] = ("frame",)
     baselines: bool = True
+    curve_steps: tuple[int, ...] = ()
+    curve_seeds: int = 1
     path: Path | None = None
 
     def discover_config(
@@ -113,7 +120,7 @@ class SweepSpec:
         train_seeds: int | None = None,
     ) -> SweepSpec:
         where = f"sweep spec {path}" if path else "sweep spec"
-        known = {"base", "train", "recipes", "datasets", "train_seeds", "discover"}
+        known = {"base", "train", "recipes", "datasets", "train_seeds", "discover", "curve"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise TcdnError(
@@ -153,6 +160,7 @@ class SweepSpec:
                 raise TcdnError(
                     f"{where}: discover: levels: {level!r} is not one of {', '.join(LEVELS)}"
                 )
+        curve_steps, curve_seeds = _curve(data.get("curve"), recipes, seeds, where)
         spec = cls(
             recipes=recipes,
             datasets=datasets,
@@ -161,6 +169,8 @@ class SweepSpec:
             repeats=int(discover.get("repeats", 10)),
             levels=levels,
             baselines=bool(discover.get("baselines", True)),
+            curve_steps=curve_steps,
+            curve_seeds=curve_seeds,
             path=path,
         )
         for dataset in datasets.values():  # every discovery option is checked now
@@ -201,6 +211,39 @@ def _mapping(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise TcdnError(f"{where} must be a mapping, got {type(value).__name__}")
     return value
+
+
+def _curve(
+    data: Any, recipes: dict[str, TrainConfig], train_seeds: int, where: str
+) -> tuple[tuple[int, ...], int]:
+    """``curve: {steps: [...], seeds: N}`` checked: step counts ascending, each beyond every
+    recipe's own ``steps``; ``seeds`` at most the sweep's training seeds."""
+    curve = _mapping(data, f"{where}: curve")
+    if not curve:
+        return (), 1
+    unknown = sorted(set(curve) - {"steps", "seeds"})
+    if unknown:
+        raise TcdnError(f"{where}: curve: unknown key(s) {', '.join(unknown)}; known: seeds, steps")
+    steps = curve.get("steps")
+    if (
+        not isinstance(steps, list)
+        or not steps
+        or not all(isinstance(s, int) and not isinstance(s, bool) for s in steps)
+    ):
+        raise TcdnError(f"{where}: curve: steps must be a list of step counts, got {steps!r}")
+    longest = max(cfg.steps for cfg in recipes.values())
+    if sorted(set(steps)) != steps or steps[0] <= longest:
+        raise TcdnError(
+            f"{where}: curve: steps {steps} must rise, each beyond the recipes' own steps "
+            f"({longest}): the curve continues each cell's run"
+        )
+    seeds = curve.get("seeds", 1)
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or not 1 <= seeds <= train_seeds:
+        raise TcdnError(
+            f"{where}: curve: seeds must be a whole number from 1 to train_seeds "
+            f"({train_seeds}), got {seeds!r}"
+        )
+    return tuple(steps), seeds
 
 
 def _check_name(name: Any, where: str) -> None:

@@ -10,6 +10,9 @@ Written as ``table.csv`` and ``table.json`` (one row per recipe or baseline x da
 method), ``summary.md`` (one table per level and method, with each recipe's mean rank over the
 data sets) and ``curves-<dataset>.png`` (the training diagnostics, mean over seeds); when the
 recipes differ in one numeric option (a margin sweep: the paper's Figure 4), ``ce-vs-<option>.png``.
+With a ``curve:``, the learning curve too: ``table.json``'s ``curve`` rows (one per recipe x data
+set x level x method x step count, mean ± std over the curve's seeds), a section of
+``summary.md`` and ``learning-curve.png``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from tcdn.outputs import atomic_writer, write_atomic
-from tcdn.sweep.layout import baseline_path, iter_cell_results, write_json
+from tcdn.sweep.layout import baseline_path, iter_cell_results, iter_curve_results, write_json
 from tcdn.sweep.spec import SweepSpec, architecture_key
 
 BASELINES = ("random_init", "raw_pixels", "random_assignment")
@@ -65,6 +68,21 @@ def _trained_row(
         if key.startswith("nmi") and key.endswith("_mean"):
             row[key] = float(np.mean([s[key] for s in scores]))
     return row
+
+
+def curve_rows(spec: SweepSpec, out: Path) -> list[dict[str, Any]]:
+    """The learning curve's rows: one per recipe x data set x level x method x step count, over
+    the curve's seeds (the recipe's own step count included: the cell's scores)."""
+    rows: list[dict[str, Any]] = []
+    for level in spec.levels:
+        per: dict[tuple[str, str, int, str], list[dict[str, Any]]] = {}
+        for cell, steps, results in iter_curve_results(out, spec, level):
+            for method, score in results["results"]["trained"].items():
+                per.setdefault((cell.recipe, cell.dataset, steps, method), []).append(score)
+        for (recipe, dataset, steps, method), scores in sorted(per.items()):
+            row = _trained_row(recipe, dataset, level, method, scores)
+            rows.append({**row, "source": "curve", "steps": steps})
+    return rows
 
 
 def _baseline_rows(spec: SweepSpec, out: Path, dataset: str, level: str) -> list[dict[str, Any]]:
@@ -169,6 +187,113 @@ def summary_markdown(spec: SweepSpec, rows: list[dict[str, Any]]) -> str:
                         )
                     lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def curve_markdown(spec: SweepSpec, rows: list[dict[str, Any]]) -> str:
+    """The learning curve as tables: CE at each step count, a row per recipe x data set."""
+    if not rows:
+        return ""
+    steps = sorted({r["steps"] for r in rows})
+    lines = [
+        "",
+        "## Learning curve",
+        "",
+        f"CE of one run continued to each step count (mean ± std over {spec.curve_seeds} "
+        "training seed(s); the first count is the cell's own run).",
+    ]
+    for level in spec.levels:
+        for method in spec.methods:
+            lines += ["", f"### {level}s, {method}", ""]
+            lines.append("| recipe | data set | " + " | ".join(f"{n} steps" for n in steps) + " |")
+            lines.append("|---" * (len(steps) + 2) + "|")
+            for recipe in spec.recipes:
+                for dataset in spec.datasets:
+                    here = {
+                        r["steps"]: r
+                        for r in rows
+                        if (r["recipe"], r["dataset"], r["level"], r["method"])
+                        == (recipe, dataset, level, method)
+                    }
+                    if not here:
+                        continue
+                    cells = [
+                        f"{here[n]['ce_mean']:.3f} ± {here[n]['ce_std']:.3f}" if n in here else ""
+                        for n in steps
+                    ]
+                    lines.append(f"| {recipe} | {dataset} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_learning_curve(
+    spec: SweepSpec, rows: list[dict[str, Any]], curve: list[dict[str, Any]], out: Path
+) -> Path | None:
+    """``learning-curve.png``: CE against training steps (mean ± std over the curve's seeds), a
+    panel per data set and method, a line per recipe; dashed: the random init of the recipe's
+    own network and input; dotted (black): raw pixels."""
+    if not curve:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = sorted(
+        {(r["level"], r["method"]) for r in curve},
+        key=lambda p: (spec.levels.index(p[0]), p[1]),
+    )
+    datasets = [d for d in spec.datasets if any(r["dataset"] == d for r in curve)]
+    fig, axes = plt.subplots(
+        len(panels), len(datasets), figsize=(3.6 * len(datasets), 3.0 * len(panels)), squeeze=False
+    )
+    for i, (level, method) in enumerate(panels):
+        for j, dataset in enumerate(datasets):
+            ax = axes[i][j]
+            for k, (recipe, cfg) in enumerate(spec.recipes.items()):
+                pts = sorted(
+                    (r["steps"], r["ce_mean"], r["ce_std"])
+                    for r in curve
+                    if (r["recipe"], r["dataset"], r["level"], r["method"])
+                    == (recipe, dataset, level, method)
+                )
+                if not pts:
+                    continue
+                x, y, e = (list(t) for t in zip(*pts, strict=True))
+                ax.errorbar(x, y, yerr=e, marker="o", capsize=3, color=f"C{k}", label=recipe)
+                base = _random_init_row(rows, cfg, dataset, level, method)
+                if base is not None:
+                    ax.axhline(base["ce_mean"], color=f"C{k}", linestyle="--", linewidth=0.8)
+            raw = next(
+                (
+                    r
+                    for r in rows
+                    if (r["source"], r["dataset"], r["level"], r["method"])
+                    == ("raw_pixels", dataset, level, method)
+                ),
+                None,
+            )
+            if raw is not None:
+                ax.axhline(raw["ce_mean"], color="black", linestyle=":", linewidth=0.8)
+            ax.set_xscale("log")
+            ax.set_xlabel("training steps")
+            ax.set_ylabel("CE (bits)")
+            ax.set_title(f"{dataset}: {level}s, {method}", fontsize=9)
+    axes[0][0].legend(
+        fontsize=7, title="dashed: its random init; dotted: raw pixels", title_fontsize=6
+    )
+    fig.suptitle("Learning curve: CE against training steps (checkpoints of one run)")
+    return _save_figure(fig, out / "learning-curve.png")
+
+
+def _random_init_row(
+    rows: list[dict[str, Any]], cfg: Any, dataset: str, level: str, method: str
+) -> dict[str, Any] | None:
+    """The random-init baseline of ``cfg``'s own network and input (named as
+    :func:`_baseline_rows` names it: with its key when the sweep has several)."""
+    for name in ("random_init", f"random_init (random_init-{architecture_key(cfg)})"):
+        row = _find(rows, name, dataset, level, method)
+        if row is not None:
+            return row
+    return None
 
 
 def _find(
@@ -299,7 +424,8 @@ def _save_figure(fig: Any, path: Path) -> Path:
 def write_outputs(spec: SweepSpec, out: Path) -> list[dict[str, Any]]:
     """``table.csv``, ``table.json``, ``summary.md`` and the curves; returns the rows."""
     rows = table_rows(spec, out)
-    write_json(out / "table.json", {"format": "tcdn-sweep-1", "rows": rows})
+    curve = curve_rows(spec, out)
+    write_json(out / "table.json", {"format": "tcdn-sweep-1", "rows": rows, "curve": curve})
     columns = [
         "source",
         "recipe",
@@ -320,7 +446,8 @@ def write_outputs(spec: SweepSpec, out: Path) -> list[dict[str, Any]]:
                 [r.get(c, "") for c in columns + extra]
                 + [" ".join(f"{v:.4f}" for v in r["ce_values"])]
             )
-    write_atomic(out / "summary.md", summary_markdown(spec, rows))
+    write_atomic(out / "summary.md", summary_markdown(spec, rows) + curve_markdown(spec, curve))
     plot_curves(spec, out)
     plot_option_sweep(spec, rows, out)
+    plot_learning_curve(spec, rows, curve, out)
     return rows

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tcdn.demo import demo_train_config
 from tcdn.training.config import TrainConfig
-from tcdn.training.recipes import best, lq_64px, recipe
+from tcdn.training.recipes import actions, best, lq_64px, recipe
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -25,10 +25,25 @@ def test_lq_64px_yaml_equals_its_recipe() -> None:
 
 def test_best_yaml_is_the_default_recipe_and_the_demo() -> None:
     assert TrainConfig.from_yaml(CONFIGS / "best.yaml") == best() == recipe("best")
+    assert recipe("two-stream") == best()
     assert demo_train_config(300, 0) == best()
-    # the study's finalist, as it was measured, but for how often it writes checkpoints
+    for name in ("actions", "scenes"):
+        assert TrainConfig.from_yaml(CONFIGS / f"{name}.yaml") == recipe(name)
+    assert recipe("appearance") == recipe("scenes")
+    # the first study's finalist, as it was measured, but for how often it writes checkpoints
+    # and the precision (issue 19's study trained in bf16 where the CPU has it)
     finalist = TrainConfig.from_yaml(CONFIGS / "bn-nce-diffonly-64px.yaml")
-    assert differing(best(), finalist) == {"checkpoint_every": 75}
+    assert differing(actions(), finalist) == {"checkpoint_every": 75, "precision": "auto"}
+
+
+def test_the_recipes_ship_as_issue_19s_study_measured_them() -> None:
+    from tcdn.sweep.spec import SweepSpec
+
+    spec = SweepSpec.from_yaml(CONFIGS / "study" / "everywhere.yaml")
+    assert spec.recipes["motion"] == recipe("actions")
+    assert spec.recipes["appearance_aug"] == recipe("scenes")
+    assert spec.recipes["two_stream_aug"] == recipe("best")
+    assert spec.curve_steps == (1000, 3000)
 
 
 def test_paper_yaml_equals_the_defaults() -> None:
@@ -118,29 +133,33 @@ def test_the_margin_sweep_varies_the_margin_alone() -> None:
 
 
 def test_every_recipe_is_recognised_by_name_whatever_its_run_options() -> None:
-    from tcdn.training.recipes import RECIPES, recipe, recipe_name
+    from tcdn.cli.train import RECIPE_NAMES
+    from tcdn.training.recipes import ALIASES, RECIPES, recipe, recipe_name
 
+    assert RECIPE_NAMES == (*RECIPES, *ALIASES)  # --recipe's choices, kept without importing
+    for alias, name in ALIASES.items():
+        assert recipe_name(recipe(alias)) == name  # a config is named by what it is
     for name in RECIPES:
         cfg = recipe(name, seed=7)
         assert recipe_name(cfg) == name
         run = dataclasses.replace(cfg, steps=cfg.steps + 1, precision="bf16", threads=1)
         assert recipe_name(run.to_dict()) == name  # how it ran does not change what it is
     assert recipe_name(dataclasses.replace(recipe("best"), temperature=0.5)) is None
-    assert recipe_name(dataclasses.replace(recipe("best"), motion="none")) is None
+    assert recipe_name(dataclasses.replace(recipe("actions"), motion="diff")) is None
     assert recipe_name(None) is None
 
 
-def test_the_new_recipes_are_best_with_other_inputs() -> None:
+def test_the_recipes_differ_in_their_input_alone() -> None:
     from tcdn.training.recipes import recipe
 
-    base = recipe("best")
-    assert differing(recipe("appearance"), base) == {
+    base = recipe("actions")
+    assert differing(recipe("scenes"), base) == {
         "motion": "none",
         "augment": "appearance",
         "aug_crop_scale": 0.3,
         "aug_hue": 0.1,
     }
-    assert differing(recipe("two-stream"), base) == {
+    assert differing(recipe("best"), base) == {
         "motion": "diff",
         "streams": 2,
         "augment": "appearance",

@@ -1,10 +1,11 @@
 """Does training learn? A short real run of the demo's configuration on the built-in synthetic data.
 
-Slow (a few minutes on 2 cores): it trains the default recipe (``best``: BatchNorm AlexNet on
-frame differences, temporal InfoNCE) for 100 steps on the demo collection, then checks the
-learned fc6 features discover the categories clearly better than the same network with random
-weights, and that both are no worse than a random assignment (the random net of a motion-only
-input sees little of these categories: about 2.2 bits of 2.58). This guards the whole
+Slow (a few minutes on 2 cores): it trains the default recipe (``best``: two BatchNorm AlexNets,
+on the augmented RGB frame and on its difference to the next, temporal InfoNCE) for 100 steps on
+the demo collection, then checks the learned fc6 features discover the categories clearly better
+than the same networks with random weights, and that both are no worse than a random assignment
+(issue 19's study, 300 steps: 0.367 ± 0.033 bits against the random networks' 1.548 of 2.58).
+This guards the whole
 learning path (sampler -> batch layout -> loss -> optimiser -> features), which the unit tests
 only check piece by piece.
 """

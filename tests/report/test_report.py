@@ -138,3 +138,14 @@ def test_a_real_browser_shows_the_page(report_dir: Path) -> None:
     shot = np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=np.float32)
     assert shot.shape[0] > 500 and shot.std() > 10  # not blank
     assert (shot < 128).mean() > 0.01  # some ink on it
+
+
+def test_the_page_says_which_recipe_made_the_features_and_what_it_sees() -> None:
+    from tcdn.report.page import _recipe_note
+    from tcdn.training.recipes import RECIPES, WHAT_IT_SEES
+
+    assert set(WHAT_IT_SEES) == set(RECIPES)
+    note = _recipe_note({"train_config": {"loss": "nce"}, "recipe": "best"})
+    assert "<code>best</code>" in note and "its difference to the next" in note
+    assert "no named recipe" in _recipe_note({"train_config": {"loss": "nce"}, "recipe": None})
+    assert _recipe_note({"train_config": None}) == ""  # features from elsewhere: nothing said

@@ -277,9 +277,14 @@ def _recipe_note(results: dict[str, Any]) -> str:
     """Which training recipe made the trained features (``results.json``'s ``recipe``)."""
     if not results.get("train_config"):
         return ""
+    from tcdn.training.recipes import WHAT_IT_SEES
+
     name = results.get("recipe")
     if name:
-        return f"; trained with the recipe <code>{esc(name)}</code>"
+        sees = WHAT_IT_SEES.get(name)
+        return f"; trained with the recipe <code>{esc(name)}</code>" + (
+            f" (the network sees {esc(sees)})" if sees else ""
+        )
     return "; trained with a config of its own (no named recipe)"
 
 

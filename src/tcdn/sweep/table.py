@@ -214,7 +214,7 @@ def curve_markdown(spec: SweepSpec, rows: list[dict[str, Any]]) -> str:
                         if (r["recipe"], r["dataset"], r["level"], r["method"])
                         == (recipe, dataset, level, method)
                     }
-                    if not here:
+                    if len(here) < 2:  # not continued yet: no curve
                         continue
                     cells = [
                         f"{here[n]['ce_mean']:.3f} ± {here[n]['ce_std']:.3f}" if n in here else ""
@@ -233,6 +233,7 @@ def plot_learning_curve(
     if not curve:
         return None
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -241,7 +242,12 @@ def plot_learning_curve(
         {(r["level"], r["method"]) for r in curve},
         key=lambda p: (spec.levels.index(p[0]), p[1]),
     )
-    datasets = [d for d in spec.datasets if any(r["dataset"] == d for r in curve)]
+    steps: dict[tuple[str, str], set[int]] = {}
+    for r in curve:
+        steps.setdefault((r["recipe"], r["dataset"]), set()).add(r["steps"])
+    datasets = [d for d in spec.datasets if any(len(n) > 1 and k[1] == d for k, n in steps.items())]
+    if not datasets:
+        return None
     fig, axes = plt.subplots(
         len(panels), len(datasets), figsize=(3.6 * len(datasets), 3.0 * len(panels)), squeeze=False
     )
@@ -255,7 +261,7 @@ def plot_learning_curve(
                     if (r["recipe"], r["dataset"], r["level"], r["method"])
                     == (recipe, dataset, level, method)
                 )
-                if not pts:
+                if len(pts) < 2:  # not continued yet: no curve
                     continue
                 x, y, e = (list(t) for t in zip(*pts, strict=True))
                 ax.errorbar(x, y, yerr=e, marker="o", capsize=3, color=f"C{k}", label=recipe)
@@ -274,11 +280,22 @@ def plot_learning_curve(
             if raw is not None:
                 ax.axhline(raw["ce_mean"], color="black", linestyle=":", linewidth=0.8)
             ax.set_xscale("log")
+            ax.set_xticks(sorted({r["steps"] for r in curve}))
+            ax.set_xticks([], minor=True)
+            ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
             ax.set_xlabel("training steps")
             ax.set_ylabel("CE (bits)")
             ax.set_title(f"{dataset}: {level}s, {method}", fontsize=9)
+    labelled: dict[str, Any] = {}
+    for ax in axes.flat:  # every recipe once, whichever panel drew it
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            labelled.setdefault(label, handle)
     axes[0][0].legend(
-        fontsize=7, title="dashed: its random init; dotted: raw pixels", title_fontsize=6
+        list(labelled.values()),
+        list(labelled),
+        fontsize=7,
+        title="dashed: its random init; dotted: raw pixels",
+        title_fontsize=6,
     )
     fig.suptitle("Learning curve: CE against training steps (checkpoints of one run)")
     return _save_figure(fig, out / "learning-curve.png")

@@ -135,14 +135,25 @@ def test_the_precision_check_leaves_the_run_as_it_was(train_frames, monkeypatch)
 
     plain = trainer()
     checked = trainer()
+    for t in (plain, checked):  # mid-run, with momentum: a resumed run checks there
+        torch.manual_seed(2)
+        t.step()
+        t.step()
+    momentum = {k: v["momentum_buffer"].clone() for k, v in checked.optimizer.state.items()}
+    assert momentum
     fp32, bf16 = checked.compare_precisions(steps=1)
     assert len(fp32) == len(bf16) == 1 and abs(fp32[0] - bf16[0]) < 0.05
-    assert checked.step_count == 0 and not checked.use_bf16
-    torch.manual_seed(1)
-    a = plain.step().loss
-    torch.manual_seed(1)
-    b = checked.step().loss
-    assert a == b
+    assert checked.step_count == 2 and not checked.use_bf16
+    for k, v in checked.optimizer.state.items():
+        assert torch.equal(v["momentum_buffer"], momentum[k])
+    for _ in range(2):
+        torch.manual_seed(1)
+        a = plain.step().loss
+        torch.manual_seed(1)
+        b = checked.step().loss
+        assert a == b
+    for k, v in plain.model.state_dict().items():
+        assert torch.equal(v, checked.model.state_dict()[k]), k
 
 
 def test_precision_auto_in_a_run_uses_the_decision(
@@ -163,6 +174,36 @@ def test_precision_auto_in_a_run_uses_the_decision(
         train_frames, small_config(steps=1, precision="auto"), tmp_path / "s", progress=False
     )
     assert torch.load(last, weights_only=True)["precision"] == "fp32"
+
+
+def test_precision_auto_keeps_the_decision_of_the_run_it_resumes(
+    monkeypatch, train_frames, tmp_path: Path, caplog
+) -> None:
+    """Deciding again at a resume could switch precision mid-run: ``auto`` keeps the
+    checkpoint's (bf16 only where this device has it natively)."""
+    from tests.conftest import small_config
+
+    monkeypatch.setattr(prec, "native_bf16", lambda device, cpuinfo="": True)
+    monkeypatch.setattr(
+        trainer_mod.Trainer, "compare_precisions", lambda self, steps=3: ([0.5], [0.5001])
+    )
+    run = tmp_path / "r"
+    run_mod.train(train_frames, small_config(steps=1, precision="auto"), run, progress=False)
+    # the check would now say fp32; the resumed run stays in bf16 and says why
+    monkeypatch.setattr(
+        trainer_mod.Trainer, "compare_precisions", lambda self, steps=3: ([0.5], [0.9])
+    )
+    with caplog.at_level("INFO"):
+        last = run_mod.train(
+            train_frames, small_config(steps=2, precision="auto"), run, resume=True, progress=False
+        )
+    assert torch.load(last, weights_only=True)["precision"] == "bf16"
+    assert "as the run it continues chose" in caplog.text
+    cpu = torch.device("cpu")
+    never = lambda: pytest.fail("no check when resuming")  # noqa: E731
+    assert prec.choose_precision("auto", cpu, never, native=True, resumed="fp32")[0] == "fp32"
+    assert prec.choose_precision("auto", cpu, never, native=False, resumed="bf16")[0] == "fp32"
+    assert prec.choose_precision("fp32", cpu, never, native=True, resumed="bf16")[0] == "fp32"
 
 
 # -- Ctrl-C keeps the work -----------------------------------------------------------------------

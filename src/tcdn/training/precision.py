@@ -69,12 +69,16 @@ def choose_precision(
     compare: Callable[[], tuple[list[float], list[float]]],
     *,
     native: bool | None = None,
+    resumed: str | None = None,
 ) -> tuple[str, str]:
     """The precision a run uses (``"fp32"`` or ``"bf16"``) and why, in words.
 
     ``compare()`` runs the agreement check (the losses of a few steps in fp32 and in bf16 from
     the same state, leaving the run's state as it was); it is only called for ``auto`` on a
-    device with native bfloat16. ``native`` overrides the detection (for tests).
+    device with native bfloat16. ``native`` overrides the detection (for tests). ``resumed``:
+    the precision the checkpoint a run continues from trained in; ``auto`` keeps it (deciding
+    again could switch precision mid-run, and the run would not continue exactly), unless it
+    is bf16 and this device has no native bfloat16.
     """
     if asked not in PRECISIONS:
         raise TcdnError(f"--precision must be one of {', '.join(PRECISIONS)}, got {asked!r}")
@@ -96,6 +100,8 @@ def choose_precision(
         return "bf16", "asked for"
     if not has:
         return "fp32", f"this {device.type.upper()} has no native bfloat16"
+    if resumed in ("fp32", "bf16"):
+        return resumed, "as the run it continues chose at its start"
     fp32, bf16 = compare()
     ok, gap = losses_agree(fp32, bf16)
     if ok:

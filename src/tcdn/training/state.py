@@ -145,6 +145,7 @@ def restore_trainer(trainer: Trainer, checkpoint: Path | dict[str, Any]) -> None
     trainer.set_mean(np.asarray(ckpt["mean"], dtype=np.float32))
     if trainer.transform is not None and ckpt.get("input") is not None:
         trainer.transform = InputTransform.from_state(ckpt["input"])
+    trainer.resumed_precision = ckpt.get("precision")
     trainer.step_count = int(ckpt["step"])
     trainer.last_checkpoint = path
     if trainer.ddp.main:

@@ -184,6 +184,8 @@ class Trainer:
         #: :meth:`settle_precision`
         self.use_bf16 = cfg.asked_precision == "bf16"
         self.precision_reason = "asked for"
+        #: the precision of the checkpoint this run continues (``precision: auto`` keeps it)
+        self.resumed_precision: str | None = None
 
         self.net: nn.Module = self.model
         if self.ddp.world > 1:
@@ -340,7 +342,9 @@ class Trainer:
             if chosen == "bf16":  # the check is not collective: be safe under DDP
                 chosen, why = "fp32", "auto under several processes picks fp32"
         else:
-            chosen, why = choose_precision(asked, self.device, self.compare_precisions)
+            chosen, why = choose_precision(
+                asked, self.device, self.compare_precisions, resumed=self.resumed_precision
+            )
         self.use_bf16, self.precision_reason = chosen == "bf16", why
 
     def compare_precisions(self, steps: int = CHECK_STEPS) -> tuple[list[float], list[float]]:
@@ -362,10 +366,12 @@ class Trainer:
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
                 self.use_bf16 = bf16
                 curves.append([self.step().loss for _ in range(steps)])
-            self.model.load_state_dict(saved["model"])
-            self.optimizer.load_state_dict(saved["optimizer"])
-            self.scheduler.load_state_dict(saved["scheduler"])
-            self.sampler.load_state_dict(saved["sampler"])
+            # copies each time: load_state_dict may keep the very tensors it is given (the
+            # optimiser's momentum), which the next steps would then change in ``saved``
+            self.model.load_state_dict(copy.deepcopy(saved["model"]))
+            self.optimizer.load_state_dict(copy.deepcopy(saved["optimizer"]))
+            self.scheduler.load_state_dict(copy.deepcopy(saved["scheduler"]))
+            self.sampler.load_state_dict(copy.deepcopy(saved["sampler"]))
             self.aug_gen.set_state(saved["aug"])
             self.step_count = saved["step"]
         self.use_bf16 = saved["bf16"]

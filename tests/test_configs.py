@@ -36,9 +36,14 @@ def test_best_yaml_is_the_default_recipe_and_the_demo() -> None:
 
 
 def test_the_recipes_ship_as_issue_19s_study_measured_them() -> None:
+    import yaml
+
     from tcdn.sweep.spec import SweepSpec
 
-    spec = SweepSpec.from_yaml(CONFIGS / "study" / "everywhere.yaml")
+    data = yaml.safe_load((CONFIGS / "study" / "everywhere.yaml").read_text())
+    assert set(data["datasets"]) == {"weizmann4", "arid6", "genre3", "demo", "hue"}
+    data["datasets"] = {"d": {"synthetic": {}}}  # the real sets need not be on this machine
+    spec = SweepSpec.from_dict(data, root=CONFIGS / "study")
     shipped = {"motion": "actions", "appearance_aug": "scenes", "two_stream_aug": "best"}
     for measured, name in shipped.items():
         # the study trained in bf16 where the CPU has it; its rule 4 shipped fp32

@@ -82,3 +82,16 @@ def test_two_streams_give_still_images_the_appearance_stream() -> None:
     assert model.eval()(torch.zeros(2, 3, side, side)).shape == (2, 4)
     _, whole = plan_input(ckpt, video=True)
     assert whole == WHOLE
+    # video frames: both streams, every stage of each loaded (none left new but the new layer)
+    model, report = build_classifier(
+        ckpt["config"], 4, init="trained", state=ckpt["model"], part=whole
+    )
+    assert report is not None
+    loaded = {name for name, _ in report.loaded}
+    assert {n.split(".")[1] for n in loaded} == {"appearance", "motion"}
+    with_weights = {k.split(".")[2] for k in ckpt["model"] if ".stages." in k}
+    assert set(report.layers) == with_weights and "fc6" in with_weights
+    own = model.state_dict()
+    for name in loaded:
+        torch.testing.assert_close(own[name], ckpt["model"][name[len("backbone.") :]])
+    assert all(not n.startswith("backbone.") for n, _ in report.new)

@@ -109,9 +109,11 @@ class TransferReport:
 
 
 def _stage_of(name: str) -> str:
-    """``stages.fc6.0.weight`` -> ``fc6``."""
+    """``stages.fc6.0.weight`` -> ``fc6``; a stream's too (``motion.stages.fc6.0.weight``)."""
     parts = name.split(".")
-    return parts[1] if len(parts) > 2 and parts[0] == "stages" else ""
+    if "stages" not in parts[:-2]:
+        return ""
+    return parts[parts.index("stages") + 1]
 
 
 def transfer_weights(
@@ -152,6 +154,11 @@ def transfer_weights(
             )
         copies[key] = src
         report.loaded.append((key, shape))
+    if not copies:  # a "trained" start that loads nothing would be a random one in disguise
+        raise TcdnError(
+            f"{source} gave the classifier no tensor to load (its backbone has no stage up to "
+            f"{last}): it holds another network"
+        )
     loaded_stages = {_stage_of(k[len(BACKBONE) :]) for k in copies}
     report.layers = [n for n in names if n in loaded_stages]  # the stages with weights
     for src_key, src in state.items():

@@ -44,6 +44,18 @@ def _spec(tmp_path: Path, collection: Path, **extra: object) -> Path:
     return path
 
 
+def _one_cell_spec(
+    tmp_path: Path, collection: Path, *, baselines: bool, **extra: object
+) -> SweepSpec:
+    """One recipe, one training seed, one K-means repeat: a sweep of a single cell."""
+    discover = {"methods": ["kmeans"], "repeats": 1, "baselines": baselines}
+    return SweepSpec.from_yaml(
+        _spec(
+            tmp_path, collection, train_seeds=1, recipes={"plain": {}}, discover=discover, **extra
+        )
+    )
+
+
 @pytest.mark.slow
 def test_sweep_runs_every_cell_once_and_tables_them(
     synthetic_collection: Path, tmp_path: Path, restore_logging: None, capsys
@@ -94,15 +106,7 @@ def test_a_killed_cell_resumes_from_its_checkpoint(
 ) -> None:
     import tcdn.sweep.run as run_mod
 
-    spec = SweepSpec.from_yaml(
-        _spec(
-            tmp_path,
-            synthetic_collection,
-            train_seeds=1,
-            recipes={"plain": {}},
-            discover={"methods": ["kmeans"], "repeats": 1, "baselines": False},
-        )
-    )
+    spec = _one_cell_spec(tmp_path, synthetic_collection, baselines=False)
     out = tmp_path / "sweep"
     real = run_mod.discover_collection
     calls = []
@@ -134,16 +138,7 @@ def test_a_learning_curve_continues_the_cells_run_exactly(
     from tcdn.training.config import TrainConfig
     from tcdn.training.run import train
 
-    spec = SweepSpec.from_yaml(
-        _spec(
-            tmp_path,
-            synthetic_collection,
-            train_seeds=1,
-            recipes={"plain": {}},
-            discover={"methods": ["kmeans"], "repeats": 1, "baselines": True},
-            curve={"steps": [3, 4]},
-        )
-    )
+    spec = _one_cell_spec(tmp_path, synthetic_collection, baselines=True, curve={"steps": [3, 4]})
     out = tmp_path / "sweep"
     run_sweep(spec, out, progress=False)
     cell = out / "cells" / "plain" / "tiny" / "seed0"

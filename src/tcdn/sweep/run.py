@@ -6,11 +6,13 @@ Layout of a sweep folder::
     DIR/spec.json                                   the recipes and data sets, as run
     DIR/data/<dataset>/                             synthetic videos, when a set is synthetic
     DIR/cells/<recipe>/<dataset>/seed<S>/run/       the training run (checkpoints, log.jsonl)
-    DIR/cells/<recipe>/<dataset>/seed<S>/<level>.json   its discovery (results.json format)
+    DIR/cells/<recipe>/<dataset>/seed<S>/<scoring>.json its discovery (results.json format) at
+                                                    each scoring: a level (``frame``), or a
+                                                    level and a layer (``frame@conv5``)
     DIR/cells/<recipe>/<dataset>/seed<S>/curve/     with ``curve:``, the run continued (run/)
                                                     and scored at each step count
-                                                    (<level>-step<N>.json)
-    DIR/baselines/<dataset>/<level>-<key>.json      random init (per architecture), raw pixels
+                                                    (<scoring>-step<N>.json)
+    DIR/baselines/<dataset>/<scoring>-<key>.json     random init (per architecture), raw pixels
                                                     and random assignment (per frame size)
     DIR/table.csv, table.json, summary.md, curves-<dataset>.png, learning-curve.png
 
@@ -63,6 +65,7 @@ def run_sweep(
 
 
 def _run_sweep(spec: SweepSpec, out: Path, device: str, progress: bool) -> list[dict[str, Any]]:
+    _check_layers(spec)
     _check_spec_file(out, spec)
     cells = [
         Cell(r, d, s) for d in spec.datasets for r in spec.recipes for s in range(spec.train_seeds)
@@ -109,6 +112,7 @@ def _check_spec_file(out: Path, spec: SweepSpec) -> None:
         "methods": list(spec.methods),
         "repeats": spec.repeats,
         "levels": list(spec.levels),
+        "layers": list(spec.layers),
     }
     if path.is_file():
         old = json.loads(path.read_text())
@@ -129,7 +133,23 @@ def _check_spec_file(out: Path, spec: SweepSpec) -> None:
         mine["recipes"] = {**old.get("recipes", {}), **mine["recipes"]}
         mine["datasets"] = {**old.get("datasets", {}), **mine["datasets"]}
         mine["train_seeds"] = max(int(old.get("train_seeds", 0)), spec.train_seeds)
+        layers = [*old.get("layers", [None]), *mine["layers"]]
+        mine["layers"] = list(dict.fromkeys(layers))  # every layer scored here, in order
     write_json(path, mine)
+
+
+def _check_layers(spec: SweepSpec) -> None:
+    """Refuse, before anything runs, a ``layers`` entry some recipe's network does not have."""
+    if spec.layers == (None,):
+        return
+    for name, cfg in spec.recipes.items():
+        model = cfg.build_model()
+        for layer in spec.layers:
+            if layer is not None and layer not in model.layer_names:
+                raise TcdnError(
+                    f"sweep spec: discover: layers: recipe {name}'s network ({cfg.model}) has no "
+                    f"layer {layer!r}; it has {', '.join(model.layer_names)}"
+                )
 
 
 class _Frames:
@@ -160,7 +180,7 @@ def _run_cell(
 ) -> None:
     folder = cell.folder(out)
     key = recipe_key(spec.recipes[cell.recipe])
-    todo = [level for level in spec.levels if not is_done(folder / f"{level}.json", key)]
+    todo = [sc for sc in spec.scorings if not is_done(folder / f"{sc}.json", key)]
     if not todo:
         return
     cfg = _cell_config(spec, cell)
@@ -170,11 +190,11 @@ def _run_cell(
     ckpt = load_checkpoint(
         train(frames, cfg, run, resume=bool(list_checkpoints(run)), device=device, progress=False)
     )
-    for level in todo:
-        config = spec.discover_config(dataset, level, ("trained",))
+    for scoring in todo:
+        config = spec.discover_config(dataset, scoring, ("trained",))
         results = discover_collection(frames, ckpt, config, device=device, progress=False).results
         results["sweep"] = {**dataclasses.asdict(cell), "recipe_key": key}
-        write_json(folder / f"{level}.json", results)
+        write_json(folder / f"{scoring}.json", results)
 
 
 def _run_curve(
@@ -185,7 +205,7 @@ def _run_curve(
     key = recipe_key(spec.recipes[cell.recipe])
     run = cell.folder(out) / "curve" / "run"
     for steps in spec.curve_steps:
-        todo = [lv for lv in spec.levels if not is_done(cell.curve_path(out, lv, steps), key)]
+        todo = [sc for sc in spec.scorings if not is_done(cell.curve_path(out, sc, steps), key)]
         if not todo:
             continue
         cfg = dataclasses.replace(_cell_config(spec, cell), steps=steps)
@@ -207,13 +227,13 @@ def _run_curve(
                 start = load_checkpoint(cell.folder(out) / "run")
             train(frames, cfg, run, resume=start, device=device, progress=False)
         ckpt = load_checkpoint(run)
-        for level in todo:
-            config = spec.discover_config(dataset, level, ("trained",))
+        for scoring in todo:
+            config = spec.discover_config(dataset, scoring, ("trained",))
             results = discover_collection(
                 frames, ckpt, config, device=device, progress=False
             ).results
             results["sweep"] = {**dataclasses.asdict(cell), "recipe_key": key, "steps": steps}
-            write_json(cell.curve_path(out, level, steps), results)
+            write_json(cell.curve_path(out, scoring, steps), results)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -246,9 +266,9 @@ def _run_baseline(
     device: str,
 ) -> None:
     todo = [
-        level
-        for level in spec.levels
-        if not baseline_path(out, job.dataset, level, job.key).is_file()
+        scoring
+        for scoring in spec.scorings
+        if not baseline_path(out, job.dataset, scoring, job.key).is_file()
     ]
     if not todo:
         return
@@ -256,8 +276,8 @@ def _run_baseline(
     cell = Cell(job.recipe, job.dataset, 0)
     ckpt = load_checkpoint(cell.folder(out) / "run")
     frames = loader.at(int(ckpt["config"]["image_size"]))
-    for level in todo:
-        config = spec.discover_config(dataset, level, job.sources)
+    for scoring in todo:
+        config = spec.discover_config(dataset, scoring, job.sources)
         results = discover_collection(frames, ckpt, config, device=device, progress=False).results
         results["sweep"] = {"dataset": job.dataset, "baseline": job.key}
-        write_json(baseline_path(out, job.dataset, level, job.key), results)
+        write_json(baseline_path(out, job.dataset, scoring, job.key), results)

@@ -16,11 +16,19 @@ A sweep spec (``tcdn sweep SPEC.yaml --out DIR``)::
         frame_stride: 2
     train_seeds: 3                       # independently trained networks per recipe and set
     discover: {methods: [kmeans, spectral], repeats: 10, levels: [frame], baselines: true}
+    # optional: discover's --layer, one scoring per layer (default: each network's own layer)
+    # discover: {..., layers: [fc6, conv5]}
     curve: {steps: [1000, 3000], seeds: 1}  # optional: a learning curve (below)
 
 ``curve`` continues the run of each recipe's first ``seeds`` training seeds on every set to each
 step count in turn (the checkpoints of one run, resumed exactly) and scores every checkpoint as
 the cell is scored: the learning curve, at the recipe's own ``steps`` and at each count.
+
+Each cell is scored once per *scoring*: a level, and with ``layers`` a layer read at that level
+(:meth:`SweepSpec.scorings`). A scoring is named ``frame`` (the network's own feature layer) or
+``frame@conv5``; results, table rows and summary sections carry that name. The layers are
+discover's ``--layer`` (every recipe's network must have them; the random-init baseline is read
+at the same layer).
 
 Paths are relative to the spec file. This module imports no torch.
 """
@@ -76,20 +84,30 @@ class SweepSpec:
     methods: tuple[str, ...] = METHODS
     repeats: int = 10
     levels: tuple[str, ...] = ("frame",)
+    layers: tuple[str | None, ...] = (None,)
     baselines: bool = True
     curve_steps: tuple[int, ...] = ()
     curve_seeds: int = 1
     path: Path | None = None
 
+    @property
+    def scorings(self) -> tuple[str, ...]:
+        """The names of the ways each cell is scored: every level x every layer
+        (:func:`scoring_name`)."""
+        return tuple(scoring_name(lv, layer) for lv in self.levels for layer in self.layers)
+
     def discover_config(
-        self, dataset: DatasetSpec, level: str, sources: tuple[str, ...]
+        self, dataset: DatasetSpec, scoring: str, sources: tuple[str, ...]
     ) -> DiscoverConfig:
-        """The discovery of one cell: the same for every recipe and training seed (seed 0)."""
+        """The discovery of one cell at ``scoring`` (of :attr:`scorings`): the same for every
+        recipe and training seed (seed 0)."""
+        level, layer = parse_scoring(scoring)
         return DiscoverConfig(
             sources=sources,
             methods=self.methods,
             repeats=self.repeats,
             seed=0,
+            layer=layer,
             k=dataset.k,
             frame_stride=dataset.frame_stride,
             max_per_video=dataset.max_per_video,
@@ -148,7 +166,7 @@ class SweepSpec:
             )
         datasets = {n: _dataset(n, d, root, where) for n, d in datasets_in.items()}
         discover = _mapping(data.get("discover") or {}, f"{where}: discover")
-        unknown = sorted(set(discover) - {"methods", "repeats", "levels", "baselines"})
+        unknown = sorted(set(discover) - {"methods", "repeats", "levels", "layers", "baselines"})
         if unknown:
             raise TcdnError(f"{where}: discover: unknown key(s) {', '.join(unknown)}")
         seeds = train_seeds if train_seeds is not None else data.get("train_seeds", 3)
@@ -160,6 +178,7 @@ class SweepSpec:
                 raise TcdnError(
                     f"{where}: discover: levels: {level!r} is not one of {', '.join(LEVELS)}"
                 )
+        layers = _layers(discover.get("layers"), where)
         curve_steps, curve_seeds = _curve(data.get("curve"), recipes, seeds, where)
         spec = cls(
             recipes=recipes,
@@ -168,15 +187,51 @@ class SweepSpec:
             methods=tuple(discover.get("methods", METHODS)),
             repeats=int(discover.get("repeats", 10)),
             levels=levels,
+            layers=layers,
             baselines=bool(discover.get("baselines", True)),
             curve_steps=curve_steps,
             curve_seeds=curve_seeds,
             path=path,
         )
         for dataset in datasets.values():  # every discovery option is checked now
-            for level in levels:
-                spec.discover_config(dataset, level, ("trained",))
+            for scoring in spec.scorings:
+                spec.discover_config(dataset, scoring, ("trained",))
         return spec
+
+
+def scoring_name(level: str, layer: str | None) -> str:
+    """``level`` for a network's own feature layer, else ``level@layer`` (e.g. ``frame@conv5``)."""
+    return level if layer is None else f"{level}@{layer}"
+
+
+def parse_scoring(name: str) -> tuple[str, str | None]:
+    """``(level, layer)`` of a scoring name (:func:`scoring_name`)."""
+    level, _, layer = name.partition("@")
+    return level, layer or None
+
+
+def scoring_title(name: str) -> str:
+    """How a summary heads a scoring: ``frames``, or ``frames, conv5 features``."""
+    level, layer = parse_scoring(name)
+    return f"{level}s" if layer is None else f"{level}s, {layer} features"
+
+
+def _layers(value: Any, where: str) -> tuple[str | None, ...]:
+    """``discover: layers`` checked: a list of distinct layer names (the networks check that they
+    have them before anything runs); absent: the networks' own layer."""
+    if value is None:
+        return (None,)
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(v, str) and v.isidentifier() for v in value)
+        or len(set(value)) != len(value)
+    ):
+        raise TcdnError(
+            f"{where}: discover: layers must be a list of distinct layer names (e.g. [fc6, "
+            f"conv5]), got {value!r}"
+        )
+    return tuple(value)
 
 
 def recipe_key(cfg: TrainConfig) -> str:

@@ -26,7 +26,7 @@ import numpy as np
 
 from tcdn.outputs import atomic_writer, write_atomic
 from tcdn.sweep.layout import baseline_path, iter_cell_results, iter_curve_results, write_json
-from tcdn.sweep.spec import SweepSpec, architecture_key
+from tcdn.sweep.spec import SweepSpec, architecture_key, scoring_title
 
 BASELINES = ("random_init", "raw_pixels", "random_assignment")
 #: log.jsonl fields that are not training diagnostics
@@ -36,7 +36,7 @@ _NOT_CURVES = {"step", "tuples_per_s"}
 def table_rows(spec: SweepSpec, out: Path) -> list[dict[str, Any]]:
     """The table's rows (see the module docstring), for the cells finished so far."""
     rows: list[dict[str, Any]] = []
-    for level in spec.levels:
+    for level in spec.scorings:
         per: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
         for cell, results in iter_cell_results(out, spec, level):
             for method, score in results["results"]["trained"].items():
@@ -74,7 +74,7 @@ def curve_rows(spec: SweepSpec, out: Path) -> list[dict[str, Any]]:
     """The learning curve's rows: one per recipe x data set x level x method x step count, over
     the curve's seeds (the recipe's own step count included: the cell's scores)."""
     rows: list[dict[str, Any]] = []
-    for level in spec.levels:
+    for level in spec.scorings:
         per: dict[tuple[str, str, int, str], list[dict[str, Any]]] = {}
         for cell, steps, results in iter_curve_results(out, spec, level):
             for method, score in results["results"]["trained"].items():
@@ -149,10 +149,10 @@ def summary_markdown(spec: SweepSpec, rows: list[dict[str, Any]]) -> str:
         "mean ± std (ddof=1) over training seeds of each seed's mean over "
         f"{spec.repeats} clustering repeats. Baselines: mean ± std over the repeats.",
     ]
-    for level in spec.levels:
+    for level in spec.scorings:
         for method in spec.methods:
             ranks = mean_ranks(rows, level, method)
-            lines += ["", f"## {level}s, {method}", ""]
+            lines += ["", f"## {scoring_title(level)}, {method}", ""]
             lines.append("| recipe | " + " | ".join(datasets) + " | mean rank |")
             lines.append("|---" * (len(datasets) + 2) + "|")
             names = list(spec.recipes) + sorted(
@@ -173,7 +173,11 @@ def summary_markdown(spec: SweepSpec, rows: list[dict[str, Any]]) -> str:
             )
             for key in groups:
                 group = key[len("nmi_") : -len("_mean")]
-                lines += ["", f"NMI with the class / with the {group} ({level}s, {method}):", ""]
+                lines += [
+                    "",
+                    f"NMI with the class / with the {group} ({scoring_title(level)}, {method}):",
+                    "",
+                ]
                 lines.append("| recipe | " + " | ".join(datasets) + " |")
                 lines.append("|---" * (len(datasets) + 1) + "|")
                 for name in names:
@@ -201,9 +205,9 @@ def curve_markdown(spec: SweepSpec, rows: list[dict[str, Any]]) -> str:
         f"CE of one run continued to each step count (mean ± std over {spec.curve_seeds} "
         "training seed(s); the first count is the cell's own run).",
     ]
-    for level in spec.levels:
+    for level in spec.scorings:
         for method in spec.methods:
-            lines += ["", f"### {level}s, {method}", ""]
+            lines += ["", f"### {scoring_title(level)}, {method}", ""]
             lines.append("| recipe | data set | " + " | ".join(f"{n} steps" for n in steps) + " |")
             lines.append("|---" * (len(steps) + 2) + "|")
             for recipe in spec.recipes:
@@ -240,7 +244,7 @@ def plot_learning_curve(
 
     panels = sorted(
         {(r["level"], r["method"]) for r in curve},
-        key=lambda p: (spec.levels.index(p[0]), p[1]),
+        key=lambda p: (spec.scorings.index(p[0]), p[1]),
     )
     steps: dict[tuple[str, str], set[int]] = {}
     for r in curve:
@@ -285,7 +289,7 @@ def plot_learning_curve(
             ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
             ax.set_xlabel("training steps")
             ax.set_ylabel("CE (bits)")
-            ax.set_title(f"{dataset}: {level}s, {method}", fontsize=9)
+            ax.set_title(f"{dataset}: {scoring_title(level)}, {method}", fontsize=9)
     labelled: dict[str, Any] = {}
     for ax in axes.flat:  # every recipe once, whichever panel drew it
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
@@ -416,7 +420,7 @@ def plot_option_sweep(spec: SweepSpec, rows: list[dict[str, Any]], out: Path) ->
                     ax.axhline(r["ce_mean"], color=colour, linestyle=style, linewidth=0.8)
         ax.set_xlabel(key)
         ax.set_ylabel("conditional entropy (bits)")
-        ax.set_title(f"{level} level, {method}")
+        ax.set_title(f"{scoring_title(level)}, {method}")
     axes[0][0].legend(
         fontsize=7, title="trained (dashed: random init, dotted: raw pixels)", title_fontsize=6
     )

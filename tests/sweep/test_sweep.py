@@ -45,10 +45,17 @@ def _spec(tmp_path: Path, collection: Path, **extra: object) -> Path:
 
 
 def _one_cell_spec(
-    tmp_path: Path, collection: Path, *, baselines: bool, **extra: object
+    tmp_path: Path,
+    collection: Path,
+    *,
+    baselines: bool,
+    layers: list[str] | None = None,
+    **extra: object,
 ) -> SweepSpec:
     """One recipe, one training seed, one K-means repeat: a sweep of a single cell."""
-    discover = {"methods": ["kmeans"], "repeats": 1, "baselines": baselines}
+    discover: dict[str, object] = {"methods": ["kmeans"], "repeats": 1, "baselines": baselines}
+    if layers is not None:
+        discover["layers"] = layers
     return SweepSpec.from_yaml(
         _spec(
             tmp_path, collection, train_seeds=1, recipes={"plain": {}}, discover=discover, **extra
@@ -168,6 +175,57 @@ def test_a_learning_curve_continues_the_cells_run_exactly(
     assert (cell / "curve" / "frame-step00000004.json").stat().st_mtime_ns == stamp
 
 
+def test_each_layer_is_a_scoring_of_its_own(synthetic_collection: Path, tmp_path: Path) -> None:
+    """``discover: layers``: every cell and the random-init baseline scored at each layer, one
+    file and one table row per scoring; the network's own layer scored again under its name."""
+    from tcdn.sweep.spec import parse_scoring, scoring_name
+
+    spec = _one_cell_spec(
+        tmp_path,
+        synthetic_collection,
+        baselines=True,
+        layers=["fc6", "conv5"],
+    )
+    assert spec.scorings == ("frame@fc6", "frame@conv5")
+    assert [parse_scoring(s) for s in spec.scorings] == [("frame", "fc6"), ("frame", "conv5")]
+    assert scoring_name("video", None) == "video" and parse_scoring("video") == ("video", None)
+    out = tmp_path / "sweep"
+    rows = run_sweep(spec, out, progress=False)
+    cell = out / "cells" / "plain" / "tiny" / "seed0"
+    read = {}
+    for scoring, layer in (("frame@fc6", "fc6"), ("frame@conv5", "conv5")):
+        results = json.loads((cell / f"{scoring}.json").read_text())
+        assert results["layer"] == layer
+        read[layer] = results["results"]["trained"]["kmeans"]["ce_mean"]
+        base = next((out / "baselines" / "tiny").glob(f"{scoring}-random_init-*.json"))
+        assert json.loads(base.read_text())["layer"] == layer
+    assert not (cell / "frame.json").exists()
+    trained = {r["level"]: r["ce_mean"] for r in rows if r["source"] == "trained"}
+    assert trained == pytest.approx({"frame@fc6": read["fc6"], "frame@conv5": read["conv5"]})
+    assert {r["level"] for r in rows if r["source"] == "random_init"} == set(spec.scorings)
+    summary = (out / "summary.md").read_text()
+    assert "## frames, conv5 features, kmeans" in summary
+    assert "## frames, fc6 features, kmeans" in summary
+    assert json.loads((out / "spec.json").read_text())["layers"] == ["fc6", "conv5"]
+
+
+def test_a_layer_a_network_lacks_is_refused_before_training(
+    synthetic_collection: Path, tmp_path: Path
+) -> None:
+    spec = _one_cell_spec(
+        tmp_path,
+        synthetic_collection,
+        baselines=False,
+        layers=["fc6", "layer4"],
+    )
+    out = tmp_path / "sweep"
+    with pytest.raises(
+        TcdnError, match=r"recipe plain's network \(alexnet\) has no layer 'layer4'"
+    ):
+        run_sweep(spec, out, progress=False)
+    assert not (out / "cells").exists()
+
+
 def test_mean_ranks_share_ties() -> None:
     rows = [
         {
@@ -209,6 +267,9 @@ def test_mean_ranks_share_ties() -> None:
         ({"curve": {"steps": "5"}}, "list of step counts"),
         ({"curve": {"steps": [5], "seeds": 3}}, "seeds must be a whole number from 1 to"),
         ({"curve": {"steps": [5], "every": 1}}, "curve: unknown key"),
+        ({"discover": {"layers": "conv5"}}, "layers must be a list of distinct layer names"),
+        ({"discover": {"layers": ["fc6", "fc6"]}}, "distinct layer names"),
+        ({"discover": {"layers": []}}, "distinct layer names"),
     ],
 )
 def test_bad_specs_are_refused(

@@ -49,18 +49,23 @@ def write_json(path: Path, obj: Any) -> None:
     write_atomic(path, json.dumps(obj, indent=1))
 
 
-def iter_cell_results(
-    out: Path, spec: SweepSpec, level: str
-) -> Iterator[tuple[Cell, dict[str, Any]]]:
-    """The finished cells of ``spec`` in ``out`` at ``level``, with their results."""
+def _cells(spec: SweepSpec, seeds: int) -> Iterator[tuple[Cell, str]]:
+    """The cells of ``spec``'s first ``seeds`` training seeds, each with its recipe's key."""
     for d in spec.datasets:
         for r, cfg in spec.recipes.items():
             key = recipe_key(cfg)
-            for s in range(spec.train_seeds):
-                cell = Cell(r, d, s)
-                path = cell.folder(out) / f"{level}.json"
-                if is_done(path, key):
-                    yield cell, json.loads(path.read_text())
+            for s in range(seeds):
+                yield Cell(r, d, s), key
+
+
+def iter_cell_results(
+    out: Path, spec: SweepSpec, level: str
+) -> Iterator[tuple[Cell, dict[str, Any]]]:
+    """The finished cells of ``spec`` in ``out`` at ``level`` (a scoring), with their results."""
+    for cell, key in _cells(spec, spec.train_seeds):
+        path = cell.folder(out) / f"{level}.json"
+        if is_done(path, key):
+            yield cell, json.loads(path.read_text())
 
 
 def iter_curve_results(
@@ -68,13 +73,9 @@ def iter_curve_results(
 ) -> Iterator[tuple[Cell, int, dict[str, Any]]]:
     """The learning curves' points finished so far at ``level``: (cell, steps, results), the
     cell's own scores at the recipe's ``steps`` first."""
-    for d in spec.datasets:
-        for r, cfg in spec.recipes.items():
-            key = recipe_key(cfg)
-            for s in range(spec.curve_seeds if spec.curve_steps else 0):
-                cell = Cell(r, d, s)
-                points = [(cfg.steps, cell.folder(out) / f"{level}.json")]
-                points += [(n, cell.curve_path(out, level, n)) for n in spec.curve_steps]
-                for steps, path in points:
-                    if is_done(path, key):
-                        yield cell, steps, json.loads(path.read_text())
+    for cell, key in _cells(spec, spec.curve_seeds if spec.curve_steps else 0):
+        points = [(spec.recipes[cell.recipe].steps, cell.folder(out) / f"{level}.json")]
+        points += [(n, cell.curve_path(out, level, n)) for n in spec.curve_steps]
+        for steps, path in points:
+            if is_done(path, key):
+                yield cell, steps, json.loads(path.read_text())

@@ -182,6 +182,7 @@ def _given_features(
         ("--checkpoint", checkpoint),
         ("--sources", config.sources),
         ("--layer", config.layer),
+        ("--norm", config.norm),
         ("--labels", collection["labels"]),
         ("--size", collection["size"]),
         ("--max-frames", collection["max_frames"]),

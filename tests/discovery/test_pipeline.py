@@ -130,6 +130,28 @@ def test_discover_rejects_bad_requests(train_frames: FrameSet, checkpoint: dict)
     assert "has the label 'class00'" in found.results["discovered"]["why_unscored"]
 
 
+def test_norm_l2_clusters_unit_length_features(train_frames: FrameSet, checkpoint: dict) -> None:
+    """``norm="l2"`` clusters each network feature over its length: the same clusters as
+    features normalised by hand and given, and the results say so."""
+    config = DiscoverConfig(sources=["trained"], methods=["kmeans"], repeats=2, norm="l2")
+    found = discover_collection(train_frames, checkpoint, config, progress=False)
+    assert found.results["norm"] == "l2" and "(unit length)" in format_table(found.results)
+    fs = frame_features(train_frames, "trained", checkpoint, progress=False)
+    unit = fs.features / np.linalg.norm(fs.features, axis=1, keepdims=True)
+    given = discover_features(
+        replace(fs, features=unit), DiscoverConfig(methods=["kmeans"], repeats=2)
+    )
+    assert found.results["results"]["trained"]["kmeans"]["ce_mean"] == pytest.approx(
+        given.results["results"]["given"]["kmeans"]["ce_mean"], abs=1e-9
+    )
+    plain = discover_collection(
+        train_frames, checkpoint, replace(config, norm=None), progress=False
+    )
+    assert plain.results["norm"] == "none"
+    with pytest.raises(TcdnError, match="--norm must be one of none, l2"):
+        DiscoverConfig(norm="l1")
+
+
 def test_discover_cheap_sources_with_stride(train_frames: FrameSet) -> None:
     results, assignments, clustered = discover_collection(
         train_frames,

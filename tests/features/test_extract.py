@@ -132,3 +132,22 @@ def test_features_default_to_the_networks_own_layer(
     fs = frame_features(train_frames, "trained", ckpt, rows=np.arange(6), progress=False)
     assert fs.features.shape == (6, dim)
     assert fs.meta["layer"] == layer
+
+
+def test_l2_features_are_each_row_over_its_length(train_frames: FrameSet) -> None:
+    """``norm="l2"``: every network row divided by its length (reference: numpy on the same
+    rows as they are), trained and random init alike; raw pixels are left as they are."""
+    rows = np.arange(8)
+    ckpt = tiny_checkpoint()
+    plain = FrameFeaturizer(train_frames, rows, ckpt, seed=1, progress=False)
+    unit = FrameFeaturizer(train_frames, rows, ckpt, seed=1, norm="l2", progress=False)
+    assert plain.norm == "none" and unit.norm == "l2"
+    for source in ("trained", "random_init"):
+        a, b = plain.features(source), unit.features(source)
+        lengths = np.sqrt((a.astype(np.float64) ** 2).sum(axis=1, keepdims=True))
+        assert (lengths > 0).all()
+        np.testing.assert_allclose(b, a / lengths, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(np.linalg.norm(b, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(plain.features("raw_pixels"), unit.features("raw_pixels"))
+    assert unit.feature_set("trained").meta["norm"] == "l2"
+    assert unit.feature_set("raw_pixels").meta["norm"] == "none"

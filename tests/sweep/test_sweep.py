@@ -187,8 +187,17 @@ def test_each_layer_is_a_scoring_of_its_own(synthetic_collection: Path, tmp_path
         layers=["fc6", "conv5"],
     )
     assert spec.scorings == ("frame@fc6", "frame@conv5")
-    assert [parse_scoring(s) for s in spec.scorings] == [("frame", "fc6"), ("frame", "conv5")]
-    assert scoring_name("video", None) == "video" and parse_scoring("video") == ("video", None)
+    assert [parse_scoring(s) for s in spec.scorings] == [
+        ("frame", "fc6", None),
+        ("frame", "conv5", None),
+    ]
+    assert scoring_name("video", None) == "video" and parse_scoring("video") == (
+        "video",
+        None,
+        None,
+    )
+    assert parse_scoring(scoring_name("frame", "fc6", "l2")) == ("frame", "fc6", "l2")
+    assert parse_scoring("frame+l2") == ("frame", None, "l2")
     out = tmp_path / "sweep"
     rows = run_sweep(spec, out, progress=False)
     cell = out / "cells" / "plain" / "tiny" / "seed0"
@@ -270,6 +279,7 @@ def test_mean_ranks_share_ties() -> None:
         ({"discover": {"layers": "conv5"}}, "layers must be a list of distinct layer names"),
         ({"discover": {"layers": ["fc6", "fc6"]}}, "distinct layer names"),
         ({"discover": {"layers": []}}, "distinct layer names"),
+        ({"discover": {"norms": ["l1"]}}, "norms must be a list of distinct names of none, l2"),
     ],
 )
 def test_bad_specs_are_refused(

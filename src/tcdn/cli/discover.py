@@ -14,7 +14,7 @@ from tcdn.cli.common import (
     progress,
     seed_int,
 )
-from tcdn.discovery.config import LEVELS, METHODS, DiscoverConfig
+from tcdn.discovery.config import LEVELS, METHODS, NORMS, DiscoverConfig
 from tcdn.errors import TcdnError
 
 
@@ -88,6 +88,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="network layer whose output is the feature (default: the network's own, fc6 for AlexNet)",
     )
     p.add_argument(
+        "--norm",
+        choices=NORMS,
+        default=None,
+        help="l2: divide each frame's network feature by its length before clustering (K-means "
+        "then compares directions, as the losses do); none: as the layer gives it (default)",
+    )
+    p.add_argument(
         "--k",
         type=positive_int,
         default=None,
@@ -152,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
         sources=DiscoverConfig.parse_list(args.sources),
         methods=DiscoverConfig.parse_list(args.methods) or (),
         layer=args.layer,
+        norm=args.norm,
         repeats=args.repeats,
         random_inits=args.random_inits,
         seed=args.seed,

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from tcdn.errors import TcdnError
 from tcdn.features.featureset import FRAME_SOURCES, GIVEN
 
+#: how a network's features are normalised before they are clustered (DiscoverConfig.norm)
+NORMS = ("none", "l2")
 #: the clustering methods (SPEC §5)
 METHODS = ("kmeans", "spectral")
 #: what a row to cluster stands for: one frame, or one video (the mean of its frames' features)
@@ -39,6 +41,11 @@ class DiscoverConfig:
         Clustering methods (of :data:`METHODS`).
     layer
         The network layer whose features are clustered; ``None``: the network's own default.
+    norm
+        ``"l2"``: each frame's network feature (trained and random init) divided by its length
+        before it is clustered (K-means then compares directions, as the cosine losses do);
+        ``"none"`` (``None``): as the layer gives it. Raw pixels are not normalised (the
+        baseline is raw pixels + PCA, whatever the networks' features).
     repeats
         Clusterings per source and method, for mean ± std (SPEC §5: 10).
     random_inits
@@ -67,6 +74,7 @@ class DiscoverConfig:
     sources: tuple[str, ...] | None = None
     methods: tuple[str, ...] = METHODS
     layer: str | None = None
+    norm: str | None = None
     repeats: int = 10
     random_inits: int | None = None
     seed: int = 0
@@ -87,6 +95,8 @@ class DiscoverConfig:
         _check_names(self.methods, METHODS, "clustering method")
         if not self.methods:
             raise TcdnError(f"--methods names no method; choose from {', '.join(METHODS)}")
+        if self.norm is not None and self.norm not in NORMS:
+            raise TcdnError(f"--norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
         if self.level not in LEVELS:
             raise TcdnError(f"--level must be one of {', '.join(LEVELS)}, got {self.level!r}")
         if not 0 <= self.seed < 2**63:

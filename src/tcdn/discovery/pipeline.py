@@ -321,6 +321,7 @@ def discover_collection(
         frames.rows(config.frame_stride, config.max_per_video),
         checkpoint,
         layer=config.layer,
+        norm=config.norm,
         seed=config.seed,
         device=device,
         progress=progress,
@@ -345,6 +346,7 @@ def discover_collection(
         plan,
         config,
         layer=featurizer.layer,
+        norm=featurizer.norm,
         checkpoint=checkpoint.get("path") if checkpoint else None,
         train_config=featurizer.config.to_dict() if featurizer.config else None,
     )
@@ -376,6 +378,7 @@ def discover_features(features: FeatureSet, config: DiscoverConfig | None = None
         plan,
         config,
         layer=meta.get("layer"),
+        norm=meta.get("norm"),
         checkpoint=meta.get("checkpoint"),
         train_config=meta.get("train_config"),
         features=meta,

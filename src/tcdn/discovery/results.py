@@ -31,6 +31,7 @@ def build_results(
     n_frames: int,
     layer: str | None,
     checkpoint: str | None,
+    norm: str | None = None,
     train_config: dict[str, Any] | None,
     features: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -44,6 +45,8 @@ def build_results(
         "level": config.level,
         "groups": dict(config.groups),
         "layer": layer,
+        # the networks' features divided by their length before clustering ("l2"), or not
+        "norm": norm or "none",
         "repeats": config.repeats,
         "random_inits": config.random_init_repeats,
         "seed": config.seed,
@@ -106,6 +109,8 @@ def format_table(results: dict[str, Any]) -> str:
     )
     unit = "videos" if results.get("level") == "video" else "frames"
     layer = f", layer {results['layer']}" if results.get("layer") else ""
+    if results.get("norm") == "l2":
+        layer += " (unit length)"
     seconds = results.get("seconds") or {}
 
     def runs_of(per: dict[str, Any]) -> Any:

@@ -47,6 +47,7 @@ def extract_features(
     successors: Any = None,
     sign: np.ndarray | None = None,
     dtype: Any = np.float32,
+    l2: bool = False,
 ) -> np.ndarray:
     """Run ``model.forward_features(x, layer)`` over ``(N, H, W, 3)`` uint8 frames -> ``(N, D)``
     ``dtype`` (float32; float16 halves the memory), written batch by batch into one array.
@@ -55,7 +56,8 @@ def extract_features(
     projection head. The input is :func:`~tcdn.models.input.to_input` with ``mean``, or
     ``transform`` (a run's ``input_norm`` / ``motion``), which for motion input also needs each
     frame's ``successors`` (``(N, H, W, 3)``, row for row) and ``sign``
-    (:func:`~tcdn.models.input.successor_rows`)."""
+    (:func:`~tcdn.models.input.successor_rows`). ``l2``: each row divided by its length (a row
+    of zeros stays zeros)."""
     was_training = model.training
     model.eval().to(device)
     out: np.ndarray | None = None
@@ -69,7 +71,10 @@ def extract_features(
             x = transform(
                 frames[batch], after, None if sign is None else sign[batch], device=device
             )
-        f = model.forward_features(x, layer=layer).float().cpu().numpy()  # type: ignore[operator]
+        f = model.forward_features(x, layer=layer).float()  # type: ignore[operator]
+        if l2:
+            f = torch.nn.functional.normalize(f, dim=1)
+        f = f.cpu().numpy()
         if out is None:  # the width is known once the first batch is through
             out = np.empty((len(frames), f.shape[1]), dtype=dtype)
         out[batch] = f
@@ -122,7 +127,8 @@ class FrameFeaturizer:
     ``checkpoint`` (a :func:`tcdn.training.load_checkpoint` dict) gives the ``trained`` network and,
     to ``random_init``, its architecture and input (mean, and the statistics and motion channels
     of ``input_norm`` / ``motion``); without one, ``random_init`` uses the
-    default AlexNet at the frames' size and the frames' own channel mean.
+    default AlexNet at the frames' size and the frames' own channel mean. ``norm="l2"`` divides
+    each network feature (``trained``, ``random_init``) by its length; raw pixels never are.
 
     Attributes
     ----------
@@ -139,6 +145,7 @@ class FrameFeaturizer:
         checkpoint: dict[str, Any] | None,
         *,
         layer: str | None = None,
+        norm: str | None = None,
         seed: int = 0,
         device: str = "cpu",
         progress: bool = True,
@@ -147,6 +154,7 @@ class FrameFeaturizer:
         # a store's frames are read batch by batch as features are extracted, not all at once
         self.x = take_rows(frames.frames, rows)
         self.layer, self.seed, self.device, self.progress = layer, seed, device, progress
+        self.norm = norm or "none"
         self.batch_size = BATCH_SIZE
         self.dtype = np.dtype(dtype)
         self.checkpoint = checkpoint
@@ -215,6 +223,7 @@ class FrameFeaturizer:
             successors=self.x_next,
             sign=self.sign,
             dtype=self.dtype,
+            l2=self.norm == "l2",
         )
 
     def feature_set(self, source: str, repeat: int = 0) -> FeatureSet:
@@ -229,6 +238,7 @@ class FrameFeaturizer:
             "tcdn_version": __version__,
             "source": source,
             "layer": None if source == "raw_pixels" else self.layer,
+            "norm": "none" if source == "raw_pixels" else self.norm,
             "checkpoint": ckpt.get("path") if ckpt else None,
             "train_config": self.config.to_dict() if self.config else None,
             "image_size": int(self.x.shape[1]),

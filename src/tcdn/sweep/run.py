@@ -113,6 +113,7 @@ def _check_spec_file(out: Path, spec: SweepSpec) -> None:
         "repeats": spec.repeats,
         "levels": list(spec.levels),
         "layers": list(spec.layers),
+        "norms": list(spec.norms),
     }
     if path.is_file():
         old = json.loads(path.read_text())
@@ -135,6 +136,7 @@ def _check_spec_file(out: Path, spec: SweepSpec) -> None:
         mine["train_seeds"] = max(int(old.get("train_seeds", 0)), spec.train_seeds)
         layers = [*old.get("layers", [None]), *mine["layers"]]
         mine["layers"] = list(dict.fromkeys(layers))  # every layer scored here, in order
+        mine["norms"] = list(dict.fromkeys([*old.get("norms", [None]), *mine["norms"]]))
     write_json(path, mine)
 
 

@@ -16,19 +16,21 @@ A sweep spec (``tcdn sweep SPEC.yaml --out DIR``)::
         frame_stride: 2
     train_seeds: 3                       # independently trained networks per recipe and set
     discover: {methods: [kmeans, spectral], repeats: 10, levels: [frame], baselines: true}
-    # optional: discover's --layer, one scoring per layer (default: each network's own layer)
-    # discover: {..., layers: [fc6, conv5]}
+    # optional: discover's --layer and --norm, one scoring per layer x norm (default: each
+    # network's own layer, not normalised)
+    # discover: {..., layers: [fc6, conv5], norms: [none, l2]}
     curve: {steps: [1000, 3000], seeds: 1}  # optional: a learning curve (below)
 
 ``curve`` continues the run of each recipe's first ``seeds`` training seeds on every set to each
 step count in turn (the checkpoints of one run, resumed exactly) and scores every checkpoint as
 the cell is scored: the learning curve, at the recipe's own ``steps`` and at each count.
 
-Each cell is scored once per *scoring*: a level, and with ``layers`` a layer read at that level
-(:meth:`SweepSpec.scorings`). A scoring is named ``frame`` (the network's own feature layer) or
-``frame@conv5``; results, table rows and summary sections carry that name. The layers are
-discover's ``--layer`` (every recipe's network must have them; the random-init baseline is read
-at the same layer).
+Each cell is scored once per *scoring*: a level, and with ``layers`` a layer read at that level,
+with ``norms`` a normalisation of the features (:meth:`SweepSpec.scorings`). A scoring is named
+``frame`` (the network's own feature layer, as it is), ``frame@conv5`` or ``frame@fc6+l2``;
+results, table rows and summary sections carry that name. The layers and norms are discover's
+``--layer`` (every recipe's network must have them) and ``--norm``; the random-init baseline is
+read the same way.
 
 Paths are relative to the spec file. This module imports no torch.
 """
@@ -44,7 +46,7 @@ from typing import Any
 import yaml
 
 from tcdn.data.synthetic import SyntheticConfig
-from tcdn.discovery.config import LEVELS, METHODS, DiscoverConfig
+from tcdn.discovery.config import LEVELS, METHODS, NORMS, DiscoverConfig
 from tcdn.errors import TcdnError
 from tcdn.training.config import TrainConfig
 
@@ -85,6 +87,7 @@ class SweepSpec:
     repeats: int = 10
     levels: tuple[str, ...] = ("frame",)
     layers: tuple[str | None, ...] = (None,)
+    norms: tuple[str | None, ...] = (None,)
     baselines: bool = True
     curve_steps: tuple[int, ...] = ()
     curve_seeds: int = 1
@@ -92,22 +95,28 @@ class SweepSpec:
 
     @property
     def scorings(self) -> tuple[str, ...]:
-        """The names of the ways each cell is scored: every level x every layer
+        """The names of the ways each cell is scored: every level x layer x norm
         (:func:`scoring_name`)."""
-        return tuple(scoring_name(lv, layer) for lv in self.levels for layer in self.layers)
+        return tuple(
+            scoring_name(lv, layer, norm)
+            for lv in self.levels
+            for layer in self.layers
+            for norm in self.norms
+        )
 
     def discover_config(
         self, dataset: DatasetSpec, scoring: str, sources: tuple[str, ...]
     ) -> DiscoverConfig:
         """The discovery of one cell at ``scoring`` (of :attr:`scorings`): the same for every
         recipe and training seed (seed 0)."""
-        level, layer = parse_scoring(scoring)
+        level, layer, norm = parse_scoring(scoring)
         return DiscoverConfig(
             sources=sources,
             methods=self.methods,
             repeats=self.repeats,
             seed=0,
             layer=layer,
+            norm=norm,
             k=dataset.k,
             frame_stride=dataset.frame_stride,
             max_per_video=dataset.max_per_video,
@@ -166,7 +175,9 @@ class SweepSpec:
             )
         datasets = {n: _dataset(n, d, root, where) for n, d in datasets_in.items()}
         discover = _mapping(data.get("discover") or {}, f"{where}: discover")
-        unknown = sorted(set(discover) - {"methods", "repeats", "levels", "layers", "baselines"})
+        unknown = sorted(
+            set(discover) - {"methods", "repeats", "levels", "layers", "norms", "baselines"}
+        )
         if unknown:
             raise TcdnError(f"{where}: discover: unknown key(s) {', '.join(unknown)}")
         seeds = train_seeds if train_seeds is not None else data.get("train_seeds", 3)
@@ -179,6 +190,7 @@ class SweepSpec:
                     f"{where}: discover: levels: {level!r} is not one of {', '.join(LEVELS)}"
                 )
         layers = _layers(discover.get("layers"), where)
+        norms = _norms(discover.get("norms"), where)
         curve_steps, curve_seeds = _curve(data.get("curve"), recipes, seeds, where)
         spec = cls(
             recipes=recipes,
@@ -188,6 +200,7 @@ class SweepSpec:
             repeats=int(discover.get("repeats", 10)),
             levels=levels,
             layers=layers,
+            norms=norms,
             baselines=bool(discover.get("baselines", True)),
             curve_steps=curve_steps,
             curve_seeds=curve_seeds,
@@ -199,21 +212,25 @@ class SweepSpec:
         return spec
 
 
-def scoring_name(level: str, layer: str | None) -> str:
-    """``level`` for a network's own feature layer, else ``level@layer`` (e.g. ``frame@conv5``)."""
-    return level if layer is None else f"{level}@{layer}"
+def scoring_name(level: str, layer: str | None, norm: str | None = None) -> str:
+    """``level`` for a network's own feature layer as it is; ``@layer`` names a layer and
+    ``+norm`` a normalisation (e.g. ``frame@conv5``, ``frame+l2``, ``frame@fc6+none``)."""
+    return level + ("" if layer is None else f"@{layer}") + ("" if norm is None else f"+{norm}")
 
 
-def parse_scoring(name: str) -> tuple[str, str | None]:
-    """``(level, layer)`` of a scoring name (:func:`scoring_name`)."""
-    level, _, layer = name.partition("@")
-    return level, layer or None
+def parse_scoring(name: str) -> tuple[str, str | None, str | None]:
+    """``(level, layer, norm)`` of a scoring name (:func:`scoring_name`)."""
+    rest, _, norm = name.partition("+")
+    level, _, layer = rest.partition("@")
+    return level, layer or None, norm or None
 
 
 def scoring_title(name: str) -> str:
-    """How a summary heads a scoring: ``frames``, or ``frames, conv5 features``."""
-    level, layer = parse_scoring(name)
-    return f"{level}s" if layer is None else f"{level}s, {layer} features"
+    """How a summary heads a scoring: ``frames``, ``frames, conv5 features``, ``frames, fc6
+    features, l2``."""
+    level, layer, norm = parse_scoring(name)
+    parts = [f"{level}s"] + ([f"{layer} features"] if layer else []) + ([norm] if norm else [])
+    return ", ".join(parts)
 
 
 def _layers(value: Any, where: str) -> tuple[str | None, ...]:
@@ -327,3 +344,21 @@ def _dataset(name: str, data: Any, root: Path, where: str) -> DatasetSpec:
     elif spec.videos is not None and not spec.videos.exists():
         raise TcdnError(f"{where}: dataset {name}: {spec.videos} does not exist")
     return spec
+
+
+def _norms(value: Any, where: str) -> tuple[str | None, ...]:
+    """``discover: norms`` checked: distinct names of :data:`~tcdn.discovery.config.NORMS`."""
+
+    if value is None:
+        return (None,)
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(v in NORMS for v in value)
+        or len(set(value)) != len(value)
+    ):
+        raise TcdnError(
+            f"{where}: discover: norms must be a list of distinct names of {', '.join(NORMS)}, "
+            f"got {value!r}"
+        )
+    return tuple(value)

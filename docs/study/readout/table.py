@@ -1,0 +1,152 @@
+"""Issue 19's readout round: the final table, the NMI table and the rule of
+docs/study/readout-rule.md applied, from the results in this folder (cells/, baselines/):
+
+    python docs/study/readout/table.py table|nmi|rule
+"""
+
+import glob
+import json
+import os
+import statistics as st
+import sys
+from collections import defaultdict
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+SETS = ["weizmann4", "arid6", "genre3", "demo", "hue"]
+RECIPES = ["motion", "appearance_aug", "two_stream_aug"]
+LAYERS = ["fc6", "conv5"]
+CANDIDATES = [(r, layer) for layer in LAYERS for r in RECIPES]
+NUIS = {"weizmann4": "performer", "arid6": "recording"}
+M = ("kmeans", "spectral")
+cells = defaultdict(list)  # (recipe, set, layer) -> [trained results of each seed]
+base = {}  # (source, set, layer) -> results; source random_init-<arch>, raw_pixels, ...
+arch = {}  # recipe -> its architecture's random-init key
+for f in sorted(glob.glob(f"{ROOT}/cells/*/*/seed*/frame@*.json")):
+    recipe, dataset = f[len(ROOT) + 1 :].split("/")[1:3]
+    layer = f.split("@")[-1][: -len(".json")]
+    cells[(recipe, dataset, layer)].append(json.load(open(f))["results"]["trained"])
+for f in glob.glob(f"{ROOT}/baselines/*/frame@*.json"):
+    dataset = f.split("/")[-2]
+    layer, key = os.path.basename(f)[len("frame@") : -len(".json")].split("-", 1)
+    d = json.load(open(f))
+    if key.startswith("random_init-"):
+        arch[d["train_config"]["motion"], d["train_config"].get("streams", 1)] = key
+    for src, rs in d["results"].items():
+        base[(key if src == "random_init" else src, dataset, layer)] = rs
+
+
+def random_init_key(recipe):
+    motion, streams = {"motion": ("diffonly", 1), "appearance_aug": ("none", 1)}.get(
+        recipe, ("diff", 2)
+    )
+    return arch.get((motion, streams))
+
+
+def stat(vals, m, k="ce_mean"):
+    v = [x[m][k] for x in vals]
+    return st.mean(v), (st.stdev(v) if len(v) > 1 else 0.0), len(v)
+
+
+def fmt_cell(vals):
+    if not vals:
+        return "not run"
+    out = []
+    for m in M:
+        mu, sd, n = stat(vals, m)
+        out.append(f"{mu:.3f}" + (f" ± {sd:.3f}" if n > 1 else ""))
+    return " / ".join(out) + ("" if len(vals) == 3 else f" (n={len(vals)})")
+
+
+def fmt_base(rs):
+    if rs is None:
+        return "—"
+    return " / ".join(f"{rs[m]['ce_mean']:.3f} ± {rs[m]['ce_std']:.3f}" for m in M)
+
+
+def table():
+    print("| features | " + " | ".join(SETS) + " |")
+    print("|---|" + "---|" * len(SETS))
+    for layer in LAYERS:
+        for r in RECIPES:
+            row = " | ".join(fmt_cell(cells.get((r, s, layer), [])) for s in SETS)
+            print(f"| `{r}` at {layer} | {row} |")
+    raw = " | ".join(fmt_base(base.get(("raw_pixels", s, "fc6"))) for s in SETS)
+    print(f"| raw pixels + PCA(128) | {raw} |")
+    for layer in LAYERS:
+        for r in RECIPES:
+            row = " | ".join(fmt_base(base.get((random_init_key(r), s, layer))) for s in SETS)
+            print(f"| random init of `{r}`, at {layer} | {row} |")
+    ra = " | ".join(fmt_base(base.get(("random_assignment", s, "fc6"))) for s in SETS)
+    print(f"| random assignment | {ra} |")
+
+
+def nmi():
+    print("| features | " + " | ".join(f"{s}: class / {n}" for s, n in NUIS.items()) + " |")
+    print("|---|" + "---|" * len(NUIS))
+
+    def one(vals, s, trained):
+        g = NUIS[s]
+        if not vals:
+            return "not run"
+        if trained:
+            return " · ".join(
+                f"{st.mean(x[m]['nmi_mean'] for x in vals):.2f} / "
+                f"{st.mean(x[m][f'nmi_{g}_mean'] for x in vals):.2f}"
+                for m in M
+            )
+        return " · ".join(f"{vals[m]['nmi_mean']:.2f} / {vals[m][f'nmi_{g}_mean']:.2f}" for m in M)
+
+    for layer in LAYERS:
+        for r in RECIPES:
+            row = " | ".join(one(cells.get((r, s, layer)), s, True) for s in NUIS)
+            print(f"| `{r}` at {layer} | {row} |")
+    raw = " | ".join(one(base.get(("raw_pixels", s, "fc6")), s, False) for s in NUIS)
+    print(f"| raw pixels + PCA(128) | {raw} |")
+    for layer in LAYERS:
+        for r in RECIPES:
+            row = " | ".join(one(base.get((random_init_key(r), s, layer)), s, False) for s in NUIS)
+            print(f"| random init of `{r}`, at {layer} | {row} |")
+
+
+def rule():
+    ranks = defaultdict(list)
+    relative = defaultdict(list)  # CE / CE(random assignment): the tie-break
+    elig = {}
+    for s in SETS:
+        chance = base.get(("random_assignment", s, "fc6"))
+        for m in M:
+            here = {
+                c: stat(cells[(c[0], s, c[1])], m) for c in CANDIDATES if cells.get((c[0], s, c[1]))
+            }
+            for (r, layer), (mu, sd, n) in here.items():
+                raw = base.get(("raw_pixels", s, layer))
+                ri = base.get((random_init_key(r), s, layer))
+                elig[(r, layer, s, m)] = (
+                    raw is not None
+                    and ri is not None
+                    and n == 3
+                    and all(mu + sd < b[m]["ce_mean"] - b[m]["ce_std"] for b in (raw, ri))
+                )
+            if len(here) == len(CANDIDATES):  # ranks share ties (the mean of the places)
+                values = sorted(v[0] for v in here.values())
+                for c, (mu, _, _) in here.items():
+                    places = [i + 1 for i, v in enumerate(values) if v == mu]
+                    ranks[c].append(st.mean(places))
+                    if chance is not None:
+                        relative[c].append(mu / chance[m]["ce_mean"])
+
+    def order(c):
+        return (st.mean(ranks[c]), st.mean(relative[c])) if ranks[c] else (99.0, 99.0)
+
+    for r, layer in sorted(CANDIDATES, key=order):
+        where = [f"{s} {m}" for s in SETS for m in M if elig.get((r, layer, s, m))]
+        missing = [s for s in SETS if len(cells.get((r, s, layer), [])) < 3]
+        mean_rank = f"{st.mean(ranks[(r, layer)]):.2f}" if ranks[(r, layer)] else "—"
+        print(
+            f"- `{r}` at {layer}: mean rank {mean_rank} over {len(ranks[(r, layer)])} "
+            f"comparisons (CE / chance {order((r, layer))[1]:.3f}); eligible on {len(where)}/10 ({', '.join(where) or 'none'}); "
+            f"short of 3 seeds on: {', '.join(missing) or 'none'}"
+        )
+
+
+{"table": table, "nmi": nmi, "rule": rule}[sys.argv[1] if len(sys.argv) > 1 else "table"]()

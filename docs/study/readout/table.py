@@ -1,7 +1,11 @@
-"""Issue 19's readout round: the final table, the NMI table and the rule of
-docs/study/readout-rule.md applied, from the results in this folder (cells/, baselines/):
+"""Issue 19's readout rounds: the final table, the NMI table and the rules of
+docs/study/readout-rule.md applied (round 1: fc6 against conv5; round 2: fc6 as it is against
+unit length, fc6+l2), from the results in this folder (cells/, baselines/):
 
-    python docs/study/readout/table.py table|nmi|rule
+    python docs/study/readout/table.py table|nmi|rule1|rule2|curve
+
+``curve``: the two-stream recipe's seed-0 run at 300 steps and continued to 3,000 (issue 19's
+learning curve; the 1,000-step checkpoints were not kept) scored by the same code, at fc6.
 """
 
 import glob
@@ -14,8 +18,10 @@ from collections import defaultdict
 ROOT = os.path.dirname(os.path.abspath(__file__))
 SETS = ["weizmann4", "arid6", "genre3", "demo", "hue"]
 RECIPES = ["motion", "appearance_aug", "two_stream_aug"]
-LAYERS = ["fc6", "conv5"]
-CANDIDATES = [(r, layer) for layer in LAYERS for r in RECIPES]
+LAYERS = ["fc6", "conv5", "fc6+l2"]  # the readouts: a layer, and "+l2" for unit length
+ROUND1 = [(r, layer) for layer in ("fc6", "conv5") for r in RECIPES]
+# round 2: two_stream_aug's features are unit length per stream already (one candidate)
+ROUND2 = [(r, layer) for layer in ("fc6", "fc6+l2") for r in RECIPES[:2]] + [(RECIPES[2], "fc6")]
 NUIS = {"weizmann4": "performer", "arid6": "recording"}
 M = ("kmeans", "spectral")
 cells = defaultdict(list)  # (recipe, set, layer) -> [trained results of each seed]
@@ -68,12 +74,16 @@ def table():
     print("|---|" + "---|" * len(SETS))
     for layer in LAYERS:
         for r in RECIPES:
+            if not any(cells.get((r, s, layer)) for s in SETS):
+                continue
             row = " | ".join(fmt_cell(cells.get((r, s, layer), [])) for s in SETS)
             print(f"| `{r}` at {layer} | {row} |")
     raw = " | ".join(fmt_base(base.get(("raw_pixels", s, "fc6"))) for s in SETS)
     print(f"| raw pixels + PCA(128) | {raw} |")
     for layer in LAYERS:
         for r in RECIPES:
+            if not any(base.get((random_init_key(r), s, layer)) for s in SETS):
+                continue
             row = " | ".join(fmt_base(base.get((random_init_key(r), s, layer))) for s in SETS)
             print(f"| random init of `{r}`, at {layer} | {row} |")
     ra = " | ".join(fmt_base(base.get(("random_assignment", s, "fc6"))) for s in SETS)
@@ -98,17 +108,21 @@ def nmi():
 
     for layer in LAYERS:
         for r in RECIPES:
+            if not any(cells.get((r, s, layer)) for s in NUIS):
+                continue
             row = " | ".join(one(cells.get((r, s, layer)), s, True) for s in NUIS)
             print(f"| `{r}` at {layer} | {row} |")
     raw = " | ".join(one(base.get(("raw_pixels", s, "fc6")), s, False) for s in NUIS)
     print(f"| raw pixels + PCA(128) | {raw} |")
     for layer in LAYERS:
         for r in RECIPES:
+            if not any(base.get((random_init_key(r), s, layer)) for s in NUIS):
+                continue
             row = " | ".join(one(base.get((random_init_key(r), s, layer)), s, False) for s in NUIS)
             print(f"| random init of `{r}`, at {layer} | {row} |")
 
 
-def rule():
+def rule(candidates):
     ranks = defaultdict(list)
     relative = defaultdict(list)  # CE / CE(random assignment): the tie-break
     elig = {}
@@ -116,10 +130,10 @@ def rule():
         chance = base.get(("random_assignment", s, "fc6"))
         for m in M:
             here = {
-                c: stat(cells[(c[0], s, c[1])], m) for c in CANDIDATES if cells.get((c[0], s, c[1]))
+                c: stat(cells[(c[0], s, c[1])], m) for c in candidates if cells.get((c[0], s, c[1]))
             }
             for (r, layer), (mu, sd, n) in here.items():
-                raw = base.get(("raw_pixels", s, layer))
+                raw = base.get(("raw_pixels", s, "fc6"))  # the same whatever the readout
                 ri = base.get((random_init_key(r), s, layer))
                 elig[(r, layer, s, m)] = (
                     raw is not None
@@ -127,7 +141,7 @@ def rule():
                     and n == 3
                     and all(mu + sd < b[m]["ce_mean"] - b[m]["ce_std"] for b in (raw, ri))
                 )
-            if len(here) == len(CANDIDATES):  # ranks share ties (the mean of the places)
+            if len(here) == len(candidates):  # ranks share ties (the mean of the places)
                 values = sorted(v[0] for v in here.values())
                 for c, (mu, _, _) in here.items():
                     places = [i + 1 for i, v in enumerate(values) if v == mu]
@@ -138,7 +152,7 @@ def rule():
     def order(c):
         return (st.mean(ranks[c]), st.mean(relative[c])) if ranks[c] else (99.0, 99.0)
 
-    for r, layer in sorted(CANDIDATES, key=order):
+    for r, layer in sorted(candidates, key=order):
         where = [f"{s} {m}" for s in SETS for m in M if elig.get((r, layer, s, m))]
         missing = [s for s in SETS if len(cells.get((r, s, layer), [])) < 3]
         mean_rank = f"{st.mean(ranks[(r, layer)]):.2f}" if ranks[(r, layer)] else "—"
@@ -149,4 +163,32 @@ def rule():
         )
 
 
-{"table": table, "nmi": nmi, "rule": rule}[sys.argv[1] if len(sys.argv) > 1 else "table"]()
+def curve():
+    print("| set | 300 steps | 3,000 steps | its random init | raw pixels |")
+    print("|---|---|---|---|---|")
+    for s in SETS:
+        at300 = cells.get(("two_stream_aug", s, "fc6"))
+        path = f"{ROOT}/curve/cells/two_stream_aug/{s}/seed0/curve/frame@fc6-step00003000.json"
+        if not at300 or not os.path.exists(path):
+            continue
+        first = json.load(open(f"{ROOT}/cells/two_stream_aug/{s}/seed0/frame@fc6.json"))
+        late = json.load(open(path))["results"]["trained"]
+        early = first["results"]["trained"]
+        ri = base.get((random_init_key("two_stream_aug"), s, "fc6"))
+        raw = base.get(("raw_pixels", s, "fc6"))
+        print(
+            f"| {s} | "
+            + " | ".join(
+                " / ".join(f"{x[m]['ce_mean']:.3f}" for m in M) for x in (early, late)
+            )
+            + f" | {fmt_base(ri)} | {fmt_base(raw)} |"
+        )
+
+
+{
+    "curve": curve,
+    "table": table,
+    "nmi": nmi,
+    "rule1": lambda: rule(ROUND1),
+    "rule2": lambda: rule(ROUND2),
+}[sys.argv[1] if len(sys.argv) > 1 else "table"]()

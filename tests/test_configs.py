@@ -25,14 +25,14 @@ def test_lq_64px_yaml_equals_its_recipe() -> None:
 
 def test_best_yaml_is_the_default_recipe_and_the_demo() -> None:
     assert TrainConfig.from_yaml(CONFIGS / "best.yaml") == best() == recipe("best")
-    assert recipe("two-stream") == best()
+    assert recipe("scenes") == recipe("appearance") == best()
     assert demo_train_config(300, 0) == best()
-    for name in ("actions", "scenes"):
+    for name in ("actions", "scenes", "two-stream"):
         assert TrainConfig.from_yaml(CONFIGS / f"{name}.yaml") == recipe(name)
-    assert recipe("appearance") == recipe("scenes")
-    # the first study's finalist, as it was measured, but for how often it writes checkpoints
+    # the first study's finalist, as it was measured, but for how often it writes checkpoints and
+    # how its features are read
     finalist = TrainConfig.from_yaml(CONFIGS / "bn-nce-diffonly-64px.yaml")
-    assert differing(actions(), finalist) == {"checkpoint_every": 75}
+    assert differing(actions(), finalist) == {"checkpoint_every": 75, "feature_norm": "l2"}
 
 
 def test_the_recipes_ship_as_issue_19s_study_measured_them() -> None:
@@ -44,11 +44,20 @@ def test_the_recipes_ship_as_issue_19s_study_measured_them() -> None:
     assert set(data["datasets"]) == {"weizmann4", "arid6", "genre3", "demo", "hue"}
     data["datasets"] = {"d": {"synthetic": {}}}  # the real sets need not be on this machine
     spec = SweepSpec.from_dict(data, root=CONFIGS / "study")
-    shipped = {"motion": "actions", "appearance_aug": "scenes", "two_stream_aug": "best"}
+    shipped = {"motion": "actions", "appearance_aug": "best", "two_stream_aug": "two-stream"}
+    readout = yaml.safe_load((CONFIGS / "study" / "readout.yaml").read_text())
+    readout["datasets"] = data["datasets"]
+    rounds = SweepSpec.from_dict(readout, root=CONFIGS / "study")
+    assert rounds.layers == ("fc6", "conv5")  # round 1; round 2 (norms: [l2]) used the same cells
     for measured, name in shipped.items():
-        # the study trained in bf16 where the CPU has it; its rule 4 shipped fp32
+        # the study trained in bf16 where the CPU has it (its rule 4 shipped fp32) and read fc6
+        # as it is; the readout rounds chose unit length
         assert spec.recipes[measured].precision == "auto"
-        assert differing(spec.recipes[measured], recipe(name)) == {"precision": "auto"}
+        assert differing(spec.recipes[measured], recipe(name)) == {
+            "precision": "auto",
+            "feature_norm": "none",
+        }
+        assert rounds.recipes[measured] == spec.recipes[measured]
     assert spec.curve_steps == (1000, 3000)
 
 
@@ -159,13 +168,13 @@ def test_the_recipes_differ_in_their_input_alone() -> None:
     from tcdn.training.recipes import recipe
 
     base = recipe("actions")
-    assert differing(recipe("scenes"), base) == {
+    assert differing(recipe("best"), base) == {
         "motion": "none",
         "augment": "appearance",
         "aug_crop_scale": 0.3,
         "aug_hue": 0.1,
     }
-    assert differing(recipe("best"), base) == {
+    assert differing(recipe("two-stream"), base) == {
         "motion": "diff",
         "streams": 2,
         "augment": "appearance",

@@ -140,9 +140,12 @@ def _embedder(meta: dict[str, Any], checkpoint: str | Path | None, device: str) 
     ckpt = load_checkpoint(path)
     model, mean, config = model_from_checkpoint(ckpt)
     layer = meta.get("layer") or model.default_layer
+    l2 = meta.get("norm", "none") == "l2"  # the query is read as the features were
 
     def embed(frames: np.ndarray) -> np.ndarray:
-        return extract_features(model, frames, mean, layer=layer, device=device, progress=False)
+        return extract_features(
+            model, frames, mean, layer=layer, device=device, progress=False, l2=l2
+        )
 
     embed.size = config.image_size  # type: ignore[attr-defined]
     return embed

@@ -151,3 +151,20 @@ def test_l2_features_are_each_row_over_its_length(train_frames: FrameSet) -> Non
     np.testing.assert_array_equal(plain.features("raw_pixels"), unit.features("raw_pixels"))
     assert unit.feature_set("trained").meta["norm"] == "l2"
     assert unit.feature_set("raw_pixels").meta["norm"] == "none"
+
+
+def test_a_recipe_reads_its_features_as_it_says(train_frames: FrameSet) -> None:
+    """``feature_norm: l2`` in a checkpoint's config: its features are unit length wherever they
+    are read unless ``norm`` says otherwise (discover --norm none)."""
+    rows = np.arange(6)
+    ckpt = tiny_checkpoint()
+    ckpt["config"] = {**ckpt["config"], "feature_norm": "l2"}
+    by_recipe = FrameFeaturizer(train_frames, rows, ckpt, progress=False)
+    assert by_recipe.norm == "l2"
+    np.testing.assert_allclose(
+        np.linalg.norm(by_recipe.features("trained"), axis=1), 1.0, rtol=1e-5
+    )
+    told = FrameFeaturizer(train_frames, rows, ckpt, norm="none", progress=False)
+    assert told.norm == "none"
+    assert not np.allclose(np.linalg.norm(told.features("trained"), axis=1), 1.0)
+    assert FrameFeaturizer(train_frames, rows, None, progress=False).norm == "none"

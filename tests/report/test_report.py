@@ -146,6 +146,8 @@ def test_the_page_says_which_recipe_made_the_features_and_what_it_sees() -> None
 
     assert set(WHAT_IT_SEES) == set(RECIPES)
     note = _recipe_note({"train_config": {"loss": "nce"}, "recipe": "best"})
-    assert "<code>best</code>" in note and "its difference to the next" in note
+    assert "<code>best</code>" in note and "the RGB frame" in note
+    note = _recipe_note({"train_config": {"loss": "nce"}, "recipe": "two-stream"})
+    assert "<code>two-stream</code>" in note and "its difference to the next" in note
     assert "no named recipe" in _recipe_note({"train_config": {"loss": "nce"}, "recipe": None})
     assert _recipe_note({"train_config": None}) == ""  # features from elsewhere: nothing said

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 
 from tcdn.errors import TcdnError
 from tcdn.features.featureset import FRAME_SOURCES, GIVEN
+from tcdn.training.config import FEATURE_NORMS
 
 #: how a network's features are normalised before they are clustered (DiscoverConfig.norm)
-NORMS = ("none", "l2")
+NORMS = FEATURE_NORMS
 #: the clustering methods (SPEC §5)
 METHODS = ("kmeans", "spectral")
 #: what a row to cluster stands for: one frame, or one video (the mean of its frames' features)
@@ -44,8 +45,9 @@ class DiscoverConfig:
     norm
         ``"l2"``: each frame's network feature (trained and random init) divided by its length
         before it is clustered (K-means then compares directions, as the cosine losses do);
-        ``"none"`` (``None``): as the layer gives it. Raw pixels are not normalised (the
-        baseline is raw pixels + PCA, whatever the networks' features).
+        ``"none"``: as the layer gives it. ``None``: as the checkpoint's recipe says
+        (``TrainConfig.feature_norm``; ``"none"`` without a checkpoint). Raw pixels are never
+        normalised (the baseline is raw pixels + PCA, whatever the networks' features).
     repeats
         Clusterings per source and method, for mean ± std (SPEC §5: 10).
     random_inits

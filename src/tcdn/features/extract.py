@@ -128,7 +128,8 @@ class FrameFeaturizer:
     to ``random_init``, its architecture and input (mean, and the statistics and motion channels
     of ``input_norm`` / ``motion``); without one, ``random_init`` uses the
     default AlexNet at the frames' size and the frames' own channel mean. ``norm="l2"`` divides
-    each network feature (``trained``, ``random_init``) by its length; raw pixels never are.
+    each network feature (``trained``, ``random_init``) by its length (``None``: the
+    checkpoint's ``feature_norm``); raw pixels never are.
 
     Attributes
     ----------
@@ -154,7 +155,7 @@ class FrameFeaturizer:
         # a store's frames are read batch by batch as features are extracted, not all at once
         self.x = take_rows(frames.frames, rows)
         self.layer, self.seed, self.device, self.progress = layer, seed, device, progress
-        self.norm = norm or "none"
+        self.norm = norm or "none"  # without a checkpoint; else the recipe's unless given
         self.batch_size = BATCH_SIZE
         self.dtype = np.dtype(dtype)
         self.checkpoint = checkpoint
@@ -174,6 +175,7 @@ class FrameFeaturizer:
                 self.x_next = take_rows(frames.frames, nxt[rows])
                 self.sign = sign[rows]
             self.layer = layer or self.model.default_layer
+            self.norm = norm or self.config.feature_norm
             if self.config.image_size != size:
                 raise TcdnError(
                     f"the checkpoint was trained on {self.config.image_size}px frames but these are {size}px"

@@ -251,9 +251,19 @@ def _layers(value: Any, where: str) -> tuple[str | None, ...]:
     return tuple(value)
 
 
+#: options added after sweeps were run, left out of a recipe's key at these (default) values, so
+#: that the results of those sweeps still belong to their recipes
+_LATER_OPTIONS = {"feature_norm": "none"}
+
+
 def recipe_key(cfg: TrainConfig) -> str:
     """A short hash of a recipe's options: a sweep folder's results belong to one recipe."""
-    text = json.dumps(cfg.to_dict(), sort_keys=True)
+    options = {
+        k: v
+        for k, v in cfg.to_dict().items()
+        if not (k in _LATER_OPTIONS and _LATER_OPTIONS[k] == v)
+    }
+    text = json.dumps(options, sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
@@ -270,7 +280,7 @@ def architecture_key(cfg: TrainConfig) -> str:
     # the options of issue 11 change the network or its input: counted when they are not the
     # defaults, so the keys of earlier sweeps stay as they were
     defaults = {f.name: f.default for f in fields(TrainConfig)}
-    names = ["head", "input_norm", "motion"]
+    names = ["head", "input_norm", "motion", "feature_norm"]
     if resolved.head != "none":
         names += ["head_hidden", "head_dim"]
     arch.update({n: getattr(resolved, n) for n in names if getattr(resolved, n) != defaults[n]})

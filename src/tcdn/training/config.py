@@ -28,6 +28,9 @@ AUGMENTS = ("none", "appearance")
 PRECISIONS = ("auto", "fp32", "bf16")
 #: mean: (x - channel mean) / 255 (the paper's); meanstd: each channel standardised
 INPUT_NORMS = ("mean", "meanstd")
+#: how discovery (and features, search, the report) read the network's features: as the layer
+#: gives them, or each frame's divided by its length (l2)
+FEATURE_NORMS = ("none", "l2")
 #: none: RGB; diff: RGB + (successor - frame); stack: RGB + successor; diffonly: the difference
 #: alone (tcdn.models.input.InputTransform)
 MOTIONS = ("none", "diff", "stack", "diffonly")
@@ -79,6 +82,9 @@ class TrainConfig:
     input_norm: str = "mean"  # mean: (x - mean) / 255 | meanstd: per-channel mean and std
     motion: str = "none"  # none | diff | stack | diffonly: the frame's successor as input too
     streams: int = 1  # 2 (with motion: diff): appearance and motion each their own network
+    # none | l2: each frame's feature divided by its length wherever the features are read
+    # (discover, features, search; discover --norm overrides); training does not use it
+    feature_norm: str = "none"
     temperature: float = 0.1  # nce: cosine similarities / temperature
     far_positive: bool = True  # nce: the far frame is a second positive
     image_size: int = DEFAULT_IMAGE_SIZE
@@ -220,48 +226,24 @@ class TrainConfig:
                 model.apply_init(init)
         return model
 
+    def _need(self, ok: bool, option: str, what: str) -> None:
+        if not ok:
+            raise TcdnError(f"invalid training option {option}={getattr(self, option)!r}: {what}")
+
     def validate(self) -> None:
-        def need(ok: bool, option: str, what: str) -> None:
-            if not ok:
-                raise TcdnError(
-                    f"invalid training option {option}={getattr(self, option)!r}: {what}"
-                )
-
-        need(self.loss in LOSSES, "loss", f"choose one of {', '.join(LOSSES)}")
-        from tcdn.models import MODELS  # the registry needs torch: checked when a config is made
-
-        need(self.model in MODELS, "model", f"choose one of {', '.join(sorted(MODELS))}")
-        from tcdn.models.base import model_options_problem
-
-        problem = model_options_problem(self.model, self.model_options)
-        need(problem is None, "model_options", problem or "")
-        from tcdn.models import HEAD_MODELS, MULTICHANNEL_MODELS
-
-        need(self.head in HEADS, "head", f"choose one of {', '.join(HEADS)}")
-        need(
-            self.head == "none" or self.model in HEAD_MODELS,
-            "head",
-            f"model {self.model!r} has no embedding layer right after its feature layer (as "
-            f"AlexNet's fc7) for a head to replace; use one of {', '.join(sorted(HEAD_MODELS))}",
-        )
-        need(self.head_hidden >= 1, "head_hidden", "must be >= 1")
-        need(self.head_dim >= 1, "head_dim", "must be >= 1")
-        need(
-            self.input_norm in INPUT_NORMS, "input_norm", f"choose one of {', '.join(INPUT_NORMS)}"
-        )
-        need(self.motion in MOTIONS, "motion", f"choose one of {', '.join(MOTIONS)}")
-        need(
-            self.motion in ("none", "diffonly") or self.model in MULTICHANNEL_MODELS,
-            "motion",
-            f"needs 6 input channels, which model {self.model!r} does not take; use one of "
-            f"{', '.join(sorted(MULTICHANNEL_MODELS))}",
-        )
-        need(self.streams in (1, 2), "streams", "must be 1 (one network) or 2")
-        need(
-            self.streams == 1 or self.motion == "diff",
-            "streams",
-            "2 streams read the frame and its difference to the next: set motion: diff",
-        )
+        need = self._need
+        for option, choices in (
+            ("loss", LOSSES),
+            ("head", HEADS),
+            ("input_norm", INPUT_NORMS),
+            ("motion", MOTIONS),
+            ("schedule", SCHEDULES),
+            ("augment", AUGMENTS),
+            ("feature_norm", FEATURE_NORMS),
+            ("precision", PRECISIONS),
+        ):
+            need(getattr(self, option) in choices, option, f"choose one of {', '.join(choices)}")
+        self._validate_network()
         need(0 < self.temperature < math.inf, "temperature", "must be a positive finite number")
         need(
             not (self.loss == "nce" and self.mu),
@@ -278,7 +260,6 @@ class TrainConfig:
         need(self.lr > 0 and math.isfinite(self.lr), "lr", "must be a positive number")
         need(0 <= self.momentum < 1, "momentum", "must be in [0, 1)")
         need(self.weight_decay >= 0, "weight_decay", "must be >= 0")
-        need(self.schedule in SCHEDULES, "schedule", f"choose one of {', '.join(SCHEDULES)}")
         need(self.lr_step >= 1, "lr_step", "must be >= 1")
         need(self.warmup >= 0, "warmup", "must be >= 0")
         need(0 < self.lr_gamma <= 1, "lr_gamma", "must be in (0, 1]")
@@ -291,7 +272,6 @@ class TrainConfig:
         need(self.window >= 1, "window", "must be >= 1")
         need(self.far > self.window, "far", "must be larger than window")
         need(0 <= self.negative_share <= 1, "negative_share", "must be in [0, 1]")
-        need(self.augment in AUGMENTS, "augment", f"choose one of {', '.join(AUGMENTS)}")
         for name in (
             "aug_flip",
             "aug_brightness",
@@ -309,7 +289,6 @@ class TrainConfig:
             "for conv -> ReLU -> max-pool in the default NCHW layout, so the convolutions would "
             "never train)",
         )
-        need(self.precision in PRECISIONS, "precision", f"choose one of {', '.join(PRECISIONS)}")
         need(0 <= self.seed < 2**63, "seed", "must be a whole number >= 0")
         need(self.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
         need(self.keep_last >= 1, "keep_last", "must be >= 1")
@@ -318,6 +297,39 @@ class TrainConfig:
             self.threads is None or self.threads >= 1,
             "threads",
             "must be >= 1 (or null for torch's choice)",
+        )
+
+    def _validate_network(self) -> None:
+        """The options of the network and its input (part of :meth:`validate`)."""
+        need = self._need
+        from tcdn.models import MODELS  # the registry needs torch: checked when a config is made
+
+        need(self.model in MODELS, "model", f"choose one of {', '.join(sorted(MODELS))}")
+        from tcdn.models.base import model_options_problem
+
+        problem = model_options_problem(self.model, self.model_options)
+        need(problem is None, "model_options", problem or "")
+        from tcdn.models import HEAD_MODELS, MULTICHANNEL_MODELS
+
+        need(
+            self.head == "none" or self.model in HEAD_MODELS,
+            "head",
+            f"model {self.model!r} has no embedding layer right after its feature layer (as "
+            f"AlexNet's fc7) for a head to replace; use one of {', '.join(sorted(HEAD_MODELS))}",
+        )
+        need(self.head_hidden >= 1, "head_hidden", "must be >= 1")
+        need(self.head_dim >= 1, "head_dim", "must be >= 1")
+        need(
+            self.motion in ("none", "diffonly") or self.model in MULTICHANNEL_MODELS,
+            "motion",
+            f"needs 6 input channels, which model {self.model!r} does not take; use one of "
+            f"{', '.join(sorted(MULTICHANNEL_MODELS))}",
+        )
+        need(self.streams in (1, 2), "streams", "must be 1 (one network) or 2")
+        need(
+            self.streams == 1 or self.motion == "diff",
+            "streams",
+            "2 streams read the frame and its difference to the next: set motion: diff",
         )
 
     def to_dict(self) -> dict[str, Any]:

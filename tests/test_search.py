@@ -141,3 +141,39 @@ def test_search_command_with_image_video_and_row(
     ):
         assert main(["search", *argv, "--features", str(npz)]) == 2
         assert needle in capsys.readouterr().err
+
+
+def test_a_query_is_read_as_the_features_were(
+    capsys: pytest.CaptureFixture[str],
+    synthetic_collection: Path,
+    tmp_path: Path,
+    restore_logging: None,
+) -> None:
+    """A recipe that reads its features at unit length (``feature_norm: l2``): `tcdn features`
+    writes unit rows and says so, and an image query is embedded the same way, so a frame of the
+    collection finds itself at distance ~0 (unnormalised, it would sit far from every row)."""
+    from PIL import Image
+
+    from tcdn.cli import main
+    from tcdn.data.decode import decode_video
+    from tcdn.training.checkpoint import atomic_save
+    from tests.conftest import TRAIN_SIZE, tiny_checkpoint
+
+    ckpt = tiny_checkpoint()
+    ckpt["config"] = {**ckpt["config"], "feature_norm": "l2"}
+    run = tmp_path / "run"
+    run.mkdir()
+    atomic_save({**ckpt, "step": 0}, run / "step_00000000.pt")
+    npz = tmp_path / "f.npz"
+    argv = ["features", str(synthetic_collection), "--checkpoint", str(run), "--out", str(npz),
+            "--frame-stride", "2", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    fs = FeatureSet.load(npz)
+    assert fs.meta["norm"] == "l2"
+    np.testing.assert_allclose(np.linalg.norm(fs.features, axis=1), 1.0, rtol=1e-5)
+    video = synthetic_collection / "class01" / "class01_v00.mp4"
+    Image.fromarray(decode_video(video, size=TRAIN_SIZE)[4]).save(tmp_path / "q.png")
+    capsys.readouterr()
+    assert main(["search", str(tmp_path / "q.png"), "--features", str(npz), "--no-montage"]) == 0
+    first = capsys.readouterr().out.split("nearest frames:")[1].splitlines()[2].split()
+    assert first[0] == "1" and float(first[1]) < 1e-3 and first[4] == "class01/class01_v00.mp4"

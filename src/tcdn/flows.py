@@ -307,6 +307,7 @@ def _sharded_features(
         config.seed,
         str(resolve_device(device or "auto")),
         progress,
+        norm=config.norm,
     )
     done = sharded_jobs(data, jobs, ckpt, out / "features.npz", options)
     return None if done is None else {job: fs.features for job, fs in done.jobs.items()}

@@ -98,10 +98,17 @@ def _motion_checkpoint() -> dict:
     return {"config": cfg.to_dict(), "model": model.state_dict(), "mean": mean, "input": stats}
 
 
-def _simulate(collection: Path, ckpt: dict, world: int, out: Path, dtype: str = "float32"):
+def _simulate(
+    collection: Path,
+    ckpt: dict,
+    world: int,
+    out: Path,
+    dtype: str = "float32",
+    norm: str | None = None,
+):
     """Every rank of a ``world``-process job run one after the other, the collectives replaced by
     lists: the shares, the rows lent across the cuts, the shards, then rank 0's merge."""
-    options = shards.ShardOptions(size=TRAIN_SIZE, progress=False, dtype=dtype)
+    options = shards.ShardOptions(size=TRAIN_SIZE, progress=False, dtype=dtype, norm=norm)
     ranks = [FakeDist(r, world) for r in range(world)]
     found = [shards._local_share(collection, ckpt, options, d) for d in ranks]
     starts = np.concatenate([[0], np.cumsum([s.n_rows for s in found])]).tolist()
@@ -159,6 +166,23 @@ def test_the_merged_shards_are_one_process_features_bit_for_bit(
     expected.save(tmp_path / "b.npz")
     assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
     assert len(list(folder.iterdir())) == world
+
+
+def test_shards_read_the_features_as_one_process_does(
+    longer_collection: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``norm`` reaches every rank: the merged unit-length features are one process's, bit for bit."""
+    from tcdn.data.load import load_frames
+
+    monkeypatch.setattr(shards, "BATCH_SIZE", 16)
+    ckpt = tiny_checkpoint()
+    merged, *_ = _simulate(longer_collection, ckpt, 2, tmp_path / "f.npz", norm="l2")
+    frames = load_frames(longer_collection, size=TRAIN_SIZE, progress=False)
+    single = FrameFeaturizer(frames, frames.rows(), ckpt, norm="l2", progress=False)
+    single.batch_size = 16
+    assert np.array_equal(merged.features, single.features("trained"))
+    np.testing.assert_allclose(np.linalg.norm(merged.features, axis=1), 1.0, rtol=1e-5)
+    assert merged.meta["norm"] == "l2"
 
 
 def test_a_shard_of_another_run_or_with_other_rows_is_refused(

@@ -14,6 +14,7 @@ from tcdn.cli.common import (
     seed_int,
 )
 from tcdn.features.featureset import FRAME_SOURCES
+from tcdn.training.config import FEATURE_NORMS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -54,6 +55,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "AlexNet, fc for GoogLeNet, pool for ResNet-18; unused by raw_pixels)",
     )
     p.add_argument(
+        "--norm",
+        choices=FEATURE_NORMS,
+        default=None,
+        help="l2: each frame's network feature divided by its length; none: as the layer gives "
+        "it (default: the recipe's feature_norm, l2 for best, actions and two-stream; unused by "
+        "raw_pixels)",
+    )
+    p.add_argument(
         "--frame-stride",
         type=positive_int,
         default=1,
@@ -90,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         source=args.source,
         checkpoint=args.checkpoint,
         layer=args.layer,
+        norm=args.norm,
         frame_stride=args.frame_stride,
         max_per_video=args.max_per_video,
         seed=args.seed,

@@ -260,11 +260,12 @@ def frame_features(
     device: str = "cpu",
     progress: bool = True,
     dtype: Any = np.float32,
+    norm: str | None = None,
 ) -> FeatureSet:
     """The :class:`FeatureSet` of the rows ``rows`` of ``frames`` (default: every frame; e.g.
     :meth:`FrameSet.rows <tcdn.data.frameset.FrameSet.rows>`) from ``source`` (one of
     :data:`FRAME_SOURCES`), computed exactly as the discovery pipeline computes it (its first
-    repeat for ``random_init``). See :class:`FrameFeaturizer`; ``checkpoint`` is a
+    repeat for ``random_init``). See :class:`FrameFeaturizer` (``layer``, ``norm``); ``checkpoint`` is a
     :func:`tcdn.training.load_checkpoint` dict; ``dtype``: float32, or float16 for half the
     memory and file size."""
     if source not in FRAME_SOURCES:
@@ -276,6 +277,7 @@ def frame_features(
         frames.rows() if rows is None else rows,
         checkpoint,
         layer=layer,
+        norm=norm,
         seed=seed,
         device=device,
         progress=progress,

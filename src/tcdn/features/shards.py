@@ -107,6 +107,7 @@ class ShardOptions:
     device: str = "cpu"
     progress: bool = True
     dtype: str = "float32"
+    norm: str | None = None  # the networks' features as the layer gives them, or l2
 
     def open(self, collection: str | Path, progress: bool | None = None) -> FrameSet:
         """The collection's frames read as these options say (``progress``: else :attr:`progress`)."""
@@ -249,6 +250,7 @@ def _single(
         checkpoint,
         rows=frames.rows(options.stride, options.max_per_video),
         layer=options.layer,
+        norm=options.norm,
         seed=options.seed,
         device=options.device,
         progress=options.progress,
@@ -348,6 +350,7 @@ def _local_share(
         mine,
         checkpoint,
         layer=options.layer,
+        norm=options.norm,
         seed=options.seed,
         device=options.device,
         progress=shown,

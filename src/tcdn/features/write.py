@@ -74,6 +74,7 @@ def write_features(
     source: str = "trained",
     checkpoint: dict[str, Any] | PathLike | None = None,
     layer: str | None = None,
+    norm: str | None = None,
     frame_stride: int = 1,
     max_per_video: int | None = None,
     seed: int = 0,
@@ -100,6 +101,9 @@ def write_features(
         ``trained`` (the checkpoint's network; the default), ``random_init`` (the same network,
         random weights) or ``raw_pixels`` (pixels reduced by PCA); a checkpoint dict, file or
         run folder; the layer whose output is the feature (default: the network's own).
+    norm
+        ``"l2"``: each frame's network feature divided by its length; ``"none"``: as the layer
+        gives it; ``None``: as the checkpoint's recipe says (``feature_norm``).
     frame_stride, max_per_video, seed, float16
         Keep every S-th frame of each video, at most M; the seed of the random-init network and
         of the PCA; store float16 features (half the memory and file size).
@@ -131,7 +135,7 @@ def write_features(
         check_layer(layer, ckpt, side)
     options = ShardOptions(
         side, Path(labels) if labels is not None else None, max_frames, skip_bad, frame_stride,
-        max_per_video, layer, seed, dev, progress, "float16" if float16 else "float32",
+        max_per_video, layer, seed, dev, progress, "float16" if float16 else "float32", norm,
     )  # fmt: skip
     done = _compute(videos, source, ckpt, out, options)
     if done is None:
@@ -172,7 +176,7 @@ def _compute(
     frames = options.open(videos)
     feats = frame_features(
         frames, source, ckpt, rows=frames.rows(options.stride, options.max_per_video),
-        layer=options.layer, seed=options.seed, device=options.device,
+        layer=options.layer, norm=options.norm, seed=options.seed, device=options.device,
         progress=options.progress, dtype=options.dtype,
     )  # fmt: skip
     return feats, frames.skipped, len(frames.videos)

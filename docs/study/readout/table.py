@@ -1,8 +1,9 @@
 """Issue 19's readout rounds: the final table, the NMI table and the rules of
 docs/study/readout-rule.md applied (round 1: fc6 against conv5; round 2: fc6 as it is against
-unit length, fc6+l2), from the results in this folder (cells/, baselines/):
+unit length, fc6+l2; round 3: appearance without colour augmentation, appearance_crop, at unit
+length), from the results in this folder (cells/, baselines/):
 
-    python docs/study/readout/table.py table|nmi|rule1|rule2|curve
+    python docs/study/readout/table.py table|nmi|rule1|rule2|rule3|curve
 
 ``curve``: the two-stream recipe's seed-0 run at 300 steps and continued to 3,000 (issue 19's
 learning curve; the 1,000-step checkpoints were not kept) scored by the same code, at fc6.
@@ -17,11 +18,13 @@ from collections import defaultdict
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 SETS = ["weizmann4", "arid6", "genre3", "demo", "hue"]
-RECIPES = ["motion", "appearance_aug", "two_stream_aug"]
+RECIPES = ["motion", "appearance_aug", "two_stream_aug", "appearance_crop"]
 LAYERS = ["fc6", "conv5", "fc6+l2"]  # the readouts: a layer, and "+l2" for unit length
 ROUND1 = [(r, layer) for layer in ("fc6", "conv5") for r in RECIPES]
 # round 2: two_stream_aug's features are unit length per stream already (one candidate)
 ROUND2 = [(r, layer) for layer in ("fc6", "fc6+l2") for r in RECIPES[:2]] + [(RECIPES[2], "fc6")]
+# round 3: round 2's five and appearance_aug without colour augmentation, at unit length
+ROUND3 = [*ROUND2, ("appearance_crop", "fc6+l2")]
 NUIS = {"weizmann4": "performer", "arid6": "recording"}
 M = ("kmeans", "spectral")
 cells = defaultdict(list)  # (recipe, set, layer) -> [trained results of each seed]
@@ -42,7 +45,11 @@ for f in glob.glob(f"{ROOT}/baselines/*/frame@*.json"):
 
 
 def random_init_key(recipe):
-    motion, streams = {"motion": ("diffonly", 1), "appearance_aug": ("none", 1)}.get(
+    motion, streams = {
+        "motion": ("diffonly", 1),
+        "appearance_aug": ("none", 1),
+        "appearance_crop": ("none", 1),
+    }.get(
         recipe, ("diff", 2)
     )
     return arch.get((motion, streams))
@@ -81,7 +88,7 @@ def table():
     raw = " | ".join(fmt_base(base.get(("raw_pixels", s, "fc6"))) for s in SETS)
     print(f"| raw pixels + PCA(128) | {raw} |")
     for layer in LAYERS:
-        for r in RECIPES:
+        for r in RECIPES[:3]:  # appearance_crop's network and input are appearance_aug's
             if not any(base.get((random_init_key(r), s, layer)) for s in SETS):
                 continue
             row = " | ".join(fmt_base(base.get((random_init_key(r), s, layer))) for s in SETS)
@@ -115,7 +122,7 @@ def nmi():
     raw = " | ".join(one(base.get(("raw_pixels", s, "fc6")), s, False) for s in NUIS)
     print(f"| raw pixels + PCA(128) | {raw} |")
     for layer in LAYERS:
-        for r in RECIPES:
+        for r in RECIPES[:3]:
             if not any(base.get((random_init_key(r), s, layer)) for s in NUIS):
                 continue
             row = " | ".join(one(base.get((random_init_key(r), s, layer)), s, False) for s in NUIS)
@@ -191,4 +198,5 @@ def curve():
     "nmi": nmi,
     "rule1": lambda: rule(ROUND1),
     "rule2": lambda: rule(ROUND2),
+    "rule3": lambda: rule(ROUND3),
 }[sys.argv[1] if len(sys.argv) > 1 else "table"]()

@@ -265,9 +265,9 @@ def frame_features(
     """The :class:`FeatureSet` of the rows ``rows`` of ``frames`` (default: every frame; e.g.
     :meth:`FrameSet.rows <tcdn.data.frameset.FrameSet.rows>`) from ``source`` (one of
     :data:`FRAME_SOURCES`), computed exactly as the discovery pipeline computes it (its first
-    repeat for ``random_init``). See :class:`FrameFeaturizer` (``layer``, ``norm``); ``checkpoint`` is a
-    :func:`tcdn.training.load_checkpoint` dict; ``dtype``: float32, or float16 for half the
-    memory and file size."""
+    repeat for ``random_init``). See :class:`FrameFeaturizer` (``layer``, ``norm``);
+    ``checkpoint`` is a :func:`tcdn.training.load_checkpoint` dict; ``dtype``: float32, or
+    float16 for half the memory and file size."""
     if source not in FRAME_SOURCES:
         raise TcdnError(
             f"unknown feature source {source!r}; choose from {', '.join(FRAME_SOURCES)}"

@@ -7,8 +7,9 @@ Layout of a sweep folder::
     DIR/data/<dataset>/                             synthetic videos, when a set is synthetic
     DIR/cells/<recipe>/<dataset>/seed<S>/run/       the training run (checkpoints, log.jsonl)
     DIR/cells/<recipe>/<dataset>/seed<S>/<scoring>.json its discovery (results.json format) at
-                                                    each scoring: a level (``frame``), or a
-                                                    level and a layer (``frame@conv5``)
+                                                    each scoring: a level (``frame``), with a
+                                                    layer and a norm (``frame@conv5``,
+                                                    ``frame@fc6+l2``)
     DIR/cells/<recipe>/<dataset>/seed<S>/curve/     with ``curve:``, the run continued (run/)
                                                     and scored at each step count
                                                     (<scoring>-step<N>.json)

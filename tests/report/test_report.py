@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -151,3 +152,15 @@ def test_the_page_says_which_recipe_made_the_features_and_what_it_sees() -> None
     assert "<code>two-stream</code>" in note and "its difference to the next" in note
     assert "no named recipe" in _recipe_note({"train_config": {"loss": "nce"}, "recipe": None})
     assert _recipe_note({"train_config": None}) == ""  # features from elsewhere: nothing said
+
+
+def test_the_page_says_when_the_features_were_read_at_unit_length(tmp_path: Path) -> None:
+    fs, frames = collection(True)
+    for norm, said in (("l2", True), ("none", False)):
+        out = tmp_path / norm
+        given = dataclasses.replace(fs, meta={"norm": norm, "layer": "fc6"})
+        found = discover_features(given, DiscoverConfig(repeats=1, methods=("kmeans",)))
+        write_results(out, found.clustered, found.results, found.assignments)
+        write_report(out, found, frames)
+        page = (out / "report.html").read_text()
+        assert "(fc6)" in page and ("(fc6) at unit length" in page) == said

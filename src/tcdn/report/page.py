@@ -317,6 +317,7 @@ def build_report(results_dir: str | Path) -> Path:
         f"videos from {esc(results.get('collection') or (results.get('features') or {}).get('path') or '?')}; "
         f"features: {esc(found['source'])}"
         + (f" ({esc(results['layer'])})" if results.get("layer") else "")
+        + (" at unit length" if results.get("norm") == "l2" else "")
         + f"; clustering: {esc(found['method'])}; K = {esc(found['k'])} ({esc(found['k_rule'])})"
         + (f"; checkpoint {esc(results['checkpoint'])}" if results.get("checkpoint") else "")
         + _recipe_note(results)

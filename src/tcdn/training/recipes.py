@@ -13,7 +13,9 @@ length, ``feature_norm: l2``), each input channel standardised and temporal Info
   rule was written before its run): the RGB frame, each frame of a tuple augmented on its own
   (random resized crop down to 30% of the area, flip, brightness, contrast and saturation 0.4,
   grey 20%, hue within a tenth of a turn), its features read at unit length. No recipe won on
-  every development set; the margin over ``two-stream`` was small (mean rank 2.20 against 2.30).
+  every development set; the margin over ``two-stream`` was small (mean rank 2.20 against 2.30),
+  and continued past 300 steps it got worse on three of five sets where ``two-stream`` improved:
+  for longer runs use ``two-stream``.
 - ``two-stream``: appearance and motion, each its own network (``streams: 2``, ``motion: diff``:
   the RGB frame and its difference to the next), joined after per-stream L2 normalisation, the
   same augmentation; the default after the first round. First or second on most sets.

@@ -288,6 +288,21 @@ def _recipe_note(results: dict[str, Any]) -> str:
     return "; trained with a config of its own (no named recipe)"
 
 
+def _facts(results: dict[str, Any], found: dict[str, Any], unit: str) -> str:
+    """The page's first paragraph: what was clustered, with which features, how, and from what."""
+    source = results.get("collection") or (results.get("features") or {}).get("path") or "?"
+    return (
+        f'<p class="facts">{esc(results.get("n_rows"))} {unit} of {esc(results.get("n_videos"))} '
+        f"videos from {esc(source)}; features: {esc(found['source'])}"
+        + (f" ({esc(results['layer'])})" if results.get("layer") else "")
+        + (" at unit length" if results.get("norm") == "l2" else "")
+        + f"; clustering: {esc(found['method'])}; K = {esc(found['k'])} ({esc(found['k_rule'])})"
+        + (f"; checkpoint {esc(results['checkpoint'])}" if results.get("checkpoint") else "")
+        + _recipe_note(results)
+        + "</p>"
+    )
+
+
 def build_report(results_dir: str | Path) -> Path:
     """Build ``RESULTS/report.html`` (and its pictures in ``RESULTS/report/``) from the results
     folder of a discovery; returns the page's path. Sections whose data is missing (no labels,
@@ -311,18 +326,7 @@ def build_report(results_dir: str | Path) -> Path:
     labelled = bool(found.get("scored"))
     unit = "videos" if results.get("level") == "video" else "frames"
 
-    body = [
-        "<h1>tcdn: what was discovered</h1>",
-        f'<p class="facts">{esc(results.get("n_rows"))} {unit} of {esc(results.get("n_videos"))} '
-        f"videos from {esc(results.get('collection') or (results.get('features') or {}).get('path') or '?')}; "
-        f"features: {esc(found['source'])}"
-        + (f" ({esc(results['layer'])})" if results.get("layer") else "")
-        + (" at unit length" if results.get("norm") == "l2" else "")
-        + f"; clustering: {esc(found['method'])}; K = {esc(found['k'])} ({esc(found['k_rule'])})"
-        + (f"; checkpoint {esc(results['checkpoint'])}" if results.get("checkpoint") else "")
-        + _recipe_note(results)
-        + "</p>",
-    ]
+    body = ["<h1>tcdn: what was discovered</h1>", _facts(results, found, unit)]
     if labelled:
         body += ["<h2>Scores against the true classes</h2>", _results_table(results)]
     else:

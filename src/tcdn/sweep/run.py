@@ -135,9 +135,8 @@ def _check_spec_file(out: Path, spec: SweepSpec) -> None:
         mine["recipes"] = {**old.get("recipes", {}), **mine["recipes"]}
         mine["datasets"] = {**old.get("datasets", {}), **mine["datasets"]}
         mine["train_seeds"] = max(int(old.get("train_seeds", 0)), spec.train_seeds)
-        layers = [*old.get("layers", [None]), *mine["layers"]]
-        mine["layers"] = list(dict.fromkeys(layers))  # every layer scored here, in order
-        mine["norms"] = list(dict.fromkeys([*old.get("norms", [None]), *mine["norms"]]))
+        for key in ("layers", "norms"):  # every layer and norm scored here, in order
+            mine[key] = list(dict.fromkeys([*old.get(key, [None]), *mine[key]]))
     write_json(path, mine)
 
 

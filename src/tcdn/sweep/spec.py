@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -236,18 +237,36 @@ def scoring_title(name: str) -> str:
 def _layers(value: Any, where: str) -> tuple[str | None, ...]:
     """``discover: layers`` checked: a list of distinct layer names (the networks check that they
     have them before anything runs); absent: the networks' own layer."""
+    return _distinct_list(
+        value,
+        lambda v: isinstance(v, str) and v.isidentifier(),
+        f"{where}: discover: layers must be a list of distinct layer names (e.g. [fc6, conv5])",
+    )
+
+
+def _norms(value: Any, where: str) -> tuple[str | None, ...]:
+    """``discover: norms`` checked: distinct names of :data:`~tcdn.discovery.config.NORMS`."""
+    return _distinct_list(
+        value,
+        lambda v: v in NORMS,
+        f"{where}: discover: norms must be a list of distinct names of {', '.join(NORMS)}",
+    )
+
+
+def _distinct_list(
+    value: Any, valid: Callable[[Any], bool], problem: str
+) -> tuple[str | None, ...]:
+    """``(None,)`` for an absent option, else its distinct valid entries (``problem``, followed
+    by the value given, when they are not)."""
     if value is None:
         return (None,)
     if (
         not isinstance(value, list)
         or not value
-        or not all(isinstance(v, str) and v.isidentifier() for v in value)
+        or not all(valid(v) for v in value)
         or len(set(value)) != len(value)
     ):
-        raise TcdnError(
-            f"{where}: discover: layers must be a list of distinct layer names (e.g. [fc6, "
-            f"conv5]), got {value!r}"
-        )
+        raise TcdnError(f"{problem}, got {value!r}")
     return tuple(value)
 
 
@@ -354,21 +373,3 @@ def _dataset(name: str, data: Any, root: Path, where: str) -> DatasetSpec:
     elif spec.videos is not None and not spec.videos.exists():
         raise TcdnError(f"{where}: dataset {name}: {spec.videos} does not exist")
     return spec
-
-
-def _norms(value: Any, where: str) -> tuple[str | None, ...]:
-    """``discover: norms`` checked: distinct names of :data:`~tcdn.discovery.config.NORMS`."""
-
-    if value is None:
-        return (None,)
-    if (
-        not isinstance(value, list)
-        or not value
-        or not all(v in NORMS for v in value)
-        or len(set(value)) != len(value)
-    ):
-        raise TcdnError(
-            f"{where}: discover: norms must be a list of distinct names of {', '.join(NORMS)}, "
-            f"got {value!r}"
-        )
-    return tuple(value)

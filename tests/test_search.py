@@ -64,6 +64,25 @@ def test_row_query_leaves_itself_out() -> None:
         nearest(fs, np.zeros(2))
 
 
+def _feature_file(
+    ckpt: dict, collection: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> Path:
+    """``ckpt`` saved as a run folder and ``tcdn features`` of every 2nd frame of ``collection``
+    written with it; the command's output is cleared."""
+    from tcdn.cli import main
+    from tcdn.training.checkpoint import atomic_save
+
+    run = tmp_path / "run"
+    run.mkdir()
+    atomic_save({**ckpt, "step": 0}, run / "step_00000000.pt")
+    npz = tmp_path / "f.npz"
+    argv = ["features", str(collection), "--checkpoint", str(run), "--out", str(npz),
+            "--frame-stride", "2", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    return npz
+
+
 @pytest.mark.slow
 def test_search_command_with_image_video_and_row(
     capsys: pytest.CaptureFixture[str],
@@ -75,18 +94,9 @@ def test_search_command_with_image_video_and_row(
 
     from tcdn.cli import main
     from tcdn.data.decode import decode_video
-    from tcdn.training.checkpoint import atomic_save
     from tests.conftest import TRAIN_SIZE, tiny_checkpoint
 
-    ckpt = tiny_checkpoint()
-    run = tmp_path / "run"
-    run.mkdir()
-    atomic_save({**ckpt, "step": 0}, run / "step_00000000.pt")
-    npz = tmp_path / "f.npz"
-    argv = ["features", str(synthetic_collection), "--checkpoint", str(run), "--out", str(npz),
-            "--frame-stride", "2", "--no-progress"]  # fmt: skip
-    assert main(argv) == 0, capsys.readouterr().err
-    capsys.readouterr()
+    npz = _feature_file(tiny_checkpoint(), synthetic_collection, tmp_path, capsys)
     video = synthetic_collection / "class01" / "class01_v00.mp4"
 
     # a video's frame as an image query: the frame itself is the nearest row, at distance ~0
@@ -156,24 +166,16 @@ def test_a_query_is_read_as_the_features_were(
 
     from tcdn.cli import main
     from tcdn.data.decode import decode_video
-    from tcdn.training.checkpoint import atomic_save
     from tests.conftest import TRAIN_SIZE, tiny_checkpoint
 
     ckpt = tiny_checkpoint()
     ckpt["config"] = {**ckpt["config"], "feature_norm": "l2"}
-    run = tmp_path / "run"
-    run.mkdir()
-    atomic_save({**ckpt, "step": 0}, run / "step_00000000.pt")
-    npz = tmp_path / "f.npz"
-    argv = ["features", str(synthetic_collection), "--checkpoint", str(run), "--out", str(npz),
-            "--frame-stride", "2", "--no-progress"]  # fmt: skip
-    assert main(argv) == 0, capsys.readouterr().err
+    npz = _feature_file(ckpt, synthetic_collection, tmp_path, capsys)
     fs = FeatureSet.load(npz)
     assert fs.meta["norm"] == "l2"
     np.testing.assert_allclose(np.linalg.norm(fs.features, axis=1), 1.0, rtol=1e-5)
     video = synthetic_collection / "class01" / "class01_v00.mp4"
     Image.fromarray(decode_video(video, size=TRAIN_SIZE)[4]).save(tmp_path / "q.png")
-    capsys.readouterr()
     assert main(["search", str(tmp_path / "q.png"), "--features", str(npz), "--no-montage"]) == 0
     first = capsys.readouterr().out.split("nearest frames:")[1].splitlines()[2].split()
     assert first[0] == "1" and float(first[1]) < 1e-3 and first[4] == "class01/class01_v00.mp4"

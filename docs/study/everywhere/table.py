@@ -8,6 +8,9 @@ import statistics as st
 import sys
 from collections import defaultdict
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tables import M, fmt_base, fmt_cell, stat  # noqa: E402  (docs/study/tables.py)
+
 ROOTS = [os.path.dirname(os.path.abspath(__file__))]
 SETS = ["weizmann4", "arid6", "genre3", "demo", "hue"]
 RECIPES = ["motion", "appearance_aug", "two_stream_aug"]
@@ -17,7 +20,6 @@ ARCH = {
     "two_stream_aug": "fd6ff9177430",
 }
 NUIS = {"weizmann4": "performer", "arid6": "recording"}
-M = ("kmeans", "spectral")
 cells = defaultdict(list)
 base = {}
 curve = defaultdict(dict)
@@ -37,29 +39,6 @@ for root in ROOTS:
         for src, rs in d["results"].items():
             key = src if src != "random_init" else "random_init-" + f.split("-")[-1][:-5]
             base[(key, s)] = rs
-
-
-def stat(vals, m, k="ce_mean"):
-    v = [x[m][k] for x in vals]
-    return st.mean(v), (st.stdev(v) if len(v) > 1 else 0.0), len(v)
-
-
-def fmt_cell(vals):
-    if not vals:
-        return "not run"
-    out = []
-    for m in M:
-        mu, sd, n = stat(vals, m)
-        out.append(f"{mu:.3f}" + (f" ± {sd:.3f}" if n > 1 else ""))
-    return " / ".join(out) + ("" if len(vals) == 3 else f" (n={len(vals)})")
-
-
-def fmt_base(rs):
-    return (
-        "—"
-        if rs is None
-        else " / ".join(f"{rs[m]['ce_mean']:.3f} ± {rs[m]['ce_std']:.3f}" for m in M)
-    )
 
 
 def table():

@@ -18,6 +18,9 @@ import statistics as st
 import sys
 from collections import defaultdict
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tables import M, fmt_base, fmt_cell, stat  # noqa: E402  (docs/study/tables.py)
+
 ROOT = os.path.dirname(os.path.abspath(__file__))
 SETS = ["weizmann4", "arid6", "genre3", "demo", "hue"]
 RECIPES = ["motion", "appearance_aug", "two_stream_aug", "appearance_crop"]
@@ -28,7 +31,6 @@ ROUND2 = [(r, layer) for layer in ("fc6", "fc6+l2") for r in RECIPES[:2]] + [(RE
 # round 3: round 2's five and appearance_aug without colour augmentation, at unit length
 ROUND3 = [*ROUND2, ("appearance_crop", "fc6+l2")]
 NUIS = {"weizmann4": "performer", "arid6": "recording"}
-M = ("kmeans", "spectral")
 cells = defaultdict(list)  # (recipe, set, layer) -> [trained results of each seed]
 base = {}  # (source, set, layer) -> results; source random_init-<arch>, raw_pixels, ...
 arch = {}  # recipe -> its architecture's random-init key
@@ -55,27 +57,6 @@ def random_init_key(recipe):
         recipe, ("diff", 2)
     )
     return arch.get((motion, streams))
-
-
-def stat(vals, m, k="ce_mean"):
-    v = [x[m][k] for x in vals]
-    return st.mean(v), (st.stdev(v) if len(v) > 1 else 0.0), len(v)
-
-
-def fmt_cell(vals):
-    if not vals:
-        return "not run"
-    out = []
-    for m in M:
-        mu, sd, n = stat(vals, m)
-        out.append(f"{mu:.3f}" + (f" ± {sd:.3f}" if n > 1 else ""))
-    return " / ".join(out) + ("" if len(vals) == 3 else f" (n={len(vals)})")
-
-
-def fmt_base(rs):
-    if rs is None:
-        return "—"
-    return " / ".join(f"{rs[m]['ce_mean']:.3f} ± {rs[m]['ce_std']:.3f}" for m in M)
 
 
 def table():

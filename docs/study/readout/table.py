@@ -19,7 +19,7 @@ import sys
 from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tables import M, fmt_base, fmt_cell, stat  # noqa: E402  (docs/study/tables.py)
+from tables import M, fmt_base, fmt_cell, stat  # docs/study/tables.py
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 SETS = ["weizmann4", "arid6", "genre3", "demo", "hue"]

@@ -362,6 +362,7 @@ OUT_CASES = [
     OutCase("discover-report-folder-link", linked_folder("res", "report"), _discover("good"), ("report", LINK)),
     OutCase("ingest-data-folder-link", linked_folder("store", "data", store_marker), _ingest("good"), ("data", LINK)),
     OutCase("demo-run-folder-link", linked_folder("res", "run"), _raw(*_DEMO), ("run", LINK)),
+    OutCase("train-tensorboard-folder-link", linked_folder("run", "tensorboard", run_marker), _train("store40", "--steps", "1", "--set", "tensorboard=true"), ("tensorboard", LINK)),
     OutCase("finetune-runs-folder-link", linked_folder("res", "runs", marked("finetune")), _raw(*_FT), ("runs", LINK)),
     OutCase("sweep-cells-folder-link", linked_folder("sw", "cells", marked("sweep")), _raw("sweep", "{w}/sweep-ok.yaml", "--out", "{o}/sw"), ("cells", LINK)),
     OutCase("search-montage-link", linked(".", "m.png"), _raw("search", "--features", "{w}/features/two-points.npz", "--row", "0", "--out", "{o}/m.png"), ("m.png", LINK)),

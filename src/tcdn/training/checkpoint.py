@@ -30,7 +30,14 @@ import torch
 from tcdn.errors import TcdnError
 from tcdn.models import Backbone
 from tcdn.models.input import InputTransform
-from tcdn.outputs import check_output_folder, guard_file, open_new, os_error_hint, partial_name
+from tcdn.outputs import (
+    check_output_folder,
+    guard_file,
+    open_new,
+    os_error_hint,
+    partial_name,
+    refuse_links,
+)
 from tcdn.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -126,6 +133,7 @@ def check_run_folder(run: str | Path, option: str = "--out") -> Path:
     )
     for name in ("log.jsonl", "config.yaml"):  # written later: a link there is refused now
         guard_file(folder / name, what=f"{option} {folder}: ")
+    refuse_links(folder, ("tensorboard",), option)  # TensorBoard's writer follows links
     return folder
 
 

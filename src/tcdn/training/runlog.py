@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tcdn.errors import TcdnError
-from tcdn.outputs import open_append, os_error_hint
+from tcdn.outputs import open_append, os_error_hint, sub_folder
 from tcdn.training.diagnostics import COLLAPSE_SPREAD, DIRECTION_COLLAPSE, embedding_diagnostics
 from tcdn.training.trainer import StepResult
 
@@ -45,7 +45,8 @@ class RunLog:
         self._writer = None
         if tensorboard:
             try:
-                self._writer = summary_writer_class()(log_dir=str(run / "tensorboard"))
+                events = sub_folder(run, "tensorboard")  # never a link: refused, as log.jsonl
+                self._writer = summary_writer_class()(log_dir=str(events))
             except BaseException:
                 self._fh.close()
                 raise

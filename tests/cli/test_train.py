@@ -252,7 +252,7 @@ def test_a_plain_train_uses_the_best_recipe_and_recipe_names_another(
     assert recipe("lq-64px").loss == "lq" and recipe("paper").image_size == 227
     with pytest.raises(
         TcdnError,
-        match="unknown recipe 'fast'; choose from best, actions, two-stream, lq-64px, paper, scenes, "
+        match="unknown recipe 'fast'; choose from best, actions, scenes, lq-64px, paper, two-stream, "
         "appearance",
     ):
         recipe("fast")

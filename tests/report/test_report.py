@@ -143,14 +143,19 @@ def test_a_real_browser_shows_the_page(report_dir: Path) -> None:
 
 def test_the_page_says_which_recipe_made_the_features_and_what_it_sees() -> None:
     from tcdn.report.page import _recipe_note
-    from tcdn.training.recipes import RECIPES, WHAT_IT_SEES
+    from tcdn.training.recipes import RECIPES, WHAT_IT_SEES, recipe
 
     assert set(WHAT_IT_SEES) == set(RECIPES)
-    note = _recipe_note({"train_config": {"loss": "nce"}, "recipe": "best"})
-    assert "<code>best</code>" in note and "the RGB frame" in note
-    note = _recipe_note({"train_config": {"loss": "nce"}, "recipe": "two-stream"})
-    assert "<code>two-stream</code>" in note and "its difference to the next" in note
+    for name, sees in (("best", "its difference to the next"), ("scenes", "the RGB frame")):
+        config = recipe(name, seed=3).to_dict()
+        note = _recipe_note({"train_config": config, "recipe": name})
+        assert f"<code>{name}</code>" in note and sees in note
+    # named by the config, not by the name a results.json stored: the RGB `best` of an earlier
+    # tcdn (temperature 0.1) is not today's `best`
+    earlier = dataclasses.replace(recipe("scenes"), temperature=0.1).to_dict()
+    assert "no named recipe" in _recipe_note({"train_config": earlier, "recipe": "best"})
     assert "no named recipe" in _recipe_note({"train_config": {"loss": "nce"}, "recipe": None})
+    assert "no named recipe" in _recipe_note({"train_config": {"no_such": 1}, "recipe": "best"})
     assert _recipe_note({"train_config": None}) == ""  # features from elsewhere: nothing said
 
 

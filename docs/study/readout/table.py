@@ -1,9 +1,10 @@
 """Issue 19's readout rounds: the final table, the NMI table and the rules of
 docs/study/readout-rule.md applied (round 1: fc6 against conv5; round 2: fc6 as it is against
 unit length, fc6+l2; round 3: appearance without colour augmentation, appearance_crop, at unit
-length), from the results in this folder (cells/, baselines/):
+length; round 4: temperature 0.5, appearance_t05 and two_stream_t05, and ``duels``, its
+head-to-head rule of what ships), from the results in this folder (cells/, baselines/):
 
-    python docs/study/readout/table.py table|nmi|rule1|rule2|rule3|curve|curve_best
+    python docs/study/readout/table.py table|nmi|rule1|rule2|rule3|rule4|duels|curve|curve_best
 
 ``curve``: the two-stream recipe's seed-0 run at 300 steps and continued to 3,000 (issue 19's
 learning curve; the 1,000-step checkpoints were not kept) scored by the same code, at fc6.
@@ -23,13 +24,29 @@ from tables import M, fmt_base, fmt_cell, stat  # docs/study/tables.py
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 SETS = ["weizmann4", "arid6", "genre3", "demo", "hue"]
-RECIPES = ["motion", "appearance_aug", "two_stream_aug", "appearance_crop"]
+RECIPES = [
+    "motion",
+    "appearance_aug",
+    "two_stream_aug",
+    "appearance_crop",
+    "appearance_t05",
+    "two_stream_t05",
+]
 LAYERS = ["fc6", "conv5", "fc6+l2"]  # the readouts: a layer, and "+l2" for unit length
 ROUND1 = [(r, layer) for layer in ("fc6", "conv5") for r in RECIPES]
 # round 2: two_stream_aug's features are unit length per stream already (one candidate)
 ROUND2 = [(r, layer) for layer in ("fc6", "fc6+l2") for r in RECIPES[:2]] + [(RECIPES[2], "fc6")]
 # round 3: round 2's five and appearance_aug without colour augmentation, at unit length
 ROUND3 = [*ROUND2, ("appearance_crop", "fc6+l2")]
+# round 4: round 3's six and temperature 0.5 for the RGB and two-stream recipes
+ROUND4 = [*ROUND3, ("appearance_t05", "fc6+l2"), ("two_stream_t05", "fc6")]
+# round 4's head-to-head comparisons (what ships): each candidate against its incumbent
+DUELS = [
+    (("appearance_t05", "fc6+l2"), ("appearance_aug", "fc6+l2")),
+    (("two_stream_t05", "fc6"), ("two_stream_aug", "fc6")),
+    (("two_stream_t05", "fc6"), ("appearance_aug", "fc6+l2")),
+    (("two_stream_aug", "fc6"), ("appearance_aug", "fc6+l2")),
+]
 NUIS = {"weizmann4": "performer", "arid6": "recording"}
 cells = defaultdict(list)  # (recipe, set, layer) -> [trained results of each seed]
 base = {}  # (source, set, layer) -> results; source random_init-<arch>, raw_pixels, ...
@@ -53,6 +70,7 @@ def random_init_key(recipe):
         "motion": ("diffonly", 1),
         "appearance_aug": ("none", 1),
         "appearance_crop": ("none", 1),
+        "appearance_t05": ("none", 1),
     }.get(
         recipe, ("diff", 2)
     )
@@ -71,7 +89,7 @@ def table():
     raw = " | ".join(fmt_base(base.get(("raw_pixels", s, "fc6"))) for s in SETS)
     print(f"| raw pixels + PCA(128) | {raw} |")
     for layer in LAYERS:
-        for r in RECIPES[:3]:  # appearance_crop's network and input are appearance_aug's
+        for r in RECIPES[:3]:  # the later recipes' networks and inputs are these three's
             if not any(base.get((random_init_key(r), s, layer)) for s in SETS):
                 continue
             row = " | ".join(fmt_base(base.get((random_init_key(r), s, layer))) for s in SETS)
@@ -153,6 +171,21 @@ def rule(candidates):
         )
 
 
+def duels():
+    """Round 4's what-ships rule: in how many of the 10 set x method comparisons a candidate's
+    mean CE (over its training seeds) is below its incumbent's."""
+    for a, b in DUELS:
+        wins = [
+            f"{s} {m}"
+            for s in SETS
+            for m in M
+            if cells.get((a[0], s, a[1]))
+            and cells.get((b[0], s, b[1]))
+            and stat(cells[(a[0], s, a[1])], m)[0] < stat(cells[(b[0], s, b[1])], m)[0]
+        ]
+        print(f"- `{a[0]}` at {a[1]} beats `{b[0]}` at {b[1]} in {len(wins)}/10: {', '.join(wins)}")
+
+
 def curve_best():
     """The new default's learning curve: appearance_aug seed 0 at unit length, 300 (the cell),
     1,000 and 3,000 steps (one run continued), beside its random init and raw pixels."""
@@ -205,4 +238,6 @@ def curve():
     "rule1": lambda: rule(ROUND1),
     "rule2": lambda: rule(ROUND2),
     "rule3": lambda: rule(ROUND3),
+    "rule4": lambda: rule(ROUND4),
+    "duels": duels,
 }[sys.argv[1] if len(sys.argv) > 1 else "table"]()

@@ -24,7 +24,7 @@ from tcdn.errors import TcdnError
 from tcdn.training.config import AUGMENTS, LOSSES, PRECISIONS, SCHEDULES
 
 #: the names of tcdn.training.recipes.RECIPES (listed here so that --help imports nothing more)
-RECIPE_NAMES = ("best", "actions", "two-stream", "lq-64px", "paper", "scenes", "appearance")
+RECIPE_NAMES = ("best", "actions", "scenes", "lq-64px", "paper", "two-stream", "appearance")
 
 log = logging.getLogger("tcdn")
 
@@ -64,11 +64,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--recipe",
         choices=RECIPE_NAMES,
         default=None,
-        help="the named recipe the options start from (default: best, alias scenes and "
-        "appearance, = configs/best.yaml: the RGB frame, augmented; actions: the frame's "
+        help="the named recipe the options start from (default: best, alias two-stream, = "
+        "configs/best.yaml: the RGB frame and its difference to the next, each its own network, "
+        "augmented; scenes, alias appearance: the RGB frame alone; actions: the frame's "
         "difference to the next, for collections where the same people and places appear in "
-        "every class; two-stream: the RGB frame and its difference, each its own network; paper: "
-        "the paper's Lq at 227x227 for 30,000 steps; lq-64px: the Lq recipe shipped before the "
+        "every class; paper: the paper's Lq at 227x227 for 30,000 steps; lq-64px: the Lq recipe "
+        "shipped before the "
         "studies); flags and --set override it",
     )
     p.add_argument(

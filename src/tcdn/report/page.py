@@ -274,12 +274,17 @@ def _video_table(videos: list[dict[str, str]], labelled: bool) -> str:
 
 
 def _recipe_note(results: dict[str, Any]) -> str:
-    """Which training recipe made the trained features (``results.json``'s ``recipe``)."""
+    """Which training recipe made the trained features: named from the run's training config, as
+    this tcdn's recipes are (a name stored by another version may mean another recipe: ``best``
+    changed with issue 19's readout rounds)."""
     if not results.get("train_config"):
         return ""
-    from tcdn.training.recipes import WHAT_IT_SEES
+    from tcdn.training.recipes import WHAT_IT_SEES, recipe_name
 
-    name = results.get("recipe")
+    try:
+        name = recipe_name(results["train_config"])
+    except (TcdnError, TypeError, ValueError):  # a config this version cannot read
+        name = None
     if name:
         sees = WHAT_IT_SEES.get(name)
         return f"; trained with the recipe <code>{esc(name)}</code>" + (

@@ -4,12 +4,12 @@ unit length, fc6+l2; round 3: appearance without colour augmentation, appearance
 length; round 4: temperature 0.5, appearance_t05 and two_stream_t05, and ``duels``, its
 head-to-head rule of what ships), from the results in this folder (cells/, baselines/):
 
-    python docs/study/readout/table.py table|nmi|rule1|rule2|rule3|rule4|duels|curve|curve_best
+    python docs/study/readout/table.py table|nmi|rule1|rule2|rule3|rule4|duels|curve|curve_best|curve_ts05|curve_scenes
 
 ``curve``: the two-stream recipe's seed-0 run at 300 steps and continued to 3,000 (issue 19's
 learning curve; the 1,000-step checkpoints were not kept) scored by the same code, at fc6.
-``curve_best``: the new default's (``appearance_aug`` at unit length) seed-0 run continued to
-1,000 and 3,000 steps.
+``curve_best``: round 2's default's (``appearance_aug`` at unit length) seed-0 run continued to
+1,000 and 3,000 steps; ``curve_ts05`` and ``curve_scenes``: round 4's ``best`` and ``scenes``.
 """
 
 import glob
@@ -186,24 +186,26 @@ def duels():
         print(f"- `{a[0]}` at {a[1]} beats `{b[0]}` at {b[1]} in {len(wins)}/10: {', '.join(wins)}")
 
 
-def curve_best():
-    """The new default's learning curve: appearance_aug seed 0 at unit length, 300 (the cell),
-    1,000 and 3,000 steps (one run continued), beside its random init and raw pixels."""
+def curve_of(recipe, layer):
+    """The learning curve of ``recipe``'s seed-0 run read at ``layer``: 300 steps (the cell),
+    1,000 and 3,000 (one run continued), beside its random init and raw pixels."""
     print("| set | 300 steps | 1,000 | 3,000 | its random init | raw pixels |")
     print("|---|---|---|---|---|---|")
     for s in SETS:
-        cell = f"{ROOT}/cells/appearance_aug/{s}/seed0/frame@fc6+l2.json"
+        cell = f"{ROOT}/cells/{recipe}/{s}/seed0/frame@{layer}.json"
         if not os.path.exists(cell):
             continue
         points = [json.load(open(cell))["results"]["trained"]]
         for n in (1000, 3000):
-            path = f"{ROOT}/curve/cells/appearance_aug/{s}/seed0/curve/frame@fc6+l2-step{n:08d}.json"
+            path = f"{ROOT}/curve/cells/{recipe}/{s}/seed0/curve/frame@{layer}-step{n:08d}.json"
+            if not os.path.exists(path):  # round 4's curves lie beside their cells
+                path = f"{ROOT}/cells/{recipe}/{s}/seed0/curve/frame@{layer}-step{n:08d}.json"
             points.append(json.load(open(path))["results"]["trained"] if os.path.exists(path) else None)
         cols = [
             "not run" if x is None else " / ".join(f"{x[m]['ce_mean']:.3f}" for m in M)
             for x in points
         ]
-        ri = base.get((random_init_key("appearance_aug"), s, "fc6+l2"))
+        ri = base.get((random_init_key(recipe), s, layer))
         raw = base.get(("raw_pixels", s, "fc6"))
         print(f"| {s} | " + " | ".join(cols) + f" | {fmt_base(ri)} | {fmt_base(raw)} |")
 
@@ -232,7 +234,10 @@ def curve():
 
 {
     "curve": curve,
-    "curve_best": curve_best,
+    # round 2's default (appearance_aug at unit length), and round 4's two (best, scenes)
+    "curve_best": lambda: curve_of("appearance_aug", "fc6+l2"),
+    "curve_ts05": lambda: curve_of("two_stream_t05", "fc6"),
+    "curve_scenes": lambda: curve_of("appearance_t05", "fc6+l2"),
     "table": table,
     "nmi": nmi,
     "rule1": lambda: rule(ROUND1),

@@ -62,14 +62,14 @@ def test_the_recipes_ship_as_issue_19s_study_measured_them() -> None:
         assert rounds.recipes[measured] == spec.recipes[measured]
     assert spec.curve_steps == (1000, 3000)
     # the fourth round's candidates, as run (docs/study/readout/), are the shipped recipes
-    readout = CONFIGS.parent / "docs" / "study" / "readout"
+    as_run = CONFIGS.parent / "docs" / "study" / "readout"
     fourth = {"appearance_t05": ("t05a", "scenes"), "two_stream_t05": ("t05b", "best")}
     for measured, (tag, name) in fourth.items():
         for lane in ("R1", "R2"):
-            ran = yaml.safe_load((readout / f"sweep{lane}-{tag}-spec.yaml").read_text())
+            ran = yaml.safe_load((as_run / f"sweep{lane}-{tag}-spec.yaml").read_text())
             ran["base"] = str(CONFIGS / "actions.yaml")  # the development machine's path there
             ran["datasets"] = data["datasets"]
-            cfg = SweepSpec.from_dict(ran, root=readout).recipes[measured]
+            cfg = SweepSpec.from_dict(ran, root=as_run).recipes[measured]
             assert differing(cfg, recipe(name)) == {"precision": "auto", "feature_norm": "none"}
 
 

@@ -69,8 +69,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "augmented; scenes, alias appearance: the RGB frame alone; actions: the frame's "
         "difference to the next, for collections where the same people and places appear in "
         "every class; paper: the paper's Lq at 227x227 for 30,000 steps; lq-64px: the Lq recipe "
-        "shipped before the "
-        "studies); flags and --set override it",
+        "shipped before the studies); flags and --set override it",
     )
     p.add_argument(
         "--config",

@@ -66,6 +66,9 @@ LARGE_PCA_SAMPLE = 20000
 FAISS_ROWS_PER_CLUSTER = 256  # rows sampled per cluster for faiss's Lloyd iterations
 FAISS_INIT_PER_CLUSTER = 40  # rows sampled per cluster for the k-means++ seeding
 FAISS_ITERATIONS = 25
+#: Regularised spectral clustering (Qin & Rohe 2013): ``tau`` = this x the graph's mean degree is
+#: added to every degree before normalising (:func:`_embed`). 0: plain Ng-Jordan-Weiss.
+SPECTRAL_REGULARIZATION = 0.0
 
 
 def kmeans(
@@ -78,16 +81,26 @@ def kmeans(
 
 
 def _embed(
-    affinity: np.ndarray | sparse.spmatrix, k: int, random_state: int = 0
+    affinity: np.ndarray | sparse.spmatrix,
+    k: int,
+    random_state: int = 0,
+    regularization: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, EigenInfo]:
-    """Top-``k`` eigenpairs of ``D^-1/2 A D^-1/2`` (:func:`~tcdn.discovery.eigen.top_eigenpairs`):
-    the eigenvectors' rows normalised, the eigenvalues descending, and what the solver did."""
+    """Top-``k`` eigenpairs of ``D_tau^-1/2 A D_tau^-1/2``, ``D_tau = D + tau I``, ``tau`` =
+    ``regularization`` (default :data:`SPECTRAL_REGULARIZATION`) x the mean degree
+    (:func:`~tcdn.discovery.eigen.top_eigenpairs`): the eigenvectors' rows normalised, the
+    eigenvalues descending, and what the solver did."""
+    c = SPECTRAL_REGULARIZATION if regularization is None else float(regularization)
+    if not c >= 0:
+        raise TcdnError(f"the spectral regularisation must be >= 0, got {regularization!r}")
     degrees = np.asarray(affinity.sum(axis=1), dtype=np.float64).ravel()
+    tau = c * float(degrees.mean()) if len(degrees) else 0.0
     vals, vecs, info = top_eigenpairs(
-        normalized_affinity(affinity),
+        normalized_affinity(affinity, tau),
         min(k, affinity.shape[0]),
         random_state=random_state,
-        sqrt_degrees=np.sqrt(np.maximum(degrees, 0)),
+        sqrt_degrees=None if tau > 0 else np.sqrt(np.maximum(degrees, 0)),
+        unit_top=not tau > 0,
     )
     norm = np.linalg.norm(vecs, axis=1, keepdims=True)
     return vecs / np.maximum(norm, 1e-12), vals, info

@@ -76,9 +76,16 @@ class EigenInfo:
     steps: list[str] = field(default_factory=list)
 
 
-def normalized_affinity(affinity: np.ndarray | sparse.spmatrix) -> np.ndarray | sparse.csr_matrix:
-    """``D^-1/2 A D^-1/2`` of a symmetric nonnegative affinity (a node of degree 0 gets a zero row)."""
-    deg = np.asarray(affinity.sum(axis=1)).ravel()
+def normalized_affinity(
+    affinity: np.ndarray | sparse.spmatrix, tau: float = 0.0
+) -> np.ndarray | sparse.csr_matrix:
+    """``D^-1/2 A D^-1/2`` of a symmetric nonnegative affinity (a node of degree 0 gets a zero
+    row); with ``tau > 0`` the regularised ``D_tau^-1/2 A D_tau^-1/2``, ``D_tau = D + tau I``
+    (Qin & Rohe 2013), whose components' top eigenvalues are below 1: a component of low
+    degree ranks lower than one of high degree."""
+    if tau < 0:
+        raise ValueError(f"tau must be >= 0, got {tau}")
+    deg = np.asarray(affinity.sum(axis=1)).ravel() + tau
     inv = 1.0 / np.sqrt(np.maximum(deg, 1e-300))
     if sparse.issparse(affinity):
         scale = sparse.diags(inv)
@@ -94,6 +101,7 @@ def top_eigenpairs(
     max_iter: int = 300,
     random_state: int = 0,
     sqrt_degrees: np.ndarray | None = None,
+    unit_top: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, EigenInfo]:
     """The top-``k`` eigenpairs of a normalised affinity ``m`` (symmetric, nonnegative,
     eigenvalues in ``[-1, 1]``), by the method of this module's docstring.
@@ -118,6 +126,11 @@ def top_eigenpairs(
         Perron-Frobenius). When a graph has at least ``k`` components, that pair is all a
         component can place in the top ``k``: it is then taken as it is (its residual checked)
         instead of solved for.
+    unit_top
+        ``m`` is a plain ``D^-1/2 A D^-1/2``: every component of at least 2 nodes has the
+        eigenvalue 1 on top, so with ``c`` components one places at most ``k - c + 1`` in the
+        top ``k``. False for a regularised ``m`` (:func:`normalized_affinity` with ``tau``):
+        each component is then asked for ``k`` pairs, and ``sqrt_degrees`` must be ``None``.
 
     Returns
     -------
@@ -133,6 +146,8 @@ def top_eigenpairs(
     n = m.shape[0]
     if not 1 <= k <= n:
         raise ValueError(f"k must be in [1, {n}], got {k}")
+    if not unit_top and sqrt_degrees is not None:
+        raise ValueError("sqrt_degrees give the eigenvalue-1 pairs of a plain normalised affinity")
     rng = np.random.default_rng(random_state)
     info = EigenInfo()
     if not sparse.issparse(m):  # a dense affinity: dense LAPACK, exact
@@ -147,7 +162,8 @@ def top_eigenpairs(
     n_comp, label = connected_components(m, directed=False)
     info.n_components = int(n_comp)
     sizes = np.bincount(label, minlength=n_comp)
-    need = max(1, k - n_comp + 1)  # at most this many of a component's eigenvalues reach the top k
+    # at most this many of a component's eigenvalues reach the top k
+    need = max(1, k - n_comp + 1) if unit_top else k
     order = np.argsort(label, kind="stable")
     starts = np.concatenate([[0], np.cumsum(sizes)])
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # rows, vals, vecs

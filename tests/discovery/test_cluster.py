@@ -6,7 +6,9 @@ import math
 
 import numpy as np
 import pytest
+from sklearn.metrics import adjusted_rand_score
 
+from tcdn.discovery import cluster
 from tcdn.discovery.cluster import (
     estimate_k_eigengap,
     estimate_k_silhouette,
@@ -262,3 +264,53 @@ def test_kmeans_in_the_pca_scores_no_worse_than_scikit_learn_on_every_dim(monkey
     stderr = math.sqrt((np.var(ce["pca"], ddof=1) + np.var(ce["full"], ddof=1)) / 16)
     assert diff < 2 * stderr + 0.01, ce
     assert 0 < np.mean(ce["pca"]) < 0.5  # overlapping, yet clustered (chance: ~4.3 bits)
+
+
+def _dangling_set_graph():
+    """Two large groups of 100 nodes (dense inside, joined by 20 links of 0.01) and a clique of
+    5 nodes hanging off the first by one link of 1e-6: the cut of least conductance isolates
+    the clique, the cut between the groups is the one that finds them."""
+    rng = np.random.default_rng(0)
+    n = 205
+    a = np.zeros((n, n))
+    for lo in (0, 100):
+        block = rng.uniform(0.5, 1.0, (100, 100)) * (rng.random((100, 100)) < 0.3)
+        a[lo : lo + 100, lo : lo + 100] = np.triu(block, 1) + np.triu(block, 1).T
+    a[200:, 200:] = 1.0 - np.eye(5)
+    for _ in range(20):
+        i, j = rng.integers(100), 100 + rng.integers(100)
+        a[i, j] = a[j, i] = 0.01
+    a[0, 200] = a[200, 0] = 1e-6
+    truth = np.r_[np.zeros(100), np.ones(100), np.zeros(5)]
+    return a, truth
+
+
+def test_regularised_embedding_matches_a_dense_reference():
+    a, _ = _dangling_set_graph()
+    for c in (0.0, 0.1, 1.0):
+        emb, vals, _ = cluster._embed(a, 3, regularization=c)
+        deg = a.sum(1) + c * a.sum(1).mean()
+        m = a / np.sqrt(deg[:, None] * deg[None, :])
+        ref_vals, ref_vecs = np.linalg.eigh(m)  # the slow obvious reference
+        np.testing.assert_allclose(vals, ref_vals[::-1][:3], atol=1e-8)
+        ref = ref_vecs[:, ::-1][:, :3]
+        ref /= np.linalg.norm(ref, axis=1, keepdims=True)
+        # the same rows up to a rotation of the eigenbasis: equal Gram matrices
+        np.testing.assert_allclose(emb @ emb.T, ref @ ref.T, atol=1e-6)
+    with pytest.raises(TcdnError, match="regularisation"):
+        cluster._embed(a, 3, regularization=-0.1)
+
+
+def test_regularisation_stops_spending_a_cluster_on_a_dangling_set(monkeypatch):
+    a, truth = _dangling_set_graph()
+    graph = cluster.Graph(a, "dense")
+    features = np.zeros((len(a), 2))
+    found = {}
+    for c in (0.0, 0.1):
+        monkeypatch.setattr(cluster, "SPECTRAL_REGULARIZATION", c)
+        emb = cluster.spectral_decomposition(features, 2, graph=graph).embedding
+        pred = cluster.kmeans(emb, 2, random_state=0, n_init=10)
+        found[c] = sorted(np.bincount(pred).tolist())
+        if c:
+            assert adjusted_rand_score(truth, pred) > 0.95
+    assert found[0.0] == [5, 200]  # plain: the clique against everything else

@@ -212,3 +212,36 @@ def test_at_least_k_components_take_the_perron_pair_of_each(k, monkeypatch) -> N
     vals, vecs, info = top_eigenpairs(m, k, sqrt_degrees=wrong)
     assert info.closed_form == 0
     assert_exact(m, vals, vecs, k)
+
+
+def test_regularised_normalisation_matches_its_formula() -> None:
+    a = video_graph([30, 40], bridges=2, w_bridge=0.01)
+    tau = 0.7
+    dense = a.toarray()
+    want = np.zeros_like(dense)
+    for i in range(len(dense)):  # the slow obvious (D + tau I)^-1/2 A (D + tau I)^-1/2
+        for j in range(len(dense)):
+            want[i, j] = dense[i, j] / np.sqrt((dense[i].sum() + tau) * (dense[j].sum() + tau))
+    np.testing.assert_allclose(normalized_affinity(a, tau).toarray(), want, atol=1e-15)
+    np.testing.assert_allclose(normalized_affinity(dense, tau), want, atol=1e-15)
+    with pytest.raises(ValueError, match="tau"):
+        normalized_affinity(a, -1.0)
+
+
+@pytest.mark.parametrize("k", [3, 6, 11])
+def test_regularised_components_give_their_own_top_pairs(k, monkeypatch) -> None:
+    # Regularised, a component's top eigenvalue is below 1 and depends on its degrees: a
+    # component of low degree may place none of its pairs in the top k and a dense one several,
+    # so the count of components says nothing and each is asked for k.
+    monkeypatch.setattr(eigen, "DENSE_MAX", 0)
+    sparse_part = video_graph([60, 70, 80], band=1, seed=4)  # low degrees
+    dense_part = blob_graph([90, 100], seed=5, p_in=0.5)  # high degrees (a normalised block)
+    dense_part.data = np.abs(dense_part.data) * 40
+    a = sparse.block_diag([sparse_part, dense_part]).tocsr()
+    degrees = np.asarray(a.sum(axis=1)).ravel()
+    m = normalized_affinity(a, 0.3 * degrees.mean())
+    vals, vecs, info = top_eigenpairs(m, k, unit_top=False)
+    assert info.n_components == 5 and info.closed_form == 0
+    assert_exact(m, vals, vecs, k)
+    with pytest.raises(ValueError, match="sqrt_degrees"):
+        top_eigenpairs(m, k, unit_top=False, sqrt_degrees=np.sqrt(degrees))

@@ -230,3 +230,29 @@ def test_a_frame_difference_network_fine_tunes_on_video_frames(
         from tcdn.transfer.inputs import plan_input
 
         plan_input(ckpt, video=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("feature_norm", ["none", "l2"])
+def test_the_probe_reads_features_as_the_recipe_does(
+    feature_norm: str, train_frames: FrameSet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tcdn.transfer.protocol as protocol
+
+    seen: list[np.ndarray] = []
+
+    def probe(train: np.ndarray, train_y: np.ndarray, test: np.ndarray, **kw: Any) -> np.ndarray:
+        seen.extend([train, test])
+        return np.zeros(len(test), dtype=np.int64)
+
+    monkeypatch.setattr(protocol, "linear_probe", probe)
+    cfg = FinetuneConfig(dataset="videos", protocols=("linear",), repeats=1, test_size=10)
+    ckpt = tiny_checkpoint()
+    ckpt["config"] = {**ckpt["config"], "feature_norm": feature_norm}
+    run_transfer(video_frames(train_frames), ckpt, cfg, tmp_path, progress=False)
+    nets = seen[:4]  # trained and random_init (raw pixels are the images themselves)
+    lengths = np.concatenate([np.linalg.norm(f, axis=1) for f in nets])
+    if feature_norm == "l2":
+        np.testing.assert_allclose(lengths, 1.0, atol=1e-5)
+    else:
+        assert np.abs(lengths - 1.0).max() > 0.1

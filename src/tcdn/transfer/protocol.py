@@ -4,8 +4,9 @@ For each repeat the split is drawn once (:func:`tcdn.transfer.splits.plan_split`
 learned init (``trained``: the checkpoint's weights) and the random init (``random_init``: the
 same network freshly initialised), on the same images:
 
-- ``linear`` / ``knn``: features of the frozen network at ``layer`` -> logistic regression /
-  k-nearest neighbours (also on ``raw_pixels``, the images themselves, as a floor);
+- ``linear`` / ``knn``: features of the frozen network at ``layer`` (at unit length when the
+  checkpoint's recipe reads them so, ``feature_norm: l2``) -> logistic regression / k-nearest
+  neighbours (also on ``raw_pixels``, the images themselves, as a floor);
 - ``finetune``: every layer trained (:func:`tcdn.transfer.finetune.finetune`), run folder
   ``OUT/runs/rNN-SOURCE/``.
 
@@ -256,8 +257,10 @@ def _features(
     layer: str,
     batch_size: int,
     device: str,
+    l2: bool = False,
 ) -> np.ndarray:
-    """The frozen network's ``(N, D)`` features at ``layer`` (eval mode)."""
+    """The frozen network's ``(N, D)`` features at ``layer`` (eval mode); ``l2``: each row at
+    unit length, as discovery reads a recipe of ``feature_norm: l2``."""
     backbone.eval().to(device)
     out = []
     for s in range(0, len(images), batch_size):
@@ -266,6 +269,8 @@ def _features(
         x = x.permute(0, 3, 1, 2).float() / 255.0
         sg = None if sign is None else torch.from_numpy(np.asarray(sign[rows], np.float32))
         feats = backbone.forward_features(net_input(x, sg), layer=layer)  # type: ignore[operator]
+        if l2:
+            feats = torch.nn.functional.normalize(feats.float(), dim=1)
         out.append(feats.float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
@@ -296,8 +301,12 @@ def _run_init(
     train_x, train_y, test_x, test_y = arrays
     if plan.frozen:
         t0 = time.perf_counter()
+        # the recipe's own readout, for the random init of its network too
+        l2 = plan.checkpoint["config"].get("feature_norm") == "l2"
         feats = [
-            _features(model.backbone, x, s, net_input, plan.layer, cfg.eval_batch_size, plan.device)
+            _features(
+                model.backbone, x, s, net_input, plan.layer, cfg.eval_batch_size, plan.device, l2
+            )
             for x, s in ((train_x, signs[0]), (test_x, signs[1]))
         ]
         _probe(cfg, source, feats[0], train_y, feats[1], test_y, tally.add)

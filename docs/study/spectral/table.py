@@ -1,0 +1,119 @@
+"""The regularised-spectral study's tables and its rule (docs/study/spectral-rule.md), from the
+lines `run.py` wrote in results/:
+
+    python docs/study/spectral/table.py [table|rule|eigengap]
+"""
+
+import glob
+import json
+import os
+import statistics as st
+import sys
+from collections import defaultdict
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+SETS = ["weizmann4", "arid6", "genre3", "demo", "hue"]
+ARMS = [0.0, 0.03, 0.1, 0.3, 1.0]
+DEFAULT = ("trained", "two_stream_t05", "fc6", None)
+lines = [json.loads(x) for f in glob.glob(f"{ROOT}/results/*.jsonl") for x in open(f)]
+by = defaultdict(list)  # (set, source, recipe, layer, norm, c) -> [ce_mean of each seed/net]
+gaps = defaultdict(list)  # c -> [(k_eigengap, k)]
+for x in lines:
+    if x["source"] == "random_init":  # one line per 3 networks: its repeats are the networks
+        vals = x["ce"]
+    else:
+        vals = [x["ce_mean"]]
+    by[(x["set"], x["source"], x["recipe"], x["layer"], x["norm"], x["c"])] += vals
+    gaps[x["c"]].append((x["k_eigengap"], x["k"]))
+UNITS = sorted({k[1:5] for k in by}, key=lambda u: (u[0] != "trained", u[1], u[3] or ""))
+
+
+def name(u):
+    source, recipe, layer, norm = u
+    what = {"trained": f"`{recipe}`", "random_init": f"random init of `{recipe}`"}.get(
+        source, "raw pixels + PCA(128)"
+    )
+    return what if source == "raw_pixels" else f"{what} at {layer}{'+' + norm if norm else ''}"
+
+
+def score(s, u, c):
+    v = by.get((s, *u, c))
+    return (st.mean(v), st.stdev(v) if len(v) > 1 else 0.0) if v else None
+
+
+def units():
+    return [(s, u) for s in SETS for u in UNITS if all(score(s, u, c) for c in ARMS)]
+
+
+def table():
+    print("| features | set | " + " | ".join(f"c = {c:g}" for c in ARMS) + " |")
+    print("|---|---|" + "---|" * len(ARMS))
+    for u in UNITS:
+        for s in SETS:
+            cells = [score(s, u, c) for c in ARMS]
+            if not all(cells):
+                continue
+            best = min(m for m, _ in cells)
+            row = " | ".join(
+                ("**" if m == best else "") + f"{m:.3f} ± {sd:.3f}" + ("**" if m == best else "")
+                for m, sd in cells
+            )
+            print(f"| {name(u)} | {s} | {row} |")
+
+
+def ranks(values):
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    out = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for t in range(i, j + 1):
+            out[order[t]] = (i + j) / 2 + 1
+        i = j + 1
+    return out
+
+
+def rule():
+    us = units()
+    print(f"{len(us)} units of the 70 scored at every arm")
+    mean_rank = {c: 0.0 for c in ARMS}
+    mean_ce = {c: 0.0 for c in ARMS}
+    for s, u in us:
+        ce = [score(s, u, c)[0] for c in ARMS]
+        for c, r, v in zip(ARMS, ranks(ce), ce):
+            mean_rank[c] += r / len(us)
+            mean_ce[c] += v / len(us)
+    for c in ARMS:
+        wins = sum(score(s, u, c)[0] < score(s, u, 0.0)[0] for s, u in us)
+        tw = sum(score(s, u, c)[0] < score(s, u, 0.0)[0] for s, u in us if u[0] == "trained")
+        nt = sum(u[0] == "trained" for _, u in us)
+        print(
+            f"c = {c:<4g} mean rank {mean_rank[c]:.2f}, mean CE {mean_ce[c]:.3f}, lower than "
+            f"c = 0 in {wins}/{len(us)} units (trained {tw}/{nt}, baselines {wins - tw}/{len(us) - nt})"
+        )
+    cand = min(ARMS[1:], key=lambda c: (mean_rank[c], mean_ce[c]))
+    wins = sum(score(s, u, cand)[0] < score(s, u, 0.0)[0] for s, u in us)
+    guard = []
+    for s in SETS:
+        a, b = score(s, DEFAULT, cand), score(s, DEFAULT, 0.0)
+        if a and b and a[0] - b[0] > max(a[1], b[1]):
+            guard.append(f"{s} ({b[0]:.3f} -> {a[0]:.3f}, spread {max(a[1], b[1]):.3f})")
+    print(f"candidate: c = {cand:g}")
+    print(f"  rule 2a, lower than c = 0 in >= 42 of 70 units: {wins} of {len(us)}")
+    print(f"  rule 2b, lower mean CE: {mean_ce[cand]:.3f} vs {mean_ce[0.0]:.3f}")
+    print(f"  rule 2c, the default's features worse beyond their spread on: {guard or 'no set'}")
+    ships = len(us) == 70 and wins >= 42 and mean_ce[cand] < mean_ce[0.0] and not guard
+    print(f"ships: {ships}")
+
+
+def eigengap():
+    for c in ARMS:
+        g = gaps[c]
+        right = sum(a == b for a, b in g)
+        print(f"c = {c:<4g} eigengap K = true K on {right}/{len(g)} feature sets")
+
+
+if __name__ == "__main__":
+    {"table": table, "rule": rule, "eigengap": eigengap}[sys.argv[1] if len(sys.argv) > 1 else "rule"]()

@@ -24,9 +24,9 @@ import numpy as np
 from tcdn.data import open_collection
 from tcdn.discovery import cluster
 from tcdn.discovery.cluster import affinity_graph, estimate_k_eigengap, working_space
+from tcdn.discovery.config import DiscoverConfig
 from tcdn.discovery.evaluate import score_clusterings
 from tcdn.features.extract import FrameFeaturizer
-from tcdn.discovery.config import DiscoverConfig
 from tcdn.sweep.spec import architecture_key
 from tcdn.training import TrainConfig, load_checkpoint
 
@@ -101,7 +101,7 @@ def main(sweep: Path, name: str, out: Path) -> None:
         t0 = time.perf_counter()
         cache: dict[int, np.ndarray] = {}
 
-        def feats(r: int) -> np.ndarray:
+        def feats(r: int, source=source, cache=cache, featurizer=featurizer) -> np.ndarray:
             key = r if source == "random_init" else 0
             if key not in cache:
                 cache[key] = featurizer.features(source, key)
@@ -150,8 +150,18 @@ def main(sweep: Path, name: str, out: Path) -> None:
             }
             with out.open("a") as f:
                 f.write(json.dumps(line) + "\n")
-            log.info("%s %s %s/%s seed %d c=%g: %.3f (sweep %s) in %.1f s", name, source,
-                     recipe, scoring, seed, c, line["ce_mean"], sweep_ce, line["seconds"])
+            log.info(
+                "%s %s %s/%s seed %d c=%g: %.3f (sweep %s) in %.1f s",
+                name,
+                source,
+                recipe,
+                scoring,
+                seed,
+                c,
+                line["ce_mean"],
+                sweep_ce,
+                line["seconds"],
+            )
         cluster.SPECTRAL_REGULARIZATION = 0.0
 
 

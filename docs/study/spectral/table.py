@@ -82,7 +82,7 @@ def rule():
     mean_ce = {c: 0.0 for c in ARMS}
     for s, u in us:
         ce = [score(s, u, c)[0] for c in ARMS]
-        for c, r, v in zip(ARMS, ranks(ce), ce):
+        for c, r, v in zip(ARMS, ranks(ce), ce, strict=True):
             mean_rank[c] += r / len(us)
             mean_ce[c] += v / len(us)
     for c in ARMS:
@@ -116,4 +116,6 @@ def eigengap():
 
 
 if __name__ == "__main__":
-    {"table": table, "rule": rule, "eigengap": eigengap}[sys.argv[1] if len(sys.argv) > 1 else "rule"]()
+    {"table": table, "rule": rule, "eigengap": eigengap}[
+        sys.argv[1] if len(sys.argv) > 1 else "rule"
+    ]()

@@ -150,3 +150,20 @@ def test_few_videos_far_apart_frames_keep_each_video_whole_and_classes_apart() -
     assert n_comp == 2 and conditional_entropy(y, comp[graph.node_of_row]) == 0.0
     pred = SpectralClustering(2, random_state=0).fit(x, video).labels_
     assert conditional_entropy(y, pred) == 0.0
+
+
+def test_a_scale_floor_only_raises_the_weights_of_pieces_of_small_scale(monkeypatch) -> None:
+    import tcdn.discovery.graph as graph_module
+
+    x, _, video = video_structured_features(12, 10, 2, 16)
+    x[video == video[0]] *= 0.01  # one video squeezed: tiny distances, tiny local scales
+    weights = {}
+    for floor in (0.0, 1.0, 1e9):
+        monkeypatch.setattr(graph_module, "SCALE_FLOOR", floor)
+        weights[floor] = video_affinity(x, video, max_pieces=60).matrix.toarray()
+    plain, floored, flat = weights[0.0], weights[1.0], weights[1e9]
+    same_edges = (plain > 0) == (floored > 0)
+    assert same_edges.all()  # the floor changes weights, never which pieces are linked
+    assert (floored >= plain - 1e-12).all() and (floored > plain + 1e-6).any()
+    # scales floored at a huge width: every link weighs ~1 (the temporal links too)
+    assert np.allclose(flat[flat > 0], 1.0, atol=1e-6)

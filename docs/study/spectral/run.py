@@ -2,7 +2,7 @@
 19's round-4 table, re-clustered by spectral clustering of the video graph at each regularisation
 ``c`` of the rule (``tau = c x`` the graph's mean degree), by tcdn's own code.
 
-    python docs/study/spectral/run.py SWEEP_FOLDER SET OUT.jsonl
+    python docs/study/spectral/run.py SWEEP_FOLDER SET OUT.jsonl [regularization|floor]
 
 SWEEP_FOLDER: a ``tcdn sweep`` folder of the readout rounds (its ``spec.json``, its ``cells/``
 checkpoints and its synthetic ``data/``); SET one of its data sets. Appends one JSON line per
@@ -23,6 +23,7 @@ import numpy as np
 
 from tcdn.data import open_collection
 from tcdn.discovery import cluster
+from tcdn.discovery import graph as graph_module
 from tcdn.discovery.cluster import affinity_graph, estimate_k_eigengap, working_space
 from tcdn.discovery.config import DiscoverConfig
 from tcdn.discovery.evaluate import score_clusterings
@@ -30,7 +31,11 @@ from tcdn.features.extract import FrameFeaturizer
 from tcdn.sweep.spec import architecture_key
 from tcdn.training import TrainConfig, load_checkpoint
 
-ARMS = (0.0, 0.03, 0.1, 0.3, 1.0)
+# each study's arms: the module constant it sets, and its values (the first is main's)
+STUDIES = {
+    "regularization": (cluster, "SPECTRAL_REGULARIZATION", (0.0, 0.03, 0.1, 0.3, 1.0)),
+    "floor": (graph_module, "SCALE_FLOOR", (0.0, 0.5, 1.0)),
+}
 # round 4's eight trained readouts (recipe, layer, norm) and the baselines of the table
 TRAINED = [
     ("motion", "fc6", None),
@@ -53,7 +58,9 @@ RANDOM = [
 log = logging.getLogger("spectral-study")
 
 
-def main(sweep: Path, name: str, out: Path) -> None:
+def main(sweep: Path, name: str, out: Path, study: str = "regularization") -> None:
+    module, constant, ARMS = STUDIES[study]
+    main_value = getattr(module, constant)
     spec = json.loads((sweep / "spec.json").read_text())
     d = spec["datasets"][name]
     videos = d["videos"] if d["synthetic"] is None else sweep / "data" / name
@@ -113,7 +120,7 @@ def main(sweep: Path, name: str, out: Path) -> None:
         for c in ARMS:
             if (source, recipe, layer, norm, seed, c) in done:
                 continue
-            cluster.SPECTRAL_REGULARIZATION = c
+            setattr(module, constant, c)
             t1 = time.perf_counter()
             score = score_clusterings(
                 feats,
@@ -137,6 +144,9 @@ def main(sweep: Path, name: str, out: Path) -> None:
                 "norm": norm,
                 "seed": seed,
                 "c": c,
+                "study": study,
+                "regularization": cluster.SPECTRAL_REGULARIZATION,
+                "floor": graph_module.SCALE_FLOOR,
                 "ce": score.values,
                 "ce_mean": float(np.mean(score.values)),
                 **{f"{n}_mean": float(np.mean(v)) for n, v in score.others.items()},
@@ -162,7 +172,7 @@ def main(sweep: Path, name: str, out: Path) -> None:
                 sweep_ce,
                 line["seconds"],
             )
-        cluster.SPECTRAL_REGULARIZATION = 0.0
+        setattr(module, constant, main_value)
 
 
 def _sweep_ce(spec, sweep, name, source, recipe, seed, scoring):
@@ -185,4 +195,4 @@ def _sweep_ce(spec, sweep, name, source, recipe, seed, scoring):
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("tcdn").setLevel(logging.WARNING)
-    main(Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]))
+    main(Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), *sys.argv[4:5])

@@ -1,7 +1,10 @@
 """The regularised-spectral study's tables and its rule (docs/study/spectral-rule.md), from the
 lines `run.py` wrote in results/:
 
-    python docs/study/spectral/table.py [table|rule|eigengap]
+    python docs/study/spectral/table.py [table|rule|eigengap] [regularization|floor]
+
+``regularization`` (round 1, results/): ``c``, tau = c x the mean degree; ``floor`` (round 2,
+results-floor/): ``c``, the video graph's local scales floored at c x their median.
 """
 
 import glob
@@ -13,9 +16,13 @@ from collections import defaultdict
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 SETS = ["weizmann4", "arid6", "genre3", "demo", "hue"]
-ARMS = [0.0, 0.03, 0.1, 0.3, 1.0]
+STUDY = sys.argv[2] if len(sys.argv) > 2 else "regularization"
+ARMS, FOLDER = {
+    "regularization": ([0.0, 0.03, 0.1, 0.3, 1.0], "results"),
+    "floor": ([0.0, 0.5, 1.0], "results-floor"),
+}[STUDY]
 DEFAULT = ("trained", "two_stream_t05", "fc6", None)
-lines = [json.loads(x) for f in glob.glob(f"{ROOT}/results/*.jsonl") for x in open(f)]
+lines = [json.loads(x) for f in glob.glob(f"{ROOT}/{FOLDER}/*.jsonl") for x in open(f)]
 by = defaultdict(list)  # (set, source, recipe, layer, norm, c) -> [ce_mean of each seed/net]
 gaps = defaultdict(list)  # c -> [(k_eigengap, k)]
 for x in lines:
@@ -77,7 +84,7 @@ def ranks(values):
 
 def rule():
     us = units()
-    print(f"{len(us)} units of the 70 scored at every arm")
+    print(f"{STUDY}: {len(us)} units of the 70 scored at every arm")
     mean_rank = {c: 0.0 for c in ARMS}
     mean_ce = {c: 0.0 for c in ARMS}
     for s, u in us:

@@ -52,6 +52,10 @@ GRAPH_NEIGHBORS = 20
 VIDEO_NEIGHBORS = 3
 TEMPORAL_NEIGHBORS = 2
 TEMPORAL_FLOOR = 1e-6  # the least weight of a link between pieces of one video
+#: the video graph's local scales: none below this fraction of their median (0: no floor). A
+#: tight group of pieces (near-duplicate shots of several videos) has tiny scales, which make
+#: its links out vanish and let spectral clustering spend a cluster on it.
+SCALE_FLOOR = 0.0
 #: the video graph's nodes: at most this many pieces, and at most ``PIECE_PAIR_BUDGET / D``
 #: squared (the exhaustive piece-to-piece search costs pieces² x D multiply-adds)
 MAX_PIECES = 20000
@@ -321,6 +325,7 @@ def video_affinity(
     scale: np.ndarray | float
     if sigma == "local":
         scale = _local_scale(dist, n_neighbors - 1)
+        scale = np.maximum(scale, SCALE_FLOOR * float(np.median(scale)))
     else:
         scale = global_width(means, sigma)
     t_dist, t_idx = _temporal_edges(means, pieces.video, temporal_neighbors)

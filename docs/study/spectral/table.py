@@ -1,7 +1,7 @@
 """The regularised-spectral study's tables and its rule (docs/study/spectral-rule.md), from the
 lines `run.py` wrote in results/:
 
-    python docs/study/spectral/table.py [table|rule|eigengap] [regularization|floor]
+    python docs/study/spectral/table.py [table|rule|eigengap|per_set] [regularization|floor]
 
 ``regularization`` (round 1, results/): ``c``, tau = c x the mean degree; ``floor`` (round 2,
 results-floor/): ``c``, the video graph's local scales floored at c x their median.
@@ -122,7 +122,25 @@ def eigengap():
         print(f"c = {c:<4g} eigengap K = true K on {right}/{len(g)} feature sets")
 
 
+def per_set():
+    """Each set: the mean CE over its 14 units at each arm, and the units each arm wins against
+    the first (main's)."""
+    print("| set | " + " | ".join(f"c = {c:g}" for c in ARMS) + " |")
+    print("|---|" + "---|" * len(ARMS))
+    for s in SETS:
+        us = [u for t, u in units() if t == s]
+        if not us:
+            continue
+        cells = []
+        for c in ARMS:
+            m = st.mean(score(s, u, c)[0] for u in us)
+            w = sum(score(s, u, c)[0] < score(s, u, ARMS[0])[0] for u in us)
+            cells.append(f"{m:.3f}" + ("" if c == ARMS[0] else f" ({w}/{len(us)})"))
+        print(f"| {s} | " + " | ".join(cells) + " |")
+
+
+COMMANDS = {"table": table, "rule": rule, "eigengap": eigengap, "per_set": per_set}
+
+
 if __name__ == "__main__":
-    {"table": table, "rule": rule, "eigengap": eigengap}[
-        sys.argv[1] if len(sys.argv) > 1 else "rule"
-    ]()
+    COMMANDS[sys.argv[1] if len(sys.argv) > 1 else "rule"]()

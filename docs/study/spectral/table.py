@@ -93,12 +93,14 @@ def rule():
             mean_rank[c] += r / len(us)
             mean_ce[c] += v / len(us)
     for c in ARMS:
+        ties = sum(score(s, u, c)[0] == score(s, u, 0.0)[0] for s, u in us)
         wins = sum(score(s, u, c)[0] < score(s, u, 0.0)[0] for s, u in us)
         tw = sum(score(s, u, c)[0] < score(s, u, 0.0)[0] for s, u in us if u[0] == "trained")
         nt = sum(u[0] == "trained" for _, u in us)
         print(
             f"c = {c:<4g} mean rank {mean_rank[c]:.2f}, mean CE {mean_ce[c]:.3f}, lower than "
-            f"c = 0 in {wins}/{len(us)} units (trained {tw}/{nt}, baselines {wins - tw}/{len(us) - nt})"
+            f"c = 0 in {wins}/{len(us)} units (trained {tw}/{nt}, baselines {wins - tw}/{len(us) - nt}), "
+            f"equal in {ties}"
         )
     cand = min(ARMS[1:], key=lambda c: (mean_rank[c], mean_ce[c]))
     wins = sum(score(s, u, cand)[0] < score(s, u, 0.0)[0] for s, u in us)

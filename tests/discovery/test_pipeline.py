@@ -426,3 +426,19 @@ def test_a_feature_set_is_reduced_once_for_every_seed_and_method(monkeypatch) ->
         FeatureSet(x, video, np.tile(np.arange(20), 12), [""] * len(x)), DiscoverConfig(max_k=6)
     )
     assert len(fitted) == 1 and found.results["discovered"]["k"] == 4
+
+
+def test_a_tiny_spectral_cluster_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    from tcdn.discovery.pipeline import _warn_tiny_spectral_clusters
+
+    k, n = 3, 3000
+    even = np.arange(n) % k
+    lopsided = np.r_[np.zeros(2900), np.ones(95), np.full(5, 2)].astype(np.int64)
+    with caplog.at_level("WARNING", logger="tcdn.discovery.pipeline"):
+        _warn_tiny_spectral_clusters(
+            {"trained/spectral": even, "trained/kmeans": lopsided, "raw_pixels/spectral": lopsided},
+            k,
+        )
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1  # K-means' clusters and even clusters are left alone
+    assert warned[0].startswith("raw_pixels/spectral: 2 of the K=3 clusters hold only 5, 95 of")

@@ -2,7 +2,7 @@
 19's round-4 table, re-clustered by spectral clustering of the video graph at each regularisation
 ``c`` of the rule (``tau = c x`` the graph's mean degree), by tcdn's own code.
 
-    python docs/study/spectral/run.py SWEEP_FOLDER SET OUT.jsonl [regularization|floor]
+    python docs/study/spectral/run.py SWEEP_FOLDER SET OUT.jsonl [regularization|floor|floor-conv5]
 
 SWEEP_FOLDER: a ``tcdn sweep`` folder of the readout rounds (its ``spec.json``, its ``cells/``
 checkpoints and its synthetic ``data/``); SET one of its data sets. Appends one JSON line per
@@ -35,6 +35,7 @@ from tcdn.training import TrainConfig, load_checkpoint
 STUDIES = {
     "regularization": (cluster, "SPECTRAL_REGULARIZATION", (0.0, 0.03, 0.1, 0.3, 1.0)),
     "floor": (graph_module, "SCALE_FLOOR", (0.0, 0.5, 1.0)),
+    "floor-conv5": (graph_module, "SCALE_FLOOR", (0.0, 0.5)),  # the confirmation, on conv5
 }
 # round 4's eight trained readouts (recipe, layer, norm) and the baselines of the table
 TRAINED = [
@@ -55,6 +56,13 @@ RANDOM = [
     ("appearance_aug", "fc6", "l2"),
     ("two_stream_aug", "fc6", None),
 ]
+# the confirmation's units (floor-conv5): round 1 of the readout's conv5 readouts, which no
+# discovery round had scored: the three recipes trained, and their architectures' random init
+CONV5 = [
+    ("motion", "conv5", None),
+    ("appearance_aug", "conv5", None),
+    ("two_stream_aug", "conv5", None),
+]
 log = logging.getLogger("spectral-study")
 
 
@@ -69,9 +77,11 @@ def main(sweep: Path, name: str, out: Path, study: str = "regularization") -> No
         for line in out.read_text().splitlines():
             r = json.loads(line)
             done.add((r["source"], r["recipe"], r["layer"], r["norm"], r["seed"], r["c"]))
-    jobs = [("trained", r, la, no, s) for r, la, no in TRAINED for s in range(spec["train_seeds"])]
-    jobs += [("random_init", r, la, no, 0) for r, la, no in RANDOM]
-    jobs += [("raw_pixels", "motion", "fc6", None, 0)]
+    trained, random = (CONV5, CONV5) if study == "floor-conv5" else (TRAINED, RANDOM)
+    jobs = [("trained", r, la, no, s) for r, la, no in trained for s in range(spec["train_seeds"])]
+    jobs += [("random_init", r, la, no, 0) for r, la, no in random]
+    if study != "floor-conv5":
+        jobs += [("raw_pixels", "motion", "fc6", None, 0)]
     frames = None
     for source, recipe, layer, norm, seed in jobs:
         if all((source, recipe, layer, norm, seed, c) in done for c in ARMS):

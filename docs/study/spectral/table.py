@@ -1,7 +1,7 @@
 """The regularised-spectral study's tables and its rule (docs/study/spectral-rule.md), from the
 lines `run.py` wrote in results/:
 
-    python docs/study/spectral/table.py [table|rule|eigengap|per_set] [regularization|floor]
+    python docs/study/spectral/table.py [table|rule|eigengap|per_set|confirm] [regularization|floor|floor-conv5]
 
 ``regularization`` (round 1, results/): ``c``, tau = c x the mean degree; ``floor`` (round 2,
 results-floor/): ``c``, the video graph's local scales floored at c x their median.
@@ -20,6 +20,7 @@ STUDY = sys.argv[2] if len(sys.argv) > 2 else "regularization"
 ARMS, FOLDER = {
     "regularization": ([0.0, 0.03, 0.1, 0.3, 1.0], "results"),
     "floor": ([0.0, 0.5, 1.0], "results-floor"),
+    "floor-conv5": ([0.0, 0.5], "results-floor-conv5"),
 }[STUDY]
 DEFAULT = ("trained", "two_stream_t05", "fc6", None)
 lines = [json.loads(x) for f in glob.glob(f"{ROOT}/{FOLDER}/*.jsonl") for x in open(f)]
@@ -141,7 +142,30 @@ def per_set():
         print(f"| {s} | " + " | ".join(cells) + " |")
 
 
-COMMANDS = {"table": table, "rule": rule, "eigengap": eigengap, "per_set": per_set}
+def confirm():
+    """Round 2's confirmation (floor-conv5): its rule (a), (b), (c) on the 30 conv5 units."""
+    us = [(s, u) for s, u in units()]
+    print(f"{STUDY}: {len(us)} units of the 30 scored at both arms")
+    delta = [score(s, u, 0.5)[0] - score(s, u, 0.0)[0] for s, u in us]
+    changed = [d for d in delta if abs(d) > 0.001]
+    lower = sum(d < 0 for d in changed)
+    mean0 = st.mean(score(s, u, 0.0)[0] for s, u in us)
+    mean5 = st.mean(score(s, u, 0.5)[0] for s, u in us)
+    worst = max(delta)
+    a = bool(changed) and lower >= 0.6 * len(changed)
+    print(f"  (a) lower in {lower} of {len(changed)} changed units (>= 60 %): {a}")
+    print(f"  (b) mean CE {mean5:.3f} vs {mean0:.3f}: {mean5 < mean0}")
+    print(f"  (c) largest rise {worst:+.3f} bits (<= 0.1): {worst <= 0.1}")
+    print(f"ships: {len(us) == 30 and a and mean5 < mean0 and worst <= 0.1}")
+
+
+COMMANDS = {
+    "table": table,
+    "rule": rule,
+    "eigengap": eigengap,
+    "per_set": per_set,
+    "confirm": confirm,
+}
 
 
 if __name__ == "__main__":

@@ -150,13 +150,10 @@ def top_eigenpairs(
         raise ValueError("sqrt_degrees give the eigenvalue-1 pairs of a plain normalised affinity")
     rng = np.random.default_rng(random_state)
     info = EigenInfo()
-    if not sparse.issparse(m):  # a dense affinity: dense LAPACK, exact
+    if not sparse.issparse(m) or n <= DENSE_MAX:  # a dense or small affinity: LAPACK, exact
         info.method = "dense"
-        vals, vecs = _dense_top(np.asarray(m, dtype=np.float64), k)
-        return _finish(m, vals, vecs, info, t0, tol)
-    if n <= DENSE_MAX:
-        info.method = "dense"
-        vals, vecs = _dense_top(sparse.csr_matrix(m).toarray(), k)
+        dense = sparse.csr_matrix(m).toarray() if sparse.issparse(m) else np.asarray(m, np.float64)
+        vals, vecs = _dense_top(dense, k)
         return _finish(m, vals, vecs, info, t0, tol)
     m = sparse.csr_matrix(m, dtype=np.float64)
     n_comp, label = connected_components(m, directed=False)
@@ -183,15 +180,7 @@ def top_eigenpairs(
             info.iterative_nodes += len(rows)
             vals, vecs = _solve_component(block.tocsr(), kk, tol, max_iter, rng, info)
         parts.append((rows, vals, vecs))
-    info.method = "components" if n_comp > 1 else "connected"
-    if info.closed_form:
-        info.method += "+perron"
-    if not info.iterative_nodes and info.closed_form < n_comp:
-        info.method += "+dense"
-    if any(s.startswith("shift-invert (") for s in info.steps):
-        info.method += "+shift-invert"
-    if any(s.startswith("lobpcg (") for s in info.steps):
-        info.method += "+lobpcg-amg"
+    info.method = _method_name(info, n_comp)
     all_vals = np.concatenate([v for _, v, _ in parts])
     all_size = np.concatenate([np.full(len(v), len(r)) for r, v, _ in parts])
     owner = np.concatenate([np.full(len(v), i) for i, (_, v, _) in enumerate(parts)])
@@ -202,6 +191,21 @@ def top_eigenpairs(
         rows, _, part_vecs = parts[owner[t]]
         vecs[rows, j] = part_vecs[:, column[t]]
     return _finish(m, all_vals[top], vecs, info, t0, tol)
+
+
+def _method_name(info: EigenInfo, n_comp: int) -> str:
+    """The path :func:`top_eigenpairs` took on a sparse matrix, e.g.
+    ``components+perron+dense``."""
+    method = "components" if n_comp > 1 else "connected"
+    if info.closed_form:
+        method += "+perron"
+    if not info.iterative_nodes and info.closed_form < n_comp:
+        method += "+dense"
+    if any(s.startswith("shift-invert (") for s in info.steps):
+        method += "+shift-invert"
+    if any(s.startswith("lobpcg (") for s in info.steps):
+        method += "+lobpcg-amg"
+    return method
 
 
 def _perron_pair(

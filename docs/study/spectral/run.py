@@ -48,14 +48,9 @@ TRAINED = [
     ("appearance_t05", "fc6", "l2"),
     ("two_stream_t05", "fc6", None),
 ]
-# random init of each of the three architectures (the recipe whose seed-0 checkpoint gives it)
-RANDOM = [
-    ("motion", "fc6", None),
-    ("motion", "fc6", "l2"),
-    ("appearance_aug", "fc6", None),
-    ("appearance_aug", "fc6", "l2"),
-    ("two_stream_aug", "fc6", None),
-]
+# random init of each of the three architectures (the recipe whose seed-0 checkpoint gives it),
+# at round 2's readouts: the first five trained readouts above
+RANDOM = TRAINED[:5]
 # the confirmation's units (floor-conv5): round 1 of the readout's conv5 readouts, which no
 # discovery round had scored: the three recipes trained, and their architectures' random init
 CONV5 = [

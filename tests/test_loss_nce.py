@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from tcdn.losses import TemporalInfoNCELoss, temporal_info_nce
+from tcdn.losses import TemporalInfoNCELoss, cross_stream_info_nce, temporal_info_nce
 
 
 def _unit(x: list[float]) -> list[float]:
@@ -115,3 +115,66 @@ def test_nce_rejects_bad_video_shape() -> None:
     q = torch.randn(3, 4)
     with pytest.raises(ValueError, match="videos must have shape"):
         temporal_info_nce(q, q, q, q, torch.zeros(9, dtype=torch.long))
+
+
+def naive_cross(q, p, f, o, videos, tau, far_positive) -> list[float]:
+    """Per-query cross-stream loss: each half of the query against the *other* half of every
+    frame; positives the other half of the query itself, of p and (far_positive) of f."""
+    tuples = [t.tolist() for t in (q, p, f, o)]
+    h = len(tuples[0][0]) // 2
+    frames = [row for member in tuples for row in member]
+    vids = [int(v) for v in videos]
+    out = []
+    for i in range(len(tuples[0])):
+        terms = []
+        for mine, theirs in ((slice(0, h), slice(h, 2 * h)), (slice(h, 2 * h), slice(0, h))):
+            query = tuples[0][i][mine]
+            positives = [tuples[0][i], tuples[1][i]] + ([tuples[2][i]] if far_positive else [])
+            for pos in positives:
+                s_pos = _cos(query, pos[theirs]) / tau
+                denom = math.exp(s_pos)
+                for j, cand in enumerate(frames):
+                    if vids[j] != vids[i]:
+                        denom += math.exp(_cos(query, cand[theirs]) / tau)
+                terms.append(math.log(denom) - s_pos)
+        out.append(sum(terms) / len(terms))
+    return out
+
+
+@pytest.mark.parametrize("b", [1, 4])
+@pytest.mark.parametrize("tau", [0.1, 0.5])
+@pytest.mark.parametrize("far_positive", [True, False])
+def test_cross_stream_matches_naive(b: int, tau: float, far_positive: bool) -> None:
+    q, p, f, o, videos = _batch(b, 6, seed=b + 7)
+    got = cross_stream_info_nce(
+        q, p, f, o, videos, tau, far_positive=far_positive, reduction="none"
+    )
+    want = naive_cross(q, p, f, o, videos, tau, far_positive)
+    assert got.tolist() == pytest.approx(want, rel=1e-9, abs=1e-9)
+    leaves = [t.clone().requires_grad_(True) for t in (q, p, f, o)]
+    torch.autograd.gradcheck(
+        lambda a, b_, c, e: cross_stream_info_nce(a, b_, c, e, videos, tau), tuple(leaves)
+    )
+
+
+def test_cross_stream_ignores_the_scale_of_each_half_and_needs_two_halves() -> None:
+    q, p, f, o, videos = _batch(3, 8, seed=2)
+    scale = torch.tensor([3.0] * 4 + [0.25] * 4, dtype=torch.float64)  # one scale per stream
+    a = cross_stream_info_nce(q, p, f, o, videos)
+    b = cross_stream_info_nce(q * scale, p * scale, f * scale, o * scale, videos)
+    assert float(a) == pytest.approx(float(b), rel=1e-12)
+    odd = torch.randn(3, 5)
+    with pytest.raises(ValueError, match="even width"):
+        cross_stream_info_nce(odd, odd, odd, odd, videos)
+
+
+def test_nce_module_adds_the_weighted_cross_stream_term() -> None:
+    q, p, f, o, videos = _batch(5, 8, seed=4, dtype=torch.float32)
+    plain = temporal_info_nce(q, p, f, o, videos, 0.5)
+    cross = cross_stream_info_nce(q, p, f, o, videos, 0.5)
+    got = TemporalInfoNCELoss(0.5, cross_stream=0.7)(q, p, f, o, videos)
+    assert float(got) == pytest.approx(float(plain + 0.7 * cross), rel=1e-6)
+    assert float(TemporalInfoNCELoss(0.5)(q, p, f, o, videos)) == pytest.approx(float(plain))
+    for bad in (-0.1, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="cross_stream"):
+            TemporalInfoNCELoss(cross_stream=bad)

@@ -174,6 +174,33 @@ def ranking_loss(
     return _reduce(F.relu(d_qp - d_qo + margin), reduction)
 
 
+def _nce_terms(
+    zq: Tensor, z: Tensor, cols: tuple[int, ...], videos: Tensor, temperature: float
+) -> Tensor:
+    """``(len(cols), B)`` InfoNCE terms of unit queries ``zq`` ``(B, D)`` against the unit
+    candidates ``z`` ``(4, B, D)`` (q, p, f, o): for each positive column ``c``, query ``i``'s
+    ``-log(exp(s(zq_i, z_ci)) / (exp(s(zq_i, z_ci)) + sum_n exp(s(zq_i, n))))``, ``n`` every
+    candidate of a video other than query ``i``'s, ``s`` the cosine / ``temperature``."""
+    b = zq.shape[0]
+    sim = zq @ z.reshape(4 * b, -1).T / temperature  # (B, 4B)
+    other = videos[:b, None] != videos[None, :]
+    neg = sim.masked_fill(~other, float("-inf"))
+    terms = []
+    for col in cols:
+        pos = (zq * z[col]).sum(-1) / temperature
+        logits = torch.cat([pos[:, None], neg], dim=1)
+        terms.append(torch.logsumexp(logits, dim=1) - pos)
+    return torch.stack(terms)
+
+
+def _check_quadruplet(q: Tensor, p: Tensor, f: Tensor, o: Tensor, videos: Tensor) -> None:
+    for name, t in (("p", p), ("f", f), ("o", o)):
+        _check_pair(q, t, f"q and {name}")
+    b = q.shape[0]
+    if videos.shape != (4 * b,):
+        raise ValueError(f"videos must have shape ({4 * b},), got {tuple(videos.shape)}")
+
+
 def temporal_info_nce(
     q: Tensor,
     p: Tensor,
@@ -204,22 +231,44 @@ def temporal_info_nce(
     far_positive
         Whether ``f`` is a second positive (otherwise it is only a candidate of other queries).
     """
-    for name, t in (("p", p), ("f", f), ("o", o)):
-        _check_pair(q, t, f"q and {name}")
-    b = q.shape[0]
-    if videos.shape != (4 * b,):
-        raise ValueError(f"videos must have shape ({4 * b},), got {tuple(videos.shape)}")
+    _check_quadruplet(q, p, f, o, videos)
     z = F.normalize(torch.stack([q, p, f, o]), dim=-1)
-    zq = z[0]
-    sim = zq @ z.reshape(4 * b, -1).T / temperature  # (B, 4B)
-    other = videos[:b, None] != videos[None, :]
-    neg = sim.masked_fill(~other, float("-inf"))
-    losses = []
-    for col in (1, 2) if far_positive else (1,):
-        pos = (zq * z[col]).sum(-1) / temperature
-        logits = torch.cat([pos[:, None], neg], dim=1)
-        losses.append(torch.logsumexp(logits, dim=1) - pos)
-    return _reduce(torch.stack(losses).mean(0), reduction)
+    cols = (1, 2) if far_positive else (1,)
+    return _reduce(_nce_terms(z[0], z, cols, videos, temperature).mean(0), reduction)
+
+
+def cross_stream_info_nce(
+    q: Tensor,
+    p: Tensor,
+    f: Tensor,
+    o: Tensor,
+    videos: Tensor,
+    temperature: float = 0.1,
+    *,
+    far_positive: bool = True,
+    reduction: str = "mean",
+) -> Tensor:
+    """Cross-stream temporal InfoNCE (after CMC, Tian et al. 2019) on two-stream embeddings.
+
+    Each ``(B, 2 D)`` embedding is two streams side by side (``[a, m]``, as
+    :class:`~tcdn.models.two_stream.TwoStream` joins appearance and motion). A query frame's
+    appearance half is ranked against the *motion* halves of the batch, and its motion half
+    against the appearance halves: the positives are the other stream of the same frame, of its
+    ``p`` and (with ``far_positive``) of its ``f``, each in its own softmax; the negatives are the
+    other stream of every frame of another video, as in :func:`temporal_info_nce`. A stream can
+    then only score by what the other stream of the same video also shows (for appearance: the
+    pose and the scene that go with a motion, not who performs it alone). A sample's loss is the
+    mean over both directions and its positives.
+    """
+    _check_quadruplet(q, p, f, o, videos)
+    d = q.shape[-1]
+    if d % 2:
+        raise ValueError(f"two-stream embeddings have an even width (two halves), got {d}")
+    z = torch.stack([q, p, f, o])
+    halves = [F.normalize(z[..., : d // 2], dim=-1), F.normalize(z[..., d // 2 :], dim=-1)]
+    cols = (0, 1, 2) if far_positive else (0, 1)
+    terms = [_nce_terms(halves[s][0], halves[1 - s], cols, videos, temperature) for s in (0, 1)]
+    return _reduce(torch.cat(terms).mean(0), reduction)
 
 
 def _check_margin(margin: float) -> float:
@@ -365,30 +414,45 @@ class RankingLoss(nn.Module):
 
 class TemporalInfoNCELoss(nn.Module):
     """Temporal InfoNCE as a module; see :func:`temporal_info_nce`.
-    ``forward(q, p, f, o, videos)``."""
+    ``forward(q, p, f, o, videos)``. With ``cross_stream`` > 0 (two-stream embeddings only), the
+    loss adds ``cross_stream`` times :func:`cross_stream_info_nce`."""
 
     def __init__(
-        self, temperature: float = 0.1, *, far_positive: bool = True, reduction: str = "mean"
+        self,
+        temperature: float = 0.1,
+        *,
+        far_positive: bool = True,
+        cross_stream: float = 0.0,
+        reduction: str = "mean",
     ) -> None:
         super().__init__()
         temperature = float(temperature)
         if not 0 < temperature < float("inf"):
             raise ValueError(f"temperature must be a positive finite number, got {temperature}")
+        cross_stream = float(cross_stream)
+        if not 0 <= cross_stream < float("inf"):
+            raise ValueError(f"cross_stream must be a finite number >= 0, got {cross_stream}")
         self.temperature, self.far_positive = temperature, bool(far_positive)
+        self.cross_stream = cross_stream
         self.reduction = _check_reduction(reduction)
 
     def forward(self, q: Tensor, p: Tensor, f: Tensor, o: Tensor, videos: Tensor) -> Tensor:
         """``q, p, f, o``: ``(B, D)``; ``videos``: ``(4 B,)``. Returns a scalar (or ``(B,)``)."""
-        return temporal_info_nce(
-            q,
-            p,
-            f,
-            o,
-            videos,
-            self.temperature,
-            far_positive=self.far_positive,
-            reduction=self.reduction,
-        )
+        losses = [temporal_info_nce] + ([cross_stream_info_nce] if self.cross_stream else [])
+        loss, *cross = [
+            fn(
+                q,
+                p,
+                f,
+                o,
+                videos,
+                self.temperature,
+                far_positive=self.far_positive,
+                reduction=self.reduction,
+            )
+            for fn in losses
+        ]
+        return loss + self.cross_stream * cross[0] if cross else loss
 
     def active(self, q: Tensor, p: Tensor, f: Tensor, o: Tensor, videos: Tensor) -> Tensor:
         """The equivalent of an active hinge: for each (query, positive), whether some negative

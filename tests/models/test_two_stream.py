@@ -12,10 +12,12 @@ import torch.nn.functional as F
 from tcdn.data.frameset import FrameSet
 from tcdn.errors import TcdnError
 from tcdn.features.extract import frame_features
+from tcdn.losses import TemporalInfoNCELoss
 from tcdn.models.two_stream import TwoStream
 from tcdn.training.checkpoint import load_checkpoint, model_from_checkpoint
 from tcdn.training.config import TrainConfig
 from tcdn.training.run import train
+from tcdn.training.trainer import make_criterion
 from tests.conftest import TRAIN_SIZE, small_config
 
 
@@ -86,12 +88,20 @@ def test_two_streams_need_the_frame_and_its_difference(motion: str) -> None:
         small_config(streams=3)
 
 
-def test_a_two_stream_run_trains_saves_and_extracts(train_frames: FrameSet, tmp_path: Path) -> None:
-    cfg = _two(steps=2, checkpoint_every=2, augment="appearance", aug_hue=0.1)
+@pytest.mark.parametrize("cross_stream", [0.0, 1.0])
+def test_a_two_stream_run_trains_saves_and_extracts(
+    train_frames: FrameSet, tmp_path: Path, cross_stream: float
+) -> None:
+    cfg = _two(
+        steps=2, checkpoint_every=2, augment="appearance", aug_hue=0.1, cross_stream=cross_stream
+    )
+    criterion = make_criterion(cfg)
+    assert isinstance(criterion, TemporalInfoNCELoss) and criterion.cross_stream == cross_stream
     last = train(train_frames, cfg, tmp_path / "run", progress=False)
     ckpt = load_checkpoint(last)
     model, _, saved = model_from_checkpoint(ckpt)
     assert isinstance(model, TwoStream) and saved.streams == 2
+    assert saved.cross_stream == cross_stream
     feats = frame_features(train_frames, "trained", ckpt, progress=False)
     assert feats.features.shape == (len(train_frames.frames), 128)
     half = feats.features[:, :64].astype("float64")

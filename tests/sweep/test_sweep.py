@@ -14,7 +14,10 @@ from tcdn.errors import TcdnError
 from tcdn.sweep.run import run_sweep
 from tcdn.sweep.spec import SweepSpec
 from tcdn.sweep.table import mean_ranks
+from tcdn.training.config import TrainConfig
 from tests.conftest import TRAIN_SIZE
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 TINY_TRAIN = {
     "image_size": TRAIN_SIZE,
@@ -313,3 +316,20 @@ def test_a_margin_sweep_is_plotted_against_the_margin(
     ]
     path = plot_option_sweep(spec, rows, tmp_path)
     assert path == tmp_path / "ce-vs-margin.png" and path.stat().st_size > 1000
+
+
+def test_options_added_later_keep_the_keys_of_earlier_sweeps() -> None:
+    """A sweep folder's results belong to the key its recipes had when they ran: an option added
+    since (feature_norm, cross_stream) at its default must not change the key."""
+    from tcdn.sweep.spec import recipe_key
+
+    data = yaml.safe_load((CONFIGS / "study" / "readout.yaml").read_text())
+    data["datasets"] = {"d": {"synthetic": {}}}
+    spec = SweepSpec.from_dict(data, root=CONFIGS / "study")
+    # the keys issue 19's readout rounds recorded in their sweep folders' spec.json
+    recorded = {"motion": "3ae74dc0c4e7", "appearance_aug": "3b8bc2d58c5d"}
+    recorded["two_stream_aug"] = "12e199f97dfd"
+    assert {name: recipe_key(spec.recipes[name]) for name in recorded} == recorded
+    cfg = spec.recipes["two_stream_aug"]
+    changed = TrainConfig.from_dict({**cfg.to_dict(), "cross_stream": 1.0})
+    assert recipe_key(changed) != recorded["two_stream_aug"]

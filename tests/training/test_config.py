@@ -139,11 +139,23 @@ def test_compile_needs_channels_last() -> None:
         ("aug_flip", 1.5),
         ("aug_crop_scale", 0.0),
         ("aug_grey", -0.1),
+        ("cross_stream", -0.5),
+        ("cross_stream", float("inf")),
     ],
 )
 def test_config_rejects_bad_new_values(option: str, value: object) -> None:
     with pytest.raises(TcdnError, match=f"invalid training option {option}="):
         TrainConfig(**{option: value})  # type: ignore[arg-type]
+
+
+def test_cross_stream_needs_two_streams_and_nce() -> None:
+    two = {"loss": "nce", "model": "alexnet_bn", "motion": "diff", "streams": 2}
+    assert TrainConfig(**two, cross_stream=1.0).cross_stream == 1.0
+    with pytest.raises(TcdnError, match=r"cross_stream=1\.0: ranks one stream") as info:
+        TrainConfig(**{**two, "streams": 1}, cross_stream=1.0)
+    assert "streams: 2" in str(info.value)
+    with pytest.raises(TcdnError, match="cross_stream"):
+        TrainConfig(**{**two, "loss": "lq"}, cross_stream=1.0)
 
 
 def test_parse_overrides() -> None:

@@ -272,7 +272,7 @@ def _distinct_list(
 
 #: options added after sweeps were run, left out of a recipe's key at these (default) values, so
 #: that the results of those sweeps still belong to their recipes
-_LATER_OPTIONS = {"feature_norm": "none"}
+_LATER_OPTIONS = {"feature_norm": "none", "cross_stream": 0.0}
 
 
 def recipe_key(cfg: TrainConfig) -> str:

@@ -87,6 +87,9 @@ class TrainConfig:
     feature_norm: str = "none"
     temperature: float = 0.1  # nce: cosine similarities / temperature
     far_positive: bool = True  # nce: the far frame is a second positive
+    # nce with streams: 2: weight of the cross-stream term (each stream ranked against the
+    # other's frames, after CMC; losses.cross_stream_info_nce); 0: off
+    cross_stream: float = 0.0
     image_size: int = DEFAULT_IMAGE_SIZE
     steps: int = 30000
     batch_size: int | None = None  # tuples per step (global): 40 (lq, ld), 120 pairs (ls, sfa)
@@ -245,6 +248,12 @@ class TrainConfig:
             need(getattr(self, option) in choices, option, f"choose one of {', '.join(choices)}")
         self._validate_network()
         need(0 < self.temperature < math.inf, "temperature", "must be a positive finite number")
+        need(0 <= self.cross_stream < math.inf, "cross_stream", "must be a finite number >= 0")
+        need(
+            not self.cross_stream or (self.loss == "nce" and self.streams == 2),
+            "cross_stream",
+            "ranks one stream against the other: it needs loss: nce and streams: 2",
+        )
         need(
             not (self.loss == "nce" and self.mu),
             "mu",

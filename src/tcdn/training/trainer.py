@@ -82,7 +82,9 @@ def make_criterion(cfg: TrainConfig) -> nn.Module:
     """The loss module of ``cfg.loss`` with the config's margin and distance options."""
     margin = cfg.margin if cfg.margin is not None else LOSS_DEFAULTS[cfg.loss][3]
     if cfg.loss == "nce":
-        return TemporalInfoNCELoss(cfg.temperature, far_positive=cfg.far_positive)
+        return TemporalInfoNCELoss(
+            cfg.temperature, far_positive=cfg.far_positive, cross_stream=cfg.cross_stream
+        )
     if cfg.loss == "lq":
         return QuadrupletLoss(margin, squared=cfg.squared, normalize=cfg.normalize)
     if cfg.loss == "ls":

@@ -4,7 +4,10 @@ unit length, fc6+l2; round 3: appearance without colour augmentation, appearance
 length; round 4: temperature 0.5, appearance_t05 and two_stream_t05, and ``duels``, its
 head-to-head rule of what ships), from the results in this folder (cells/, baselines/):
 
-    python docs/study/readout/table.py table|nmi|rule1|rule2|rule3|rule4|duels|curve|curve_best|curve_ts05|curve_scenes
+    python docs/study/readout/table.py table|nmi|rule1|rule2|rule3|rule4|cross|duels|curve|curve_best|curve_ts05|curve_scenes
+
+``cross``: the cross-stream round (docs/study/streams-rule.md, round 2): the eligibility of
+``two_stream_cross`` and of today's ``best`` (``two_stream_t05``); its duel is the last of ``duels``.
 
 ``curve``: the two-stream recipe's seed-0 run at 300 steps and continued to 3,000 (issue 19's
 learning curve; the 1,000-step checkpoints were not kept) scored by the same code, at fc6.
@@ -31,6 +34,7 @@ RECIPES = [
     "appearance_crop",
     "appearance_t05",
     "two_stream_t05",
+    "two_stream_cross",  # the cross-stream round (docs/study/streams-rule.md, round 2)
 ]
 LAYERS = ["fc6", "conv5", "fc6+l2"]  # the readouts: a layer, and "+l2" for unit length
 ROUND1 = [(r, layer) for layer in ("fc6", "conv5") for r in RECIPES]
@@ -46,7 +50,10 @@ DUELS = [
     (("two_stream_t05", "fc6"), ("two_stream_aug", "fc6")),
     (("two_stream_t05", "fc6"), ("appearance_aug", "fc6+l2")),
     (("two_stream_aug", "fc6"), ("appearance_aug", "fc6+l2")),
+    (("two_stream_cross", "fc6"), ("two_stream_t05", "fc6")),  # the cross-stream round
 ]
+# the cross-stream round: today's best and the same recipe with the cross-stream term
+CROSS = [("two_stream_t05", "fc6"), ("two_stream_cross", "fc6")]
 NUIS = {"weizmann4": "performer", "arid6": "recording"}
 cells = defaultdict(list)  # (recipe, set, layer) -> [trained results of each seed]
 base = {}  # (source, set, layer) -> results; source random_init-<arch>, raw_pixels, ...
@@ -210,30 +217,9 @@ def curve_of(recipe, layer):
         print(f"| {s} | " + " | ".join(cols) + f" | {fmt_base(ri)} | {fmt_base(raw)} |")
 
 
-def curve():
-    print("| set | 300 steps | 3,000 steps | its random init | raw pixels |")
-    print("|---|---|---|---|---|")
-    for s in SETS:
-        at300 = cells.get(("two_stream_aug", s, "fc6"))
-        path = f"{ROOT}/curve/cells/two_stream_aug/{s}/seed0/curve/frame@fc6-step00003000.json"
-        if not at300 or not os.path.exists(path):
-            continue
-        first = json.load(open(f"{ROOT}/cells/two_stream_aug/{s}/seed0/frame@fc6.json"))
-        late = json.load(open(path))["results"]["trained"]
-        early = first["results"]["trained"]
-        ri = base.get((random_init_key("two_stream_aug"), s, "fc6"))
-        raw = base.get(("raw_pixels", s, "fc6"))
-        print(
-            f"| {s} | "
-            + " | ".join(
-                " / ".join(f"{x[m]['ce_mean']:.3f}" for m in M) for x in (early, late)
-            )
-            + f" | {fmt_base(ri)} | {fmt_base(raw)} |"
-        )
-
-
 {
-    "curve": curve,
+    # the two-stream recipe of the study (temperature 0.1): 300 and 3,000 steps (1,000 not kept)
+    "curve": lambda: curve_of("two_stream_aug", "fc6"),
     # round 2's default (appearance_aug at unit length), and round 4's two (best, scenes)
     "curve_best": lambda: curve_of("appearance_aug", "fc6+l2"),
     "curve_ts05": lambda: curve_of("two_stream_t05", "fc6"),
@@ -244,5 +230,6 @@ def curve():
     "rule2": lambda: rule(ROUND2),
     "rule3": lambda: rule(ROUND3),
     "rule4": lambda: rule(ROUND4),
+    "cross": lambda: rule(CROSS),
     "duels": duels,
 }[sys.argv[1] if len(sys.argv) > 1 else "table"]()

@@ -1,9 +1,10 @@
 """Diagnostic: the default's (two_stream_t05) fused fc6 = [appearance unit, motion unit]; score
 each half alone and the fusion, K-means and spectral, as the sweep scores (10 seeds).
 
-    python docs/study/streams/run.py SWEEP_FOLDER SET OUT.jsonl
+    python docs/study/streams/run.py SWEEP_FOLDER SET OUT.jsonl [RECIPE]
 
-SWEEP_FOLDER: a readout sweep folder with the `two_stream_t05` cells (training seeds 0-2).
+SWEEP_FOLDER: a readout sweep folder with the RECIPE cells (training seeds 0-2); RECIPE is
+`two_stream_t05` unless given (the cross-stream round reads `two_stream_cross` the same way).
 `weights.py` reads the same features through :func:`fused_features` and scores them with
 :func:`score`."""
 
@@ -23,8 +24,10 @@ from tcdn.features.featureset import FeatureSet
 from tcdn.training import load_checkpoint
 
 
-def fused_features(sweep: Path, name: str) -> Iterator[tuple[int, np.ndarray, FeatureSet, dict]]:
-    """For each training seed of `two_stream_t05` on `name`: the seed, its fused fc6 features,
+def fused_features(
+    sweep: Path, name: str, recipe: str = "two_stream_t05"
+) -> Iterator[tuple[int, np.ndarray, FeatureSet, dict]]:
+    """For each training seed of `recipe` on `name`: the seed, its fused fc6 features,
     their rows (video, label) and the set's groups of each row (e.g. the performer)."""
     spec = json.loads((sweep / "spec.json").read_text())
     d = spec["datasets"][name]
@@ -33,7 +36,7 @@ def fused_features(sweep: Path, name: str) -> Iterator[tuple[int, np.ndarray, Fe
     rows = frames.rows(d["frame_stride"], None)
     cfg = DiscoverConfig(frame_stride=d["frame_stride"], groups=d["groups"])
     for seed in range(3):
-        ckpt = load_checkpoint(sweep / "cells" / "two_stream_t05" / name / f"seed{seed}" / "run")
+        ckpt = load_checkpoint(sweep / "cells" / recipe / name / f"seed{seed}" / "run")
         fz = FrameFeaturizer(frames, rows, ckpt, layer="fc6", seed=0, progress=False)
         idx = fz.index
         groups = {g: np.asarray(v) for g, v in cfg.group_values(idx.video.tolist()).items()}
@@ -59,8 +62,8 @@ def append(out: Path, line: dict[str, Any]) -> None:
         fh.write(json.dumps(line) + "\n")
 
 
-def main(sweep: Path, name: str, out: Path) -> None:
-    for seed, x, idx, groups in fused_features(sweep, name):
+def main(sweep: Path, name: str, out: Path, recipe: str = "two_stream_t05") -> None:
+    for seed, x, idx, groups in fused_features(sweep, name, recipe):
         half = x.shape[1] // 2
         for part, f in (("fused", x), ("appearance", x[:, :half]), ("motion", x[:, half:])):
             sc = score(f, idx, groups)
@@ -80,4 +83,4 @@ def main(sweep: Path, name: str, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]))
+    main(Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), *sys.argv[4:5])

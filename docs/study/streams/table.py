@@ -3,19 +3,25 @@
 CE in bits, K-means / spectral (video graph), mean ± std over training seeds 0-2, each the mean
 over 10 K-means seeds, as the sweep scores:
 
-    python docs/study/streams/table.py
+    python docs/study/streams/table.py [RESULTS_DIR [RECIPE]]
+
+RESULTS_DIR is `results` (the default's networks) unless given; `results-cross` holds the
+cross-stream round's networks (`two_stream_cross`).
 """
 
 import glob
 import json
 import os
 import statistics as st
+import sys
 from collections import defaultdict
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 SETS = ["weizmann4", "arid6", "genre3", "demo", "hue"]
 by = defaultdict(list)
-for f in glob.glob(f"{ROOT}/results/*.jsonl"):
+RESULTS = sys.argv[1] if len(sys.argv) > 1 else "results"
+RECIPE = sys.argv[2] if len(sys.argv) > 2 else "two_stream_t05"
+for f in glob.glob(f"{ROOT}/{RESULTS}/*.jsonl"):
     for line in open(f):
         x = json.loads(line)
         by[(x["set"], x["part"])].append(x)
@@ -26,7 +32,7 @@ def cell(rows, method):
     return f"{st.mean(v):.3f} ± {st.stdev(v):.3f}" if len(v) > 1 else "not run"
 
 
-print("| readout of `two_stream_t05` | " + " | ".join(SETS) + " |")
+print(f"| readout of `{RECIPE}` | " + " | ".join(SETS) + " |")
 print("|---|" + "---|" * len(SETS))
 for part in ("fused", "motion", "appearance"):
     cells = []

@@ -58,19 +58,28 @@ def test_the_recipes_ship_as_issue_19s_study_measured_them() -> None:
             "precision": "auto",
             "feature_norm": "none",
             **({} if measured == "motion" else {"temperature": 0.1}),
+            **({"cross_stream": 0.0} if name == "best" else {}),
         }
         assert rounds.recipes[measured] == spec.recipes[measured]
     assert spec.curve_steps == (1000, 3000)
     # the fourth round's candidates, as run (docs/study/readout/), are the shipped recipes
     as_run = CONFIGS.parent / "docs" / "study" / "readout"
+    # (the two-stream one before the cross-stream round added its term), and so is that round's
     fourth = {"appearance_t05": ("t05a", "scenes"), "two_stream_t05": ("t05b", "best")}
-    for measured, (tag, name) in fourth.items():
+    rounds_as_run = {**fourth, "two_stream_cross": ("cross", "best")}
+    for measured, (tag, name) in rounds_as_run.items():
         for lane in ("R1", "R2"):
-            ran = yaml.safe_load((as_run / f"sweep{lane}-{tag}-spec.yaml").read_text())
-            ran["base"] = str(CONFIGS / "actions.yaml")  # the development machine's path there
-            ran["datasets"] = data["datasets"]
-            cfg = SweepSpec.from_dict(ran, root=as_run).recipes[measured]
-            assert differing(cfg, recipe(name)) == {"precision": "auto", "feature_norm": "none"}
+            for kind in (tag, f"{tag}curve") if tag == "cross" else (tag,):
+                ran = yaml.safe_load((as_run / f"sweep{lane}-{kind}-spec.yaml").read_text())
+                ran["base"] = str(CONFIGS / "actions.yaml")  # the development machine's path
+                ran["datasets"] = data["datasets"]
+                cfg = SweepSpec.from_dict(ran, root=as_run).recipes[measured]
+                before = {"cross_stream": 0.0} if measured == "two_stream_t05" else {}
+                assert differing(cfg, recipe(name)) == {
+                    "precision": "auto",
+                    "feature_norm": "none",
+                    **before,
+                }
 
 
 def test_paper_yaml_equals_the_defaults() -> None:
@@ -176,7 +185,7 @@ def test_every_recipe_is_recognised_by_name_whatever_its_run_options() -> None:
     assert recipe_name(None) is None
 
 
-def test_the_recipes_differ_in_their_input_alone() -> None:
+def test_the_recipes_differ_in_their_input_and_loss_alone() -> None:
     from tcdn.training.recipes import recipe
 
     base = recipe("actions")
@@ -194,4 +203,5 @@ def test_the_recipes_differ_in_their_input_alone() -> None:
         "aug_crop_scale": 0.3,
         "aug_hue": 0.1,
         "temperature": 0.5,
+        "cross_stream": 1.0,  # and its loss: the cross-stream term
     }

@@ -4,7 +4,7 @@ unit length, fc6+l2; round 3: appearance without colour augmentation, appearance
 length; round 4: temperature 0.5, appearance_t05 and two_stream_t05, and ``duels``, its
 head-to-head rule of what ships), from the results in this folder (cells/, baselines/):
 
-    python docs/study/readout/table.py table|nmi|rule1|rule2|rule3|rule4|cross|duels|curve|curve_best|curve_ts05|curve_scenes
+    python docs/study/readout/table.py table|nmi|rule1|rule2|rule3|rule4|cross|duels|curve|curve_best|curve_ts05|curve_scenes|curve_cross
 
 ``cross``: the cross-stream round (docs/study/streams-rule.md, round 2): the eligibility of
 ``two_stream_cross`` and of today's ``best`` (``two_stream_t05``); its duel is the last of ``duels``.
@@ -224,6 +224,7 @@ def curve_of(recipe, layer):
     "curve_best": lambda: curve_of("appearance_aug", "fc6+l2"),
     "curve_ts05": lambda: curve_of("two_stream_t05", "fc6"),
     "curve_scenes": lambda: curve_of("appearance_t05", "fc6+l2"),
+    "curve_cross": lambda: curve_of("two_stream_cross", "fc6"),  # 1,000 steps only
     "table": table,
     "nmi": nmi,
     "rule1": lambda: rule(ROUND1),

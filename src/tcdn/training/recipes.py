@@ -160,7 +160,7 @@ RECIPES: dict[str, Callable[..., TrainConfig]] = {
 }
 #: what each recipe's network sees, in a few words (the discovery report says it)
 WHAT_IT_SEES = {
-    "best": "the RGB frame and its difference to the next, each its own network",
+    "best": "the RGB frame and its difference to the next, each its own network, trained to agree",
     "actions": "the frame's difference to the next",
     "scenes": "the RGB frame",
     "lq-64px": "the RGB frame, the paper's Lq at 64x64",

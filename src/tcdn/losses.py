@@ -438,21 +438,12 @@ class TemporalInfoNCELoss(nn.Module):
 
     def forward(self, q: Tensor, p: Tensor, f: Tensor, o: Tensor, videos: Tensor) -> Tensor:
         """``q, p, f, o``: ``(B, D)``; ``videos``: ``(4 B,)``. Returns a scalar (or ``(B,)``)."""
-        losses = [temporal_info_nce] + ([cross_stream_info_nce] if self.cross_stream else [])
-        loss, *cross = [
-            fn(
-                q,
-                p,
-                f,
-                o,
-                videos,
-                self.temperature,
-                far_positive=self.far_positive,
-                reduction=self.reduction,
-            )
-            for fn in losses
-        ]
-        return loss + self.cross_stream * cross[0] if cross else loss
+        tau, far, red = self.temperature, self.far_positive, self.reduction
+        loss = temporal_info_nce(q, p, f, o, videos, tau, far_positive=far, reduction=red)
+        if self.cross_stream:
+            cross = cross_stream_info_nce(q, p, f, o, videos, tau, far_positive=far, reduction=red)
+            loss = loss + self.cross_stream * cross
+        return loss
 
     def active(self, q: Tensor, p: Tensor, f: Tensor, o: Tensor, videos: Tensor) -> Tensor:
         """The equivalent of an active hinge: for each (query, positive), whether some negative

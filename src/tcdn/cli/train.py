@@ -66,10 +66,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="the named recipe the options start from (default: best, alias two-stream, = "
         "configs/best.yaml: the RGB frame and its difference to the next, each its own network, "
-        "augmented, with a cross-stream term; scenes, alias appearance: the RGB frame alone; actions: the frame's "
-        "difference to the next, for collections where the same people and places appear in "
-        "every class; paper: the paper's Lq at 227x227 for 30,000 steps; lq-64px: the Lq recipe "
-        "shipped before the studies); flags and --set override it",
+        "augmented, with a cross-stream term; scenes, alias appearance: the RGB frame alone; "
+        "actions: the frame's difference to the next, for collections where the same people and "
+        "places appear in every class; paper: the paper's Lq at 227x227 for 30,000 steps; "
+        "lq-64px: the Lq recipe shipped before the studies); flags and --set override it",
     )
     p.add_argument(
         "--config",

@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.tcdn-installed
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test test-fast lint bench bench-data bench-step bench-cluster bench-report clean
+.PHONY: demo test test-fast lint bench bench-data bench-step bench-cluster bench-cross bench-report clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ bench-step: $(STAMP)
 # K-means seeds at 100k x 4,096, 1M float16 spectral; time, CPU, peak memory, CE (BENCH_ARGS: --cases, --quick)
 bench-cluster: $(STAMP)
 	$(PY) benchmarks/bench_cluster.py $(BENCH_ARGS)
+
+# the default's training step with and without its cross-stream term (seconds per step, ratio)
+bench-cross: $(STAMP)
+	$(PY) benchmarks/bench_cross_stream.py $(BENCH_ARGS)
 
 # the report of a 10,000-frame discovery: time to build it, size of the page
 bench-report: $(STAMP)

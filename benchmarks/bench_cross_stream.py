@@ -1,0 +1,92 @@
+"""What the cross-stream term costs: the default recipe's training step with and without it.
+
+``best`` (two AlexNet-BN streams at 64x64, temporal InfoNCE plus ``cross_stream: 1.0``) against
+the same recipe with ``cross_stream: 0`` (round 4's default), on the demo's synthetic collection:
+:meth:`tcdn.training.trainer.Trainer.step`, the step ``tcdn train`` runs (sampling, gathering,
+augmentation, forward, the loss, backward, clipping, SGD), in the recipe's own precision (fp32)
+unless ``--precision`` says otherwise. The two are interleaved (several rounds, the median kept)
+so that drift of the machine's speed hits both alike. Prints seconds per step of each, their
+ratio, and the machine it ran on. Run: ``make bench-cross`` or ``python
+benchmarks/bench_cross_stream.py [--steps N] [--rounds R] [--threads T] [--precision fp32|bf16]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import platform
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+from tcdn.data.load import load_frames
+from tcdn.data.synthetic import SyntheticConfig, generate
+from tcdn.demo import DEMO_SIZE
+from tcdn.training.recipes import best
+from tcdn.training.trainer import Trainer
+
+
+def _seconds_per_step(trainer: Trainer, n: int) -> float:
+    trainer.step()  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(n):
+        trainer.step()
+    return (time.perf_counter() - t0) / n
+
+
+def _cpu() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(
+                line.split(":", 1)[1].strip() for line in f if line.startswith("model name")
+            )
+    except (OSError, StopIteration):
+        return platform.processor() or "?"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--steps", type=int, default=5, help="timed steps per round (default: 5)")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default: 3)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = dataclasses.replace(best(steps=10**6, seed=0), precision=args.precision)
+    with tempfile.TemporaryDirectory() as tmp:
+        generate(tmp, SyntheticConfig(), progress=False)
+        frames = load_frames(tmp, size=DEMO_SIZE, progress=False)
+    trainers = {}
+    for name, weight in (("with the term (best)", cfg.cross_stream), ("without it", 0.0)):
+        torch.manual_seed(0)
+        trainers[name] = Trainer(
+            frames, dataclasses.replace(cfg, cross_stream=weight), torch.device("cpu")
+        )
+    times: dict[str, list[float]] = {name: [] for name in trainers}
+    for _ in range(args.rounds):
+        for name, trainer in trainers.items():
+            times[name].append(_seconds_per_step(trainer, args.steps))
+    med = {name: float(np.median(v)) for name, v in times.items()}
+    print(
+        f"{_cpu()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; {args.precision}; {cfg.batch_size or 40} quadruplets "
+        f"at {DEMO_SIZE}x{DEMO_SIZE}, {args.rounds} rounds x {args.steps} steps"
+    )
+    for name, sec in med.items():
+        print(
+            f"{name:22s}: {sec:.3f} s per step (rounds: {', '.join(f'{t:.3f}' for t in times[name])})"
+        )
+    ratio = med["with the term (best)"] / med["without it"]
+    print(f"ratio with / without  : {ratio:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -4,10 +4,15 @@ unit length, fc6+l2; round 3: appearance without colour augmentation, appearance
 length; round 4: temperature 0.5, appearance_t05 and two_stream_t05, and ``duels``, its
 head-to-head rule of what ships), from the results in this folder (cells/, baselines/):
 
-    python docs/study/readout/table.py table|nmi|rule1|rule2|rule3|rule4|cross|duels|curve|curve_best|curve_ts05|curve_scenes|curve_cross
+    python docs/study/readout/table.py table|nmi|rule1|rule2|rule3|rule4|cross|duels|curve|curve_best|curve_ts05|curve_scenes|curve_cross|precision|length
 
 ``cross``: the cross-stream round (docs/study/streams-rule.md, round 2): the eligibility of
 ``two_stream_cross`` and of today's ``best`` (``two_stream_t05``); its duel is the last of ``duels``.
+
+``precision`` and ``length``: the length round (docs/study/length-rule.md): the default in fp32
+(``two_stream_cross_fp32``, seed 0) against its bf16 seeds (part A), and the default at 1,000 steps
+(``two_stream_cross_1k``: seeds 0-2 continued from 300 steps, the ``curve/`` points at 1,000) against
+itself at 300 (part B: eligibility, the duel; ``table`` and ``nmi`` list it too).
 
 ``curve``: the two-stream recipe's seed-0 run at 300 steps and continued to 3,000 (issue 19's
 learning curve; the 1,000-step checkpoints were not kept) scored by the same code, at fc6.
@@ -35,6 +40,8 @@ RECIPES = [
     "appearance_t05",
     "two_stream_t05",
     "two_stream_cross",  # the cross-stream round (docs/study/streams-rule.md, round 2)
+    "two_stream_cross_1k",  # the length round (docs/study/length-rule.md), part B
+    "two_stream_cross_fp32",  # and its part A (seed 0 only)
 ]
 LAYERS = ["fc6", "conv5", "fc6+l2"]  # the readouts: a layer, and "+l2" for unit length
 ROUND1 = [(r, layer) for layer in ("fc6", "conv5") for r in RECIPES]
@@ -51,7 +58,10 @@ DUELS = [
     (("two_stream_t05", "fc6"), ("appearance_aug", "fc6+l2")),
     (("two_stream_aug", "fc6"), ("appearance_aug", "fc6+l2")),
     (("two_stream_cross", "fc6"), ("two_stream_t05", "fc6")),  # the cross-stream round
+    (("two_stream_cross_1k", "fc6"), ("two_stream_cross", "fc6")),  # the length round, part B
 ]
+# the length round's part B: the default at 300 and at 1,000 steps
+LENGTH = [("two_stream_cross", "fc6"), ("two_stream_cross_1k", "fc6")]
 # the cross-stream round: today's best and the same recipe with the cross-stream term
 CROSS = [("two_stream_t05", "fc6"), ("two_stream_cross", "fc6")]
 NUIS = {"weizmann4": "performer", "arid6": "recording"}
@@ -62,6 +72,11 @@ for f in sorted(glob.glob(f"{ROOT}/cells/*/*/seed*/frame@*.json")):
     recipe, dataset = f[len(ROOT) + 1 :].split("/")[1:3]
     layer = f.split("@")[-1][: -len(".json")]
     cells[(recipe, dataset, layer)].append(json.load(open(f))["results"]["trained"])
+# the length round's part B: the default's seeds 0-2 continued to 1,000 steps (sweep curve points)
+for f in sorted(glob.glob(f"{ROOT}/cells/two_stream_cross/*/seed*/curve/frame@*-step00001000.json")):
+    dataset = f[len(ROOT) + 1 :].split("/")[2]
+    layer = f.split("@")[-1][: -len("-step00001000.json")]
+    cells[("two_stream_cross_1k", dataset, layer)].append(json.load(open(f))["results"]["trained"])
 for f in glob.glob(f"{ROOT}/baselines/*/frame@*.json"):
     dataset = f.split("/")[-2]
     layer, key = os.path.basename(f)[len("frame@") : -len(".json")].split("-", 1)
@@ -193,6 +208,29 @@ def duels():
         print(f"- `{a[0]}` at {a[1]} beats `{b[0]}` at {b[1]} in {len(wins)}/10: {', '.join(wins)}")
 
 
+def precision():
+    """The length round's part A: fp32 seed 0 against the bf16 seeds 0-2 (bf16 holds where fp32
+    is not below their mean - std), and against bf16 seed 0 (same start, same tuples)."""
+    print("| set | method | fp32 seed 0 | bf16 seeds 0-2 | bf16 seed 0 | bf16 holds |")
+    print("|---|---|---|---|---|---|")
+    holds = 0
+    for s in SETS:
+        fp32 = cells.get(("two_stream_cross_fp32", s, "fc6"))
+        bf16 = cells.get(("two_stream_cross", s, "fc6"))
+        if not fp32 or not bf16:
+            continue
+        for m in M:
+            one = fp32[0][m]["ce_mean"]
+            mu, sd, _ = stat(bf16, m)
+            ok = one >= mu - sd
+            holds += ok
+            print(
+                f"| {s} | {m} | {one:.3f} | {mu:.3f} ± {sd:.3f} | {bf16[0][m]['ce_mean']:.3f} | "
+                f"{'yes' if ok else 'no'} |"
+            )
+    print(f"\nbf16 holds in {holds} of the comparisons (rule A: at least 7 of 10)")
+
+
 def curve_of(recipe, layer):
     """The learning curve of ``recipe``'s seed-0 run read at ``layer``: 300 steps (the cell),
     1,000 and 3,000 (one run continued), beside its random init and raw pixels."""
@@ -233,4 +271,6 @@ def curve_of(recipe, layer):
     "rule4": lambda: rule(ROUND4),
     "cross": lambda: rule(CROSS),
     "duels": duels,
+    "precision": precision,
+    "length": lambda: rule(LENGTH),
 }[sys.argv[1] if len(sys.argv) > 1 else "table"]()

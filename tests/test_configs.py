@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from pathlib import Path
 
-from tcdn.demo import demo_train_config
+from tcdn.demo import demo_train_config, run_demo
 from tcdn.training.config import TrainConfig
 from tcdn.training.recipes import actions, best, lq_64px, recipe
 
@@ -27,6 +28,9 @@ def test_best_yaml_is_the_default_recipe_and_the_demo() -> None:
     assert TrainConfig.from_yaml(CONFIGS / "best.yaml") == best() == recipe("best")
     assert recipe("two-stream") == best() and recipe("appearance") == recipe("scenes")
     assert demo_train_config(300, 0) == best()
+    # the demo trains as long as a plain `tcdn train` does (the length round kept 300 steps)
+    assert inspect.signature(run_demo).parameters["steps"].default == best().steps == 300
+    assert best().precision == "auto"  # the length round's part A
     for name in ("actions", "scenes", "two-stream"):
         assert TrainConfig.from_yaml(CONFIGS / f"{name}.yaml") == recipe(name)
     # the first study's finalist, as it was measured, but for how often it writes checkpoints and
@@ -50,12 +54,12 @@ def test_the_recipes_ship_as_issue_19s_study_measured_them() -> None:
     rounds = SweepSpec.from_dict(readout, root=CONFIGS / "study")
     assert rounds.layers == ("fc6", "conv5")  # round 1; round 2 (norms: [l2]) used the same cells
     for measured, name in shipped.items():
-        # the study trained in bf16 where the CPU has it (its rule 4 shipped fp32) and read fc6
-        # as it is; the readout rounds chose unit length, and the fourth temperature 0.5 for the
-        # two augmented recipes
+        # the study trained in bf16 where the CPU has it (its rule 4 shipped fp32; the length
+        # round, `best` in bf16 at 1,000 steps) and read fc6 as it is; the readout rounds chose
+        # unit length, and the fourth temperature 0.5 for the two augmented recipes
         assert spec.recipes[measured].precision == "auto"
-        assert differing(spec.recipes[measured], recipe(name)) == {
-            "precision": "auto",
+        assert differing(spec.recipes[measured], recipe(name, steps=300)) == {
+            **({} if name == "best" else {"precision": "auto"}),
             "feature_norm": "none",
             **({} if measured == "motion" else {"temperature": 0.1}),
             **({"cross_stream": 0.0} if name == "best" else {}),
@@ -66,20 +70,31 @@ def test_the_recipes_ship_as_issue_19s_study_measured_them() -> None:
     as_run = CONFIGS.parent / "docs" / "study" / "readout"
     # (the two-stream one before the cross-stream round added its term), and so is that round's
     fourth = {"appearance_t05": ("t05a", "scenes"), "two_stream_t05": ("t05b", "best")}
-    rounds_as_run = {**fourth, "two_stream_cross": ("cross", "best")}
+    # and the length round's two parts (docs/study/length-rule.md): `best` in fp32, and its bf16
+    # runs continued to 1,000 steps
+    rounds_as_run = {
+        **fourth,
+        "two_stream_cross": ("cross", "best"),
+        "two_stream_cross_fp32": ("fp32", "best"),
+    }
+    kinds = {"cross": ("cross", "crosscurve", "cross1k")}
     for measured, (tag, name) in rounds_as_run.items():
         for lane in ("R1", "R2"):
-            for kind in (tag, f"{tag}curve") if tag == "cross" else (tag,):
+            for kind in kinds.get(tag, (tag,)):
                 ran = yaml.safe_load((as_run / f"sweep{lane}-{kind}-spec.yaml").read_text())
                 ran["base"] = str(CONFIGS / "actions.yaml")  # the development machine's path
                 ran["datasets"] = data["datasets"]
-                cfg = SweepSpec.from_dict(ran, root=as_run).recipes[measured]
+                as_spec = SweepSpec.from_dict(ran, root=as_run)
+                cfg = as_spec.recipes[measured]
                 before = {"cross_stream": 0.0} if measured == "two_stream_t05" else {}
-                assert differing(cfg, recipe(name)) == {
-                    "precision": "auto",
+                precision = {"fp32": "fp32", "t05a": "auto"}.get(tag)
+                assert differing(cfg, recipe(name, steps=300)) == {
+                    **({"precision": precision} if precision else {}),
                     "feature_norm": "none",
                     **before,
                 }
+                if kind == "cross1k":
+                    assert as_spec.curve_steps == (1000,) and as_spec.curve_seeds == 3
 
 
 def test_paper_yaml_equals_the_defaults() -> None:
@@ -204,4 +219,6 @@ def test_the_recipes_differ_in_their_input_and_loss_alone() -> None:
         "aug_hue": 0.1,
         "temperature": 0.5,
         "cross_stream": 1.0,  # and its loss: the cross-stream term
+        # and its precision (the length round's part A)
+        "precision": "auto",
     }

@@ -16,7 +16,7 @@ from tcdn.report.files import check_report_dir, remove_report
 from tcdn.report.prepare import write_report
 from tcdn.training.checkpoint import check_run_folder, list_checkpoints, load_checkpoint
 from tcdn.training.config import TrainConfig
-from tcdn.training.recipes import SIZE_64, best
+from tcdn.training.recipes import BEST_STEPS, SIZE_64, best
 from tcdn.training.run import train
 
 DEMO_SIZE = SIZE_64
@@ -31,7 +31,7 @@ def demo_train_config(steps: int, seed: int) -> TrainConfig:
 def run_demo(
     out_dir: str | Path,
     *,
-    steps: int = 300,
+    steps: int = BEST_STEPS,
     seed: int = 0,
     repeats: int = 10,
     frame_stride: int = 2,

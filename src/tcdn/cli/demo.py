@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from tcdn.cli.common import add_common_args, device, positive_int, progress, seed_int
+from tcdn.training.recipes import BEST_STEPS
 
 log = logging.getLogger("tcdn")
 
@@ -25,8 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--steps",
         type=positive_int,
-        default=300,
-        help="training steps (default: 300, as the best recipe was measured)",
+        default=BEST_STEPS,
+        help=f"training steps (default: {BEST_STEPS}, the best recipe's)",
     )
     p.add_argument(
         "--repeats",

@@ -55,8 +55,8 @@ def test_the_recipes_ship_as_issue_19s_study_measured_them() -> None:
     assert rounds.layers == ("fc6", "conv5")  # round 1; round 2 (norms: [l2]) used the same cells
     for measured, name in shipped.items():
         # the study trained in bf16 where the CPU has it (its rule 4 shipped fp32; the length
-        # round, `best` in bf16 at 1,000 steps) and read fc6 as it is; the readout rounds chose
-        # unit length, and the fourth temperature 0.5 for the two augmented recipes
+        # round shipped `auto` for `best`) and read fc6 as it is; the readout rounds chose unit
+        # length, and the fourth temperature 0.5 for the two augmented recipes
         assert spec.recipes[measured].precision == "auto"
         assert differing(spec.recipes[measured], recipe(name, steps=300)) == {
             **({} if name == "best" else {"precision": "auto"}),

@@ -129,8 +129,8 @@ CROSS_STREAM = 1.0
 #: ``two_stream``'s length and precision, by issue 19's length round (docs/study/length-rule.md,
 #: written before it ran). Part A: its seed 0 trained in fp32 was not better than its bf16 seeds
 #: beyond their spread in 9 of 10 set x method comparisons, so it trains in bf16 where the
-#: hardware has it natively (``auto``; fp32 elsewhere): 1.4-1.6x faster a step on the development
-#: CPU. Part B: at 1,000 steps its mean CE was lower than at 300 in 6 of 10 comparisons
+#: hardware has it natively (``auto``; fp32 elsewhere): a step 1.47x faster in two threads (1.6x
+#: in one) on the development CPU. Part B: at 1,000 steps its mean CE was lower than at 300 in 6 of 10 comparisons
 #: (weizmann4's K-means 0.663 +- 0.050 -> 0.484 +- 0.044) and it kept all 8 of its eligible
 #: ones, but ``make demo`` took 392 s (the rule's bound: 300), so it stays at 300 steps.
 BEST_STEPS = 300

@@ -4,7 +4,7 @@ unit length, fc6+l2; round 3: appearance without colour augmentation, appearance
 length; round 4: temperature 0.5, appearance_t05 and two_stream_t05, and ``duels``, its
 head-to-head rule of what ships), from the results in this folder (cells/, baselines/):
 
-    python docs/study/readout/table.py table|nmi|rule1|rule2|rule3|rule4|cross|duels|curve|curve_best|curve_ts05|curve_scenes|curve_cross|precision|length
+    python docs/study/readout/table.py table|nmi|rule1|rule2|rule3|rule4|cross|duels|curve|curve_best|curve_ts05|curve_scenes|curve_cross|precision|length|genre3_3k
 
 ``cross``: the cross-stream round (docs/study/streams-rule.md, round 2): the eligibility of
 ``two_stream_cross`` and of today's ``best`` (``two_stream_t05``); its duel is the last of ``duels``.
@@ -255,6 +255,22 @@ def curve_of(recipe, layer):
         print(f"| {s} | " + " | ".join(cols) + f" | {fmt_base(ri)} | {fmt_base(raw)} |")
 
 
+def seeds_curve(recipe, dataset, layer="fc6"):
+    """``recipe`` on ``dataset`` at 300 steps (the cells) and at each curve point, mean ± std over
+    the training seeds that reached it (the length round's genre3 run took seeds 1-2 to 3,000)."""
+    print(f"| `{recipe}` on {dataset} | seeds | K-means / spectral |")
+    print("|---|---|---|")
+    for n in (300, 1000, 3000):
+        pattern = (
+            f"{ROOT}/cells/{recipe}/{dataset}/seed*/frame@{layer}.json"
+            if n == 300
+            else f"{ROOT}/cells/{recipe}/{dataset}/seed*/curve/frame@{layer}-step{n:08d}.json"
+        )
+        runs = [json.load(open(f))["results"]["trained"] for f in sorted(glob.glob(pattern))]
+        if runs:
+            print(f"| {n:,} steps | {len(runs)} | {fmt_cell(runs)} |")
+
+
 {
     # the two-stream recipe of the study (temperature 0.1): 300 and 3,000 steps (1,000 not kept)
     "curve": lambda: curve_of("two_stream_aug", "fc6"),
@@ -273,4 +289,5 @@ def curve_of(recipe, layer):
     "duels": duels,
     "precision": precision,
     "length": lambda: rule(LENGTH),
+    "genre3_3k": lambda: seeds_curve("two_stream_cross", "genre3"),
 }[sys.argv[1] if len(sys.argv) > 1 else "table"]()

@@ -439,16 +439,21 @@ def child(case: str, params: dict[str, Any]) -> None:
 # ----------------------------------------------------------------------------- the run
 
 
-def machine() -> dict[str, Any]:
-    """The CPU, its threads and the load: the timings are only meaningful beside them."""
-    cpu = platform.processor() or "?"
+def cpu_name() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else what :mod:`platform` says."""
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+            return next(
+                line.split(":", 1)[1].strip() for line in f if line.startswith("model name")
+            )
     except (OSError, StopIteration):
-        pass
+        return platform.processor() or "?"
+
+
+def machine() -> dict[str, Any]:
+    """The CPU, its threads and the load: the timings are only meaningful beside them."""
     info: dict[str, Any] = {
-        "cpu": cpu,
+        "cpu": cpu_name(),
         "cpus": os.cpu_count(),
         "load_avg": list(os.getloadavg()),
         "python": platform.python_version(),

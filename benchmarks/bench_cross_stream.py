@@ -19,9 +19,10 @@ import argparse
 import dataclasses
 import logging
 import os
-import platform
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,6 +33,9 @@ from tcdn.demo import DEMO_SIZE
 from tcdn.training.recipes import best
 from tcdn.training.trainer import Trainer
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_cluster import cpu_name  # the CPU's name, as every bench prints it
+
 
 def _seconds_per_step(trainer: Trainer, n: int) -> float:
     trainer.step()  # warm-up
@@ -39,16 +43,6 @@ def _seconds_per_step(trainer: Trainer, n: int) -> float:
     for _ in range(n):
         trainer.step()
     return (time.perf_counter() - t0) / n
-
-
-def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(
-                line.split(":", 1)[1].strip() for line in f if line.startswith("model name")
-            )
-    except (OSError, StopIteration):
-        return platform.processor() or "?"
 
 
 def _native_bf16() -> str:
@@ -92,7 +86,7 @@ def main() -> None:
     med = {name: float(np.median(v)) for name, v in times.items()}
     what = args.precision if args.vs == "term" else "fp32 against bf16"
     print(
-        f"{_cpu()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}; torch {torch.__version__}, "
+        f"{cpu_name()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}; torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads; native bf16: {_native_bf16()}; {what}; "
         f"{cfg.batch_size or 40} quadruplets at {DEMO_SIZE}x{DEMO_SIZE}, {args.rounds} rounds x "
         f"{args.steps} steps"
